@@ -1,0 +1,156 @@
+"""Django settings. Every A2A_* value comes from queueapp.config, validated once."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from queueapp import config as a2a_config
+from queueapp.connection import embedded_socket
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+try:
+    A2A = a2a_config.get()
+    A2A_CONFIG_ERROR = None
+except a2a_config.ConfigError as exc:
+    # Keep Django importable so that the commands can report the error in one line.
+    A2A_CONFIG_ERROR = str(exc)
+    A2A = a2a_config.load({})
+
+DATA_DIR = Path(A2A.data_dir)
+
+
+def _secret_key() -> str:
+    if A2A.secret_key:
+        return A2A.secret_key
+    path = DATA_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = A2A.debug
+ALLOWED_HOSTS = list(A2A.allowed_hosts)
+
+INSTALLED_APPS = [
+    "daphne",
+    # Before "channels": both ship a runworker command, and the earlier app's wins.
+    "queueapp",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "channels",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "a2a_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "a2a_site.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "db.sqlite3",
+        "OPTIONS": {"timeout": 20},
+    }
+}
+
+
+def _channel_layers() -> dict:
+    if A2A.storage_kind == "memory":
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    url = A2A.queue_url or f"unix://{embedded_socket(A2A)}"
+    host: dict | str = url
+    if url.startswith(("redis+sentinel://", "rediss+sentinel://")):
+        from queueapp.connection import parse_sentinel_url
+
+        hosts, master, db, _ = parse_sentinel_url(url)
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{"sentinels": hosts, "master_name": master}], "prefix": f"{A2A.queue_key_prefix}:channels"},
+            }
+        }
+    return {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [host], "prefix": f"{A2A.queue_key_prefix}:channels"},
+        }
+    }
+
+
+CHANNEL_LAYERS = _channel_layers()
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "queueapp": {"level": "DEBUG" if A2A.debug else "INFO"},
+        "dashboard": {"level": "DEBUG" if A2A.debug else "INFO"},
+        "django": {"level": "INFO" if A2A.debug else "WARNING"},
+        "daphne": {"level": "INFO" if A2A.debug else "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}
+
+logging.captureWarnings(True)

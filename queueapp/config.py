@@ -1,0 +1,271 @@
+"""Every A2A_* setting, parsed and validated in one place.
+
+Nothing else in the project reads ``os.environ`` for A2A settings: Django settings,
+the commands, the worker and the tests all take a :class:`Config` built here.
+A bad value raises :class:`ConfigError` with one line naming the variable and
+what it accepts, so that nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+EVICTING_POLICY_PREFIXES = ("allkeys-", "volatile-")
+MAXMEMORY_POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
+
+
+class ConfigError(ValueError):
+    """A setting has a value the system cannot run with."""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Go-style duration (``5s``, ``500ms``, ``1h30m``) into seconds.
+
+    A bare number is taken as seconds, which is what most people mean.
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(text)
+    return total
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
+
+
+def parse_map(text: str) -> dict[str, str]:
+    """Parse the map form ``key:value,key:value`` used by A2A_QUEUE_OPTIONS."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise ValueError(item)
+        result[key.strip().lower()] = value.strip()
+    return result
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its parser, default and the words used in errors."""
+
+    env: str
+    parse: Callable[[str], Any]
+    default: str
+    accepts: str
+    check: Callable[[Any], bool] = lambda value: True
+    map_key: tuple[str, str] | None = None  # (map variable, key) for the A2A_QUEUE_OPTIONS form
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], bool]:
+    return lambda value: value >= minimum and (maximum is None or value <= maximum)
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+SETTINGS: dict[str, Setting] = {
+    s.env: s
+    for s in [
+        Setting("A2A_QUEUE_PROVIDER", str.lower, "redis", "'redis' or 'memory'", lambda v: v in ("redis", "memory")),
+        Setting("A2A_QUEUE_URL", str.strip, "", "a redis://, rediss://, unix:// or redis+sentinel:// URL"),
+        Setting("A2A_QUEUE_OPTIONS_DB", int, "", "a database number from 0 to 15", _int(0, 15), ("A2A_QUEUE_OPTIONS", "db")),
+        Setting("A2A_QUEUE_OPTIONS_MAX_RETRIES", int, "3", "a whole number of retries, 0 or more", _int(0), ("A2A_QUEUE_OPTIONS", "max_retries")),
+        Setting("A2A_QUEUE_OPTIONS_TIMEOUT", parse_duration, "5s", "a duration such as 5s, 500ms or 2m", _positive, ("A2A_QUEUE_OPTIONS", "timeout")),
+        Setting(
+            "A2A_QUEUE_OPTIONS_MAXMEMORY_POLICY",
+            str.lower,
+            "",
+            "one of " + ", ".join(MAXMEMORY_POLICIES),
+            lambda v: v == "" or v in MAXMEMORY_POLICIES,
+            ("A2A_QUEUE_OPTIONS", "maxmemory_policy"),
+        ),
+        Setting("A2A_QUEUE_CREDENTIALS_USERNAME", str, "", "a Redis ACL user name", map_key=("A2A_QUEUE_CREDENTIALS", "username")),
+        Setting("A2A_QUEUE_CREDENTIALS_PASSWORD", str, "", "a Redis password", map_key=("A2A_QUEUE_CREDENTIALS", "password")),
+        Setting("A2A_QUEUE_KEY_PREFIX", str.strip, "a2a", "letters, digits, ':', '_', '-', '{' and '}'", lambda v: bool(re.fullmatch(r"[\w:{}\-.]+", v))),
+        Setting("A2A_QUEUE_RECONNECT_BACKOFF_MAX", parse_duration, "10s", "a duration such as 10s", _positive),
+        Setting("A2A_DATA_DIR", str.strip, str(BASE_DIR / "var"), "a folder path"),
+        Setting("A2A_SERVER_HOST", str.strip, "127.0.0.1", "a host or address to listen on"),
+        Setting("A2A_SERVER_PORT", int, "8080", "a TCP port from 1 to 65535", _int(1, 65535)),
+        Setting("A2A_SERVER_ASGI", str.lower, "uvicorn", "'uvicorn' or 'daphne'", lambda v: v in ("uvicorn", "daphne")),
+        Setting("A2A_PUBLIC_URL", str.strip, "", "the base URL clients use, such as https://agents.example.com"),
+        Setting("A2A_DEBUG", parse_bool, "false", "true or false"),
+        Setting("A2A_SECRET_KEY", str.strip, "", "a long random string (unset: one is generated and kept in A2A_DATA_DIR)"),
+        Setting("A2A_ALLOWED_HOSTS", parse_list, "*", "host names separated by commas, or *"),
+        Setting("A2A_AGENT", str.strip, "echo", "a built-in agent (echo, demo, conformance, llm, noop) or a dotted path to an Agent class", bool),
+        Setting("A2A_AGENT_NAME", str.strip, "A2A Redis Queue Agent", "a non-empty name", bool),
+        Setting("A2A_AGENT_DESCRIPTION", str.strip, "An A2A agent whose tasks are queued, processed and kept in Redis.", "a non-empty description", bool),
+        Setting("A2A_AGENT_VERSION", str.strip, "1.0.0", "a non-empty version", bool),
+        Setting("A2A_EMBEDDED_WORKERS", int, "1", "a whole number of workers, 0 or more", _int(0, 64)),
+        Setting("A2A_WORKER_CONCURRENCY", int, "10", "a whole number of tasks from 1 to 1000", _int(1, 1000)),
+        Setting("A2A_WORKER_LEASE", parse_duration, "30s", "a duration such as 30s", lambda v: v >= 1),
+        Setting("A2A_WORKER_HEARTBEAT_INTERVAL", parse_duration, "500ms", "a duration shorter than A2A_WORKER_LEASE", _positive),
+        Setting("A2A_WORKER_MAX_ATTEMPTS", int, "3", "a whole number of attempts, 1 or more", _int(1)),
+        Setting("A2A_WORKER_SHUTDOWN_GRACE", parse_duration, "25s", "a duration such as 25s", lambda v: v >= 0),
+        Setting("A2A_TASK_TIMEOUT", parse_duration, "10m", "a duration such as 10m", _positive),
+        Setting("A2A_QUEUE_CLEANUP_INTERVAL", parse_duration, "120s", "a duration such as 120s", _positive),
+        Setting("A2A_TASK_RETENTION_MAX_COMPLETED_TASKS", int, "100", "a whole number, 0 or more", _int(0)),
+        Setting("A2A_TASK_RETENTION_MAX_FAILED_TASKS", int, "50", "a whole number, 0 or more", _int(0)),
+        Setting("A2A_TASK_RETENTION_CLEANUP_INTERVAL", parse_duration, "5m", "a duration such as 5m", _positive),
+        Setting("A2A_TASK_RETENTION_MAX_AGE", parse_duration, "168h", "a duration such as 168h", _positive),
+        Setting("A2A_IDEMPOTENCY_TTL", parse_duration, "24h", "a duration such as 24h", _positive),
+        Setting("A2A_EVENTS_TTL", parse_duration, "10m", "a duration such as 10m", _positive),
+    ]
+}
+
+
+class Config:
+    """The validated settings.
+
+    Each setting is an attribute named after its variable without ``A2A_``, lower-cased:
+    ``A2A_WORKER_LEASE`` is ``config.worker_lease``. Adding a :class:`Setting` to
+    :data:`SETTINGS` is all it takes to add one.
+    """
+
+    def __init__(self, values: Mapping[str, Any]):
+        missing = {_attr(env) for env in SETTINGS} - set(values)
+        if missing:
+            raise TypeError(f"Config is missing {sorted(missing)}")
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if "password" in k or "token" in k or "key" in k and "prefix" not in k else v) for k, v in self._values.items()}
+        return f"Config({shown})"
+
+    @property
+    def storage_kind(self) -> str:
+        """``redis`` for a configured URL, ``embedded`` when none is set, ``memory`` for fakeredis."""
+        if self.queue_provider == "memory":
+            return "memory"
+        return "redis" if self.queue_url else "embedded"
+
+    def replace(self, **changes: Any) -> Config:
+        unknown = set(changes) - set(self._values)
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}")
+        return Config({**self._values, **changes})
+
+
+def _attr(env: str) -> str:
+    return env.removeprefix("A2A_").lower()
+
+
+def load_env_file(path: Path | None = None) -> dict[str, str]:
+    """Values from a ``.env`` file, if there is one. The process environment wins over it."""
+    from dotenv import dotenv_values
+
+    env_file = path or Path(os.environ.get("A2A_ENV_FILE", BASE_DIR / ".env"))
+    if not env_file.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Config:
+    """Build the :class:`Config` from the environment (plus ``.env``), or raise :class:`ConfigError`."""
+    if environ is None:
+        environ = {**load_env_file(), **os.environ}
+    maps: dict[str, dict[str, str]] = {}
+    for map_var in ("A2A_QUEUE_OPTIONS", "A2A_QUEUE_CREDENTIALS"):
+        try:
+            maps[map_var] = parse_map(environ.get(map_var, ""))
+        except ValueError as exc:
+            raise ConfigError(f"{map_var}={environ[map_var]!r} is invalid: expected key:value pairs separated by commas, near {exc}") from None
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS.values():
+        raw = environ.get(setting.env)
+        source = setting.env
+        if raw is None and setting.map_key:
+            map_var, key = setting.map_key
+            if key in maps[map_var]:
+                raw, source = maps[map_var][key], f"{map_var} ({key})"
+        if raw is None or (raw.strip() == "" and setting.default == ""):
+            raw = setting.default
+        if raw == "" and setting.env == "A2A_QUEUE_OPTIONS_DB":
+            values[_attr(setting.env)] = None
+            continue
+        try:
+            value = setting.parse(raw)
+            ok = setting.check(value)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{source}={raw!r} is invalid: expected {setting.accepts}")
+        values[_attr(setting.env)] = value
+
+    known_map_keys = {s.map_key for s in SETTINGS.values() if s.map_key}
+    for map_var, entries in maps.items():
+        for key in entries:
+            if (map_var, key) not in known_map_keys:
+                accepted = sorted(k for m, k in known_map_keys if m == map_var)
+                raise ConfigError(f"{map_var} has an unknown key {key!r}: expected {', '.join(accepted)}")
+
+    if values["worker_heartbeat_interval"] >= values["worker_lease"]:
+        raise ConfigError(
+            f"A2A_WORKER_HEARTBEAT_INTERVAL={environ.get('A2A_WORKER_HEARTBEAT_INTERVAL', '500ms')!r} is invalid: expected a duration shorter than A2A_WORKER_LEASE"
+        )
+    url = values["queue_url"]
+    if url and not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")):
+        raise ConfigError(f"A2A_QUEUE_URL={url!r} is invalid: expected {SETTINGS['A2A_QUEUE_URL'].accepts}")
+
+    return Config(values)
+
+
+_current: Config | None = None
+
+
+def get() -> Config:
+    """The process-wide configuration, loaded on first use."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def set_current(config: Config | None) -> None:
+    """Replace the process-wide configuration (tests and commands that take overrides)."""
+    global _current
+    _current = config

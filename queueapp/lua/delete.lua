@@ -1,0 +1,35 @@
+-- Delete a task and every trace of it.
+-- KEYS: 1 active hash, 2 deadletter hash, 3 context set, 4 context index, 5 contexts index,
+--       6 all index, 7 active index, 8 history index, 9-12 history index per terminal state,
+--       13 counts, 14 events stream, 15 push configs, 16 queue, 17 leases, 18 processing,
+--       19 cancels
+-- ARGV: 1 task id, 2 context id, 3 notify channel, 4 '1' to delete only finished tasks
+-- Returns {1, old state}, {-1} when there is no such task, {-3} when it is unfinished and
+-- only finished tasks may be deleted.
+local key = KEYS[2]
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {-1}
+  end
+  if ARGV[4] == '1' then
+    return {-3}
+  end
+  key = KEYS[1]
+end
+local state = redis.call('HGET', key, 'state')
+redis.call('DEL', key, KEYS[14], KEYS[15])
+redis.call('HINCRBY', KEYS[13], state, -1)
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if redis.call('ZCARD', KEYS[4]) == 0 then
+  redis.call('ZREM', KEYS[5], ARGV[2])
+end
+for i = 6, 12 do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+end
+redis.call('LREM', KEYS[16], 0, ARGV[1])
+redis.call('ZREM', KEYS[17], ARGV[1])
+redis.call('LREM', KEYS[18], 0, ARGV[1])
+redis.call('SREM', KEYS[19], ARGV[1])
+notify(ARGV[3], KEYS[16], ARGV[1], ARGV[2], state, 'deleted')
+return {1, state}

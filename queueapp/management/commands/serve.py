@@ -1,0 +1,112 @@
+"""``manage.py serve``: the ASGI server (A2A endpoint, dashboard, WebSocket) plus embedded workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from queueapp import runtime
+from queueapp.agents import AgentLoadError, load_agent
+from queueapp.management.base import STORAGE_NAMES, load_config, open_store
+from queueapp.worker import Worker
+from queueapp.worker.hooks import default_hooks
+
+log = logging.getLogger("queueapp.serve")
+
+
+class Command(BaseCommand):
+    help = "Serve the A2A endpoint and the dashboard, with A2A_EMBEDDED_WORKERS workers in-process."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, help="HTTP port (default A2A_SERVER_PORT)")
+        parser.add_argument("--host", help="address to listen on (default A2A_SERVER_HOST)")
+        parser.add_argument("--workers", type=int, help="embedded workers (default A2A_EMBEDDED_WORKERS)")
+        parser.add_argument("--server", choices=["uvicorn", "daphne"], help="ASGI server (default A2A_SERVER_ASGI)")
+
+    def handle(self, *args, **options):
+        cfg = load_config(server_port=options["port"], server_host=options["host"], embedded_workers=options["workers"], server_asgi=options["server"])
+        if cfg.storage_kind == "memory" and cfg.embedded_workers == 0:
+            raise CommandError("A2A_QUEUE_PROVIDER=memory needs A2A_EMBEDDED_WORKERS of 1 or more: no other process can reach its queue")
+        try:
+            agent = load_agent(cfg.agent, cfg)
+        except AgentLoadError as exc:
+            raise CommandError(str(exc)) from None
+        call_command("migrate", interactive=False, verbosity=0)
+        self._bootstrap()
+        if cfg.server_asgi == "daphne":
+            self._run_daphne(cfg, agent)
+        else:
+            asyncio.run(self._run_uvicorn(cfg, agent))
+
+    def _bootstrap(self) -> None:
+        try:
+            from dashboard.setup import ensure_admin_user
+        except ImportError:
+            return
+        ensure_admin_user(self.stdout)
+
+    async def _start(self, cfg, agent) -> tuple[list[Worker], list[asyncio.Task]]:
+        store = await open_store(cfg)
+        runtime.set_store(store)
+        log.info("A2A server starting with %s", STORAGE_NAMES[cfg.storage_kind])
+        workers = [Worker(store, agent, cfg, hooks=default_hooks(store, cfg)) for _ in range(cfg.embedded_workers)]
+        tasks = [asyncio.create_task(w.run(), name=f"embedded-worker-{i}") for i, w in enumerate(workers)]
+        base = f"http://{'localhost' if cfg.server_host in ('127.0.0.1', '0.0.0.0', '::') else cfg.server_host}:{cfg.server_port}"
+        self.stdout.write(
+            f"A2A endpoint:  {base}/a2a\nAgent card:    {base}/.well-known/agent-card.json\nDashboard:     {base}/\nHealth:        {base}/health\n"
+            f"Embedded workers: {cfg.embedded_workers}, agent: {agent.name}"
+        )
+        self.stdout.flush()
+        return workers, tasks
+
+    async def _stop(self, workers: list[Worker], tasks: list[asyncio.Task]) -> None:
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runtime.close_all()
+
+    async def _run_uvicorn(self, cfg, agent) -> None:
+        import uvicorn
+
+        from a2a_site.asgi import application
+
+        workers, tasks = await self._start(cfg, agent)
+        server = uvicorn.Server(
+            uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto")
+        )
+        try:
+            await server.serve()
+        finally:
+            await self._stop(workers, tasks)
+
+    def _run_daphne(self, cfg, agent) -> None:
+        from daphne.server import Server
+        from twisted.internet import asyncioreactor
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        asyncioreactor.install(loop)
+        from twisted.internet import reactor
+
+        from a2a_site.asgi import application
+
+        workers, tasks = loop.run_until_complete(self._start(cfg, agent))
+        endpoint = f"tcp:port={cfg.server_port}:interface={cfg.server_host}"
+        server = Server(application, endpoints=[endpoint], signal_handlers=True, verbosity=1 if cfg.debug else 0)
+        try:
+            server.run()
+        finally:
+            if not loop.is_closed():
+                loop.run_until_complete(self._stop(workers, tasks))
+            del reactor
+
+
+def _has_sansio() -> bool:
+    try:
+        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+    except ImportError:
+        return False
+    return True

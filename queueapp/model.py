@@ -1,0 +1,166 @@
+"""Tasks, messages and events as plain dicts in A2A 1.0 JSON form.
+
+The store keeps every task as its 1.0 JSON (camelCase, ``TASK_STATE_*``, ``ROLE_*``);
+the protocol layer converts to 0.3 at the edge. These helpers build the shapes so that
+nothing else hand-assembles them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from queueapp.states import TaskState
+
+Json = dict[str, Any]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso_from_ms(ms: int | float) -> str:
+    """ISO 8601 UTC with millisecond precision and a ``Z``, as A2A asks."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+def text_part(text: str) -> Json:
+    return {"text": text}
+
+
+def message(role: str, parts: list[Json], *, task_id: str | None = None, context_id: str | None = None, message_id: str | None = None) -> Json:
+    """A 1.0 Message. ``role`` is ``user`` or ``agent``."""
+    msg: Json = {"messageId": message_id or new_id(), "role": "ROLE_" + role.upper(), "parts": parts}
+    if task_id:
+        msg["taskId"] = task_id
+    if context_id:
+        msg["contextId"] = context_id
+    return msg
+
+
+def agent_text(text: str, task_id: str | None = None, context_id: str | None = None) -> Json:
+    return message("agent", [text_part(text)], task_id=task_id, context_id=context_id)
+
+
+def message_text(msg: Json | None) -> str:
+    """The text parts of a message joined by newlines; other parts are skipped."""
+    if not msg:
+        return ""
+    return "\n".join(part["text"] for part in msg.get("parts", []) if isinstance(part.get("text"), str))
+
+
+def status(state: TaskState, ms: int, msg: Json | None = None) -> Json:
+    value: Json = {"state": state.v1, "timestamp": iso_from_ms(ms)}
+    if msg is not None:
+        value["message"] = msg
+    return value
+
+
+def new_task(task_id: str, context_id: str, user_message: Json, ms: int, metadata: Json | None = None) -> Json:
+    task: Json = {
+        "id": task_id,
+        "contextId": context_id,
+        "status": status(TaskState.SUBMITTED, ms),
+        "history": [user_message],
+    }
+    if metadata:
+        task["metadata"] = metadata
+    return task
+
+
+def task_state(task: Json) -> TaskState:
+    return TaskState.parse(task["status"]["state"])
+
+
+def status_event(task: Json) -> Json:
+    """The StreamResponse for the task's current status."""
+    return {"statusUpdate": {"taskId": task["id"], "contextId": task["contextId"], "status": task["status"]}}
+
+
+def artifact_event(task: Json, artifact: Json, append: bool, last_chunk: bool) -> Json:
+    return {
+        "artifactUpdate": {
+            "taskId": task["id"],
+            "contextId": task["contextId"],
+            "artifact": artifact,
+            "append": append,
+            "lastChunk": last_chunk,
+        }
+    }
+
+
+def merge_artifact(task: Json, artifact: Json, append: bool) -> None:
+    """Add an artifact to the task, or append its parts to the one with the same id."""
+    artifacts = task.setdefault("artifacts", [])
+    if append:
+        for existing in artifacts:
+            if existing.get("artifactId") == artifact.get("artifactId"):
+                existing["parts"] = existing.get("parts", []) + artifact.get("parts", [])
+                return
+    for index, existing in enumerate(artifacts):
+        if existing.get("artifactId") == artifact.get("artifactId"):
+            artifacts[index] = artifact
+            return
+    artifacts.append(artifact)
+
+
+@dataclass
+class TaskRecord:
+    """A task as the store holds it: the A2A task plus the queue's own bookkeeping."""
+
+    id: str
+    context_id: str
+    state: TaskState
+    task: Json
+    rev: str
+    attempts: int
+    created_ms: int
+    updated_ms: int
+    enqueued_ms: int | None
+    started_ms: int | None
+    finished_ms: int | None
+    worker: str | None
+    identity: str | None
+    error: str | None
+    finished: bool
+
+    @classmethod
+    def from_hash(cls, task_id: str, fields: dict[str, str], finished: bool) -> TaskRecord:
+        def opt_int(name: str) -> int | None:
+            value = fields.get(name)
+            return int(value) if value else None
+
+        return cls(
+            id=task_id,
+            context_id=fields.get("context_id", ""),
+            state=TaskState.parse(fields.get("state", "unknown")),
+            task=loads(fields["task"]),
+            rev=fields.get("rev", "0"),
+            attempts=int(fields.get("attempts", 0)),
+            created_ms=int(fields.get("created_ms", 0)),
+            updated_ms=int(fields.get("updated_ms", 0)),
+            enqueued_ms=opt_int("enqueued_ms"),
+            started_ms=opt_int("started_ms"),
+            finished_ms=opt_int("finished_ms"),
+            worker=fields.get("worker") or None,
+            identity=fields.get("identity") or None,
+            error=fields.get("error") or None,
+            finished=finished,
+        )

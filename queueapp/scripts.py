@@ -1,0 +1,28 @@
+"""The Lua scripts, one file per transition under ``lua/``, each registered once.
+
+Every script names every key it touches in KEYS (see each file's header), so the
+same scripts run on Redis Cluster when the key prefix is a hash tag.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+SCRIPT_NAMES = ("create", "take", "lease", "update", "finish", "retry", "delete", "heartbeat", "recover")
+
+
+@cache
+def source(name: str) -> str:
+    """The script's text with the shared helpers in front of it."""
+    return (LUA_DIR / "_common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The registered scripts of one Redis client, as attributes: ``scripts.create(keys, args)``."""
+
+    def __init__(self, client: Any):
+        for name in SCRIPT_NAMES:
+            setattr(self, name, client.register_script(source(name)))

@@ -1,0 +1,579 @@
+"""The queue service: the Redis data model and its atomic transitions.
+
+The endpoint, the worker, the dashboard and the commands all go through
+:class:`QueueStore`. Python decides what a task becomes (its new JSON and state);
+each Lua script makes the change in one atomic step, guarded by the claim token
+(worker writes) or by the revision the caller read (everyone else).
+It knows nothing about HTTP or A2A wire versions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from queueapp import model
+from queueapp.keys import TERMINAL_INDEX_STATES, Keys
+from queueapp.model import Json, TaskRecord
+from queueapp.scripts import Scripts
+from queueapp.states import TERMINAL, TaskState
+
+log = logging.getLogger("queueapp.store")
+
+EVENTS_MAXLEN = 1000
+STATS_TTL_S = 2 * 3600
+CONFLICT_RETRIES = 20
+
+
+class StoreError(Exception):
+    """Base of the queue service's errors."""
+
+    default_message = "queue error"
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.default_message)
+
+
+class TaskNotFound(StoreError):
+    default_message = "task not found"
+
+
+class TaskNotCancelable(StoreError):
+    default_message = "task is already finished and cannot be canceled"
+
+
+class InvalidTransition(StoreError):
+    default_message = "the task is not in a state that allows this"
+
+
+class Conflict(StoreError):
+    default_message = "the task changed while it was being updated"
+
+
+@dataclass
+class Claim:
+    """A task a worker holds: only the holder of ``token`` may write to it."""
+
+    record: TaskRecord
+    token: str
+    worker_id: str
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    next_cursor: str = ""
+    total: int = 0
+
+
+@dataclass
+class Stats:
+    queue_length: int
+    active: int
+    by_state: dict[str, int]
+    totals: dict[str, int]
+    per_minute: list[Json] = field(default_factory=list)
+    workers: list[Json] = field(default_factory=list)
+    paused: bool = False
+
+
+def _check(result: list[Any], task_id: str) -> None:
+    code = int(result[0])
+    if code == -1:
+        raise TaskNotFound(f"task {task_id} not found")
+    if code == -2:
+        raise Conflict(f"task {task_id} changed while it was being updated")
+
+
+class QueueStore:
+    def __init__(self, redis: Any, keys: Keys | None = None, *, idempotency_ttl: float = 86400, events_ttl: float = 600):
+        self.redis = redis
+        self.keys = keys or Keys()
+        self.scripts = Scripts(redis)
+        self.idempotency_ttl_ms = int(idempotency_ttl * 1000)
+        self.events_ttl_ms = int(events_ttl * 1000)
+
+    @classmethod
+    def from_config(cls, redis: Any, config: Any) -> QueueStore:
+        return cls(redis, Keys(config.queue_key_prefix), idempotency_ttl=config.idempotency_ttl, events_ttl=config.events_ttl)
+
+    # ---- creating and reading ----------------------------------------------------------
+
+    async def create_task(
+        self,
+        user_message: Json,
+        *,
+        context_id: str | None = None,
+        task_id: str | None = None,
+        identity: str | None = None,
+        metadata: Json | None = None,
+    ) -> tuple[TaskRecord, bool]:
+        """Create a task from a user message and enqueue it.
+
+        Returns the record and whether it is new: a message id seen before in the same
+        context (within the idempotency TTL) returns the task it created the first time.
+        """
+        k = self.keys
+        context_id = context_id or model.new_id()
+        task_id = task_id or model.new_id()
+        ms = model.now_ms()
+        user_message = {**user_message, "taskId": task_id, "contextId": context_id}
+        task = model.new_task(task_id, context_id, user_message, ms, metadata)
+        message_id = user_message.get("messageId", "")
+        ttl = self.idempotency_ttl_ms if message_id else 0
+        extra = ["message_id", message_id]
+        if identity:
+            extra += ["identity", identity]
+        result = await self.scripts.create(
+            keys=[
+                k.active(task_id), k.deadletter(task_id), k.queue, k.context(context_id), k.index_context(context_id),
+                k.contexts, k.index_all, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id),
+            ],
+            args=[task_id, context_id, model.dumps(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN, *extra],
+        )
+        code = int(result[0])
+        if code == 1:
+            log.info("Task enqueued for processing, task_id=%s, queue_length=%s", task_id, result[2])
+            return TaskRecord(task_id, context_id, TaskState.SUBMITTED, task, "1", 0, ms, ms, ms, None, None, None, identity, None, False), True
+        if code == 0:
+            existing = await self.get(result[1])
+            if existing is not None:
+                return existing, False
+            # The first task is gone (deleted); forget the message id and create anew.
+            await self.redis.delete(k.message_id(context_id, message_id))
+            return await self.create_task(user_message, context_id=context_id, identity=identity, metadata=metadata)
+        raise Conflict(f"task id {task_id} already exists")
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        records = await self.get_many([task_id])
+        return records[0]
+
+    async def get_many(self, task_ids: Iterable[str]) -> list[TaskRecord | None]:
+        """Fetch many tasks in one round trip; a missing task is None."""
+        ids = list(task_ids)
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hgetall(self.keys.active(task_id))
+            pipe.hgetall(self.keys.deadletter(task_id))
+        raw = await pipe.execute()
+        records: list[TaskRecord | None] = []
+        for i, task_id in enumerate(ids):
+            active, finished = raw[2 * i], raw[2 * i + 1]
+            if finished:
+                records.append(TaskRecord.from_hash(task_id, finished, True))
+            elif active:
+                records.append(TaskRecord.from_hash(task_id, active, False))
+            else:
+                records.append(None)
+        return records
+
+    async def require(self, task_id: str) -> TaskRecord:
+        record = await self.get(task_id)
+        if record is None:
+            raise TaskNotFound(f"task {task_id} not found")
+        return record
+
+    # ---- claiming (worker) ---------------------------------------------------------------
+
+    async def take(self, count: int) -> tuple[list[str], int]:
+        """Move up to ``count`` waiting ids into processing, oldest first.
+
+        Returns (ids, queue length left); the length is -1 while the queue is paused.
+        """
+        k = self.keys
+        result = await self.scripts.take(keys=[k.queue, k.processing, k.paused], args=[count])
+        return list(result[1:]), int(result[0])
+
+    async def wait_take(self, timeout: float) -> str | None:
+        """Block until one id can be moved from the queue into processing (BLMOVE)."""
+        return await self.redis.blmove(self.keys.queue, self.keys.processing, timeout, "RIGHT", "LEFT")
+
+    async def lease(self, task_ids: list[str], worker_id: str, lease_seconds: float) -> list[Claim]:
+        """Claim ids that are in processing; returns the ones that are still waiting tasks."""
+        if not task_ids:
+            return []
+        k = self.keys
+        ms = model.now_ms()
+        tokens = {task_id: model.new_id() for task_id in task_ids}
+        args: list[Any] = [ms, ms + int(lease_seconds * 1000), worker_id]
+        for task_id in task_ids:
+            args += [task_id, tokens[task_id]]
+        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, *(k.active(t) for t in task_ids)], args=args)
+        claims = []
+        for task_id, task_json, rev, attempts, enqueued_ms, context_id in rows:
+            task = model.loads(task_json)
+            record = TaskRecord(
+                task_id, context_id, model.task_state(task), task, str(rev), int(attempts), 0, ms,
+                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, None, None, False,
+            )
+            claims.append(Claim(record, tokens[task_id], worker_id))
+        return claims
+
+    async def heartbeat(self, worker_id: str, info: Json, claims: list[Claim], lease_seconds: float) -> tuple[list[str], list[str]]:
+        """Extend this worker's leases. Returns (ids it lost, ids whose cancellation was asked)."""
+        k = self.keys
+        ms = model.now_ms()
+        args: list[Any] = [worker_id, ms, ms + int(lease_seconds * 1000), model.dumps(info), max(int(lease_seconds * 3), 10)]
+        for claim in claims:
+            args += [claim.record.id, claim.token]
+        lost, cancel = await self.scripts.heartbeat(
+            keys=[k.workers, k.worker(worker_id), k.leases, k.cancels, *(k.active(c.record.id) for c in claims)], args=args
+        )
+        return list(lost), list(cancel)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self.keys.workers, worker_id)
+        pipe.delete(self.keys.worker(worker_id))
+        await pipe.execute()
+
+    # ---- recording changes ---------------------------------------------------------------
+
+    def _update_keys(self, record: TaskRecord) -> list[str]:
+        k = self.keys
+        return [
+            k.active(record.id), k.index_all, k.index_active, k.index_context(record.context_id), k.contexts,
+            k.counts, k.events(record.id), k.queue, k.leases, k.processing,
+        ]
+
+    async def update(
+        self,
+        record: TaskRecord,
+        event: Json | None,
+        *,
+        token: str | None = None,
+        action: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> TaskRecord:
+        """Store ``record.task`` (already changed by the caller) on an unfinished task.
+
+        Guarded by ``token`` when a worker writes, else by ``record.rev``. ``action`` may
+        release the claim (``release``) or put the task back on the queue (``requeue``,
+        ``requeue_front``). Raises :class:`Conflict` if the guard fails.
+        """
+        state = model.task_state(record.task)
+        guard = ("token", token) if token else ("rev", record.rev)
+        pairs = [str(v) for item in (extra or {}).items() for v in item]
+        result = await self.scripts.update(
+            keys=self._update_keys(record),
+            args=[record.id, *guard, state.value, model.dumps(record.task), model.now_ms(), model.dumps(event) if event else "", action, self.keys.notify, EVENTS_MAXLEN, *pairs],
+        )
+        _check(result, record.id)
+        record.rev, record.state = str(result[1]), state
+        return record
+
+    async def finish(self, record: TaskRecord, event: Json, *, token: str | None = None, extra: dict[str, Any] | None = None) -> TaskRecord:
+        """Move a task whose ``record.task`` now has a terminal status into the history."""
+        k = self.keys
+        state = model.task_state(record.task)
+        if state not in TERMINAL:
+            raise InvalidTransition(f"finish needs a terminal state, not {state.value}")
+        ms = model.now_ms()
+        wait_ms = (record.started_ms - record.enqueued_ms) if record.started_ms and record.enqueued_ms else -1
+        run_ms = (ms - record.started_ms) if record.started_ms else -1
+        guard = ("token", token) if token else ("rev", record.rev)
+        pairs = [str(v) for item in (extra or {}).items() for v in item]
+        result = await self.scripts.finish(
+            keys=[
+                k.active(record.id), k.deadletter(record.id), k.index_all, k.index_active, k.index_context(record.context_id),
+                k.contexts, k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.cancels,
+                k.index_history, k.index_history_state(state.value), k.stats_minute(ms // 60000), k.limbo,
+            ],
+            args=[
+                record.id, *guard, state.value, model.dumps(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
+                self.events_ttl_ms, STATS_TTL_S, wait_ms, run_ms, *pairs,
+            ],
+        )
+        _check(result, record.id)
+        record.state, record.finished, record.finished_ms = state, True, ms
+        return record
+
+    async def _modify(self, task_id: str, change: Any) -> TaskRecord:
+        """Read, change and write back with the revision guard, retrying on conflicts."""
+        for _ in range(CONFLICT_RETRIES):
+            record = await self.require(task_id)
+            try:
+                return await change(record)
+            except Conflict:
+                continue
+        raise Conflict(f"task {task_id} kept changing; try again")
+
+    # ---- actions shared by the endpoint, the dashboard and the commands --------------------
+
+    async def request_cancel(self, task_id: str, reason: str = "Canceled by request") -> TaskRecord:
+        """Cancel a task.
+
+        A waiting or interrupted task is canceled at once, atomically (it leaves the queue in
+        the same step). A running task is flagged; its worker sees the flag on its next
+        heartbeat and ends it. Returns the record as it is after the call.
+        """
+
+        async def change(record: TaskRecord) -> TaskRecord:
+            if record.finished or record.state in TERMINAL:
+                raise TaskNotCancelable(f"task {task_id} is already {record.state.value}")
+            pipe_result = await self.redis.hget(self.keys.active(task_id), "token")
+            if pipe_result:  # claimed by a worker: ask it to stop
+                await self.redis.sadd(self.keys.cancels, task_id)
+                return record
+            return await self.finish_unclaimed(record, TaskState.CANCELED, reason)
+
+        return await self._modify(task_id, change)
+
+    async def finish_unclaimed(self, record: TaskRecord, state: TaskState, reason: str) -> TaskRecord:
+        """End a task no worker holds (or whose worker is gone), guarded by its revision."""
+        ms = model.now_ms()
+        record.task["status"] = model.status(state, ms, model.agent_text(reason, record.id, record.context_id))
+        return await self.finish(record, model.status_event(record.task), extra={"error": reason} if state is TaskState.FAILED else None)
+
+    async def force_cancel(self, task_id: str, reason: str = "Canceled by request") -> TaskRecord:
+        """Cancel a claimed task without its worker (used when the worker does not answer)."""
+
+        async def change(record: TaskRecord) -> TaskRecord:
+            if record.finished:
+                return record
+            return await self.finish_unclaimed(record, TaskState.CANCELED, reason)
+
+        return await self._modify(task_id, change)
+
+    async def continue_task(self, task_id: str, user_message: Json) -> TaskRecord:
+        """Add the user's reply to an interrupted task and put it back on the queue."""
+
+        async def change(record: TaskRecord) -> TaskRecord:
+            if record.finished:
+                raise InvalidTransition(f"task {task_id} is {record.state.value}; it cannot take more messages")
+            if not record.state.is_interrupted:
+                raise InvalidTransition(f"task {task_id} is {record.state.value}, not waiting for input")
+            ms = model.now_ms()
+            record.task.setdefault("history", []).append({**user_message, "taskId": task_id, "contextId": record.context_id})
+            record.task["status"] = model.status(TaskState.SUBMITTED, ms)
+            return await self.update(record, model.status_event(record.task), action="requeue")
+
+        return await self._modify(task_id, change)
+
+    async def retry(self, task_id: str) -> TaskRecord:
+        """Put a failed or canceled (or any finished) task back on the queue."""
+        k = self.keys
+
+        async def change(record: TaskRecord) -> TaskRecord:
+            if not record.finished:
+                raise InvalidTransition(f"task {task_id} is {record.state.value}; only finished tasks can be retried")
+            ms = model.now_ms()
+            task = record.task
+            task["status"] = model.status(TaskState.SUBMITTED, ms)
+            result = await self.scripts.retry(
+                keys=[
+                    k.deadletter(task_id), k.active(task_id), k.queue, k.index_history, *k.index_history_states,
+                    k.index_all, k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id),
+                ],
+                args=[task_id, record.rev, model.dumps(task), ms, model.dumps(model.status_event(task)), k.notify, EVENTS_MAXLEN],
+            )
+            _check(result, task_id)
+            log.info("Task requeued for retry, task_id=%s, queue_length=%s", task_id, result[1])
+            return await self.require(task_id)
+
+        return await self._modify(task_id, change)
+
+    async def delete(self, task_id: str, *, only_finished: bool = False) -> TaskState:
+        """Remove a task and every trace of it. Returns the state it had."""
+        record = await self.require(task_id)
+        k = self.keys
+        result = await self.scripts.delete(
+            keys=[
+                k.active(task_id), k.deadletter(task_id), k.context(record.context_id), k.index_context(record.context_id),
+                k.contexts, k.index_all, k.index_active, k.index_history, *k.index_history_states, k.counts,
+                k.events(task_id), k.push_configs(task_id), k.queue, k.leases, k.processing, k.cancels,
+            ],
+            args=[task_id, record.context_id, k.notify, "1" if only_finished else "0"],
+        )
+        if int(result[0]) == -1:
+            raise TaskNotFound(f"task {task_id} not found")
+        if int(result[0]) == -3:
+            raise InvalidTransition(f"task {task_id} is not finished; cancel it first")
+        return TaskState.parse(result[1])
+
+    async def pause(self, paused: bool) -> None:
+        if paused:
+            await self.redis.set(self.keys.paused, "1")
+        else:
+            await self.redis.delete(self.keys.paused)
+        await self.redis.publish(self.keys.notify, model.dumps({"event": "paused" if paused else "resumed"}))
+
+    async def is_paused(self) -> bool:
+        return bool(await self.redis.exists(self.keys.paused))
+
+    # ---- recovery ------------------------------------------------------------------------
+
+    async def expired_leases(self, limit: int = 100) -> list[str]:
+        return list(await self.redis.zrangebyscore(self.keys.leases, "-inf", model.now_ms(), start=0, num=limit))
+
+    async def recover_processing(self, grace_seconds: float) -> list[str]:
+        k = self.keys
+        return list(await self.scripts.recover(keys=[k.processing, k.limbo, k.leases, k.queue], args=[model.now_ms(), int(grace_seconds * 1000)]))
+
+    # ---- lists ---------------------------------------------------------------------------
+
+    async def _page_from_index(self, index: str, cursor: str, limit: int, predicate: Any = None) -> Page:
+        """Newest first from a sorted set, continuing after an opaque cursor ``score:id``.
+
+        Members with equal scores come in reverse id order, so the cursor's id breaks ties.
+        Reads one page (plus what the predicate drops), never the whole index.
+        """
+        total = await self.redis.zcard(index)
+        max_score, after = "+inf", None
+        if cursor:
+            max_score, _, after = cursor.partition(":")
+        found: list[tuple[TaskRecord, float]] = []
+        offset, batch = 0, limit + 1
+        while len(found) <= limit:
+            rows = await self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True)
+            offset += len(rows)
+            candidates = [(m, s) for m, s in rows if after is None or s < float(max_score) or m < after]
+            for (member, score), record in zip(candidates, await self.get_many(m for m, _ in candidates), strict=True):
+                if record is not None and (predicate is None or predicate(record)):
+                    found.append((record, score))
+            if len(rows) < batch:
+                break
+        next_cursor = ""
+        if len(found) > limit:
+            record, score = found[limit - 1]
+            next_cursor = f"{int(score)}:{record.id}"
+        return Page([record for record, _ in found[:limit]], next_cursor, total)
+
+    async def list_tasks(self, *, state: TaskState | None = None, context_id: str | None = None, cursor: str = "", limit: int = 50) -> Page:
+        """Tasks newest first (by last status time), filtered by state and/or context."""
+        k = self.keys
+        predicate = None
+        if context_id:
+            index = k.index_context(context_id)
+            if state is not None:
+                predicate = lambda r: r.state == state  # noqa: E731
+        elif state is not None and state.value in TERMINAL_INDEX_STATES:
+            index = k.index_history_state(state.value)
+        elif state is not None:
+            index = k.index_active
+            predicate = lambda r: r.state == state  # noqa: E731
+        else:
+            index = k.index_all
+        page = await self._page_from_index(index, cursor, limit, predicate)
+        if predicate is not None:
+            page.total = int(await self.redis.hget(k.counts, state.value) or 0) if not context_id else await self._count_in(page, index, predicate)
+        return page
+
+    async def _count_in(self, page: Page, index: str, predicate: Any) -> int:
+        ids = await self.redis.zrange(index, 0, -1)
+        return sum(1 for r in await self.get_many(ids) if r is not None and predicate(r))
+
+    async def history(self, *, state: TaskState | None = None, cursor: str = "", limit: int = 50) -> Page:
+        index = self.keys.index_history_state(state.value) if state else self.keys.index_history
+        return await self._page_from_index(index, cursor, limit)
+
+    async def active_tasks(self, *, cursor: str = "", limit: int = 50) -> Page:
+        return await self._page_from_index(self.keys.index_active, cursor, limit)
+
+    async def queue_page(self, offset: int = 0, limit: int = 50) -> Page:
+        """Waiting tasks in the order they will be taken (position 1 is next)."""
+        length = await self.redis.llen(self.keys.queue)
+        start, end = -(offset + limit), -(offset + 1)
+        ids = list(reversed(await self.redis.lrange(self.keys.queue, max(length + start, 0), length + end))) if offset < length else []
+        records = [r for r in await self.get_many(ids) if r is not None]
+        return Page(records, str(offset + limit) if offset + limit < length else "", length)
+
+    async def context_tasks(self, context_id: str, limit: int = 200) -> list[TaskRecord]:
+        """A context's tasks, oldest first."""
+        ids = await self.redis.zrange(self.keys.index_context(context_id), 0, limit - 1)
+        return [r for r in await self.get_many(ids) if r is not None]
+
+    async def context_history(self, context_id: str, limit: int = 200) -> list[Json]:
+        """Every message of a context's tasks, oldest first: the conversation for the agent."""
+        messages: list[Json] = []
+        for record in await self.context_tasks(context_id, limit):
+            messages.extend(record.task.get("history", []))
+        return messages
+
+    async def list_contexts(self, *, cursor: str = "", limit: int = 50) -> Page:
+        """Context ids newest activity first, with task counts."""
+        k = self.keys
+        total = await self.redis.zcard(k.contexts)
+        offset = int(cursor or 0)
+        rows = await self.redis.zrevrange(k.contexts, offset, offset + limit - 1, withscores=True)
+        pipe = self.redis.pipeline(transaction=False)
+        for context_id, _ in rows:
+            pipe.scard(k.context(context_id))
+        counts = await pipe.execute()
+        items = [{"context_id": c, "last_activity_ms": int(s), "task_count": n} for (c, s), n in zip(rows, counts, strict=True)]
+        return Page(items, str(offset + limit) if offset + limit < total else "", total)
+
+    # ---- stats ---------------------------------------------------------------------------
+
+    async def stats(self, minutes: int = 60) -> Stats:
+        k = self.keys
+        now = model.now_ms()
+        current_minute = now // 60000
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.llen(k.queue)
+        pipe.zcard(k.index_active)
+        pipe.hgetall(k.counts)
+        pipe.exists(k.paused)
+        pipe.zrangebyscore(k.workers, now - 60_000, "+inf", withscores=True)
+        for minute in range(current_minute - minutes + 1, current_minute + 1):
+            pipe.hgetall(k.stats_minute(minute))
+        results = await pipe.execute()
+        queue_length, active, counts, paused, workers = results[:5]
+        by_state = {s.value: max(int(counts.get(s.value, 0)), 0) for s in TaskState if s is not TaskState.UNKNOWN}
+        totals = {key.removeprefix("total_"): int(v) for key, v in counts.items() if key.startswith("total_")}
+        per_minute = []
+        for offset, row in enumerate(results[5:]):
+            minute = current_minute - minutes + 1 + offset
+            ran, waited = int(row.get("ran", 0)), int(row.get("waited", 0))
+            per_minute.append(
+                {
+                    "minute_ms": minute * 60000,
+                    "completed": int(row.get("completed", 0)),
+                    "failed": int(row.get("failed", 0)),
+                    "canceled": int(row.get("canceled", 0)),
+                    "avg_wait_ms": int(row.get("wait_ms", 0)) / waited if waited else 0,
+                    "avg_run_ms": int(row.get("run_ms", 0)) / ran if ran else 0,
+                }
+            )
+        worker_list = await self._workers(workers, now)
+        return Stats(int(queue_length), int(active), by_state, totals, per_minute, worker_list, bool(paused))
+
+    async def _workers(self, rows: list[tuple[str, float]], now: int) -> list[Json]:
+        if not rows:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for worker_id, _ in rows:
+            pipe.hget(self.keys.worker(worker_id), "info")
+        infos = await pipe.execute()
+        result = []
+        for (worker_id, seen), info in zip(rows, infos, strict=True):
+            details = model.loads(info) if info else {}
+            result.append({"id": worker_id, "last_seen_ms": int(seen), "age_s": (now - seen) / 1000, **details})
+        return result
+
+    # ---- events --------------------------------------------------------------------------
+
+    async def read_events(self, task_id: str, after: str = "0-0", count: int = 100) -> list[tuple[str, Json]]:
+        """Events of a task after the given stream id, in order."""
+        rows = await self.redis.xrange(self.keys.events(task_id), min=f"({after}" if after != "0-0" else "-", max="+", count=count)
+        return [(entry_id, model.loads(fields["e"])) for entry_id, fields in rows]
+
+    async def last_event_id(self, task_id: str) -> str:
+        rows = await self.redis.xrevrange(self.keys.events(task_id), count=1)
+        return rows[0][0] if rows else "0-0"
+
+    # ---- push notification configs ------------------------------------------------------
+
+    async def set_push_config(self, task_id: str, config_id: str, config: Json) -> None:
+        await self.redis.hset(self.keys.push_configs(task_id), config_id, model.dumps(config))
+
+    async def get_push_configs(self, task_id: str) -> dict[str, Json]:
+        raw = await self.redis.hgetall(self.keys.push_configs(task_id))
+        return {config_id: model.loads(value) for config_id, value in raw.items()}
+
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        return bool(await self.redis.hdel(self.keys.push_configs(task_id), config_id))

@@ -1,0 +1,22 @@
+"""Plain HTTP views of the queue service that are not part of the A2A protocol."""
+
+from __future__ import annotations
+
+import asyncio
+
+from django.http import JsonResponse
+
+from queueapp.runtime import get_store
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def health(request):
+    """200 ``{"status":"healthy"}`` when Redis answers, else 503 with the reason."""
+    try:
+        store = await asyncio.wait_for(get_store(), HEALTH_TIMEOUT_S)
+        await asyncio.wait_for(store.redis.ping(), HEALTH_TIMEOUT_S)
+    except Exception as exc:
+        reason = "Redis did not answer in time" if isinstance(exc, TimeoutError) else f"Redis unavailable: {exc}"
+        return JsonResponse({"status": "unhealthy", "reason": reason}, status=503)
+    return JsonResponse({"status": "healthy"})

@@ -1,0 +1,3 @@
+from queueapp.worker.lifecycle import Worker, reap
+
+__all__ = ["Worker", "reap"]

@@ -1,0 +1,257 @@
+"""The worker process: claim loop, heartbeat, reaper, retention and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from typing import Any
+
+import redis
+
+from queueapp import model, retention
+from queueapp.agents.base import Agent
+from queueapp.states import TaskState
+from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
+from queueapp.worker.runner import RunningTask, execute
+from queueapp.worker.updater import EventHook
+
+log = logging.getLogger("queueapp.worker")
+
+WAIT_TIMEOUT_S = 1.0  # how long one BLMOVE blocks, so that stop requests are seen promptly
+CANCEL_GRACE_S = 2.0  # how long an agent may take to notice a cancel before it is interrupted
+
+
+class Worker:
+    """Claims tasks from the queue and runs them, ``concurrency`` at a time.
+
+    Reliability: ids move from the queue into the processing list with LMOVE/BLMOVE and
+    are then leased (token + deadline) in one script. Leases are extended on every
+    heartbeat; any worker's reaper puts back tasks whose lease ran out. Every write of a
+    running task checks its token, so a worker that lost its lease cannot finish it.
+    """
+
+    def __init__(
+        self,
+        store: QueueStore,
+        agent: Agent,
+        config: Any,
+        *,
+        worker_id: str | None = None,
+        hooks: list[EventHook] | None = None,
+        run_maintenance: bool = True,
+    ):
+        self.store = store
+        self.agent = agent
+        self.config = config
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[:8]}"
+        self.hooks = hooks or []
+        self.run_maintenance = run_maintenance
+        self.running: dict[str, RunningTask] = {}
+        self.stopping = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self.started_ms = model.now_ms()
+        self.processed = 0
+
+    # ---- the main loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` (or SIGTERM/SIGINT, see :meth:`install_signal_handlers`)."""
+        log.info("Worker started, worker_id=%s, agent=%s, concurrency=%s", self.id, self.agent.name, self.config.worker_concurrency)
+        await self._heartbeat_once()
+        background = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        if self.run_maintenance:
+            background.append(asyncio.create_task(self._maintenance_loop(), name="maintenance"))
+        try:
+            await self._claim_loop()
+        finally:
+            await self._drain()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.store.remove_worker(self.id)
+            log.info("Worker stopped, worker_id=%s, processed=%s", self.id, self.processed)
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("Worker stopping: no new claims, waiting up to %gs for running tasks, worker_id=%s", self.config.worker_shutdown_grace, self.id)
+        self.stopping.set()
+        self._slot_free.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.1
+        while not self.stopping.is_set():
+            free = self.config.worker_concurrency - len(self.running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                claims = await self._claim(free)
+                backoff = 0.1
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("Redis unavailable while claiming, retrying in %.1fs, error=%s", backoff, exc)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.config.queue_reconnect_backoff_max)
+                continue
+            for claim in claims:
+                self._start(claim)
+
+    async def _claim(self, free: int) -> list[Claim]:
+        ids, remaining = await self.store.take(free)
+        if remaining < 0:  # paused
+            await self._sleep(WAIT_TIMEOUT_S)
+            return []
+        if not ids:
+            task_id = await self.store.wait_take(WAIT_TIMEOUT_S)
+            if task_id is None:
+                return []
+            ids = [task_id]
+            if log.isEnabledFor(logging.INFO):
+                remaining = await self.store.redis.llen(self.store.keys.queue)
+        claims = await self.store.lease(ids, self.id, self.config.worker_lease)
+        for claim in claims:
+            log.info("Task dequeued for processing, task_id=%s, remaining_queue_length=%s", claim.record.id, remaining)
+        return claims
+
+    def _start(self, claim: Claim) -> None:
+        running = RunningTask(claim)
+        self.running[claim.record.id] = running
+        running.asyncio_task = asyncio.create_task(self._execute(running), name=f"task-{claim.record.id}")
+
+    async def _execute(self, running: RunningTask) -> None:
+        try:
+            await execute(self.store, self.agent, running, self.config.task_timeout, self.hooks)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.running.pop(running.claim.record.id, None)
+            self.processed += 1
+            self._slot_free.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    # ---- shutdown ------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Let running tasks finish within the grace period; return the rest to the queue."""
+        if not self.running:
+            return
+        pending = [r.asyncio_task for r in self.running.values() if r.asyncio_task]
+        _, still = await asyncio.wait(pending, timeout=self.config.worker_shutdown_grace)
+        for running in list(self.running.values()):
+            if running.asyncio_task in still:
+                running.returning = True
+                running.asyncio_task.cancel()
+        if still:
+            await asyncio.wait(still, timeout=5)
+        for running in [r for r in self.running.values() if r.returning] + [r for r in list(self.running.values()) if not r.returning]:
+            await self._return_to_queue(running)
+
+    async def _return_to_queue(self, running: RunningTask) -> None:
+        claim = running.claim
+        record = claim.record
+        record.task["status"] = model.status(TaskState.SUBMITTED, model.now_ms(), model.agent_text("Returned to the queue: its worker shut down", record.id, record.context_id))
+        try:
+            # A graceful return does not count as a failed attempt.
+            await self.store.update(record, model.status_event(record.task), token=claim.token, action="requeue_front", extra={"attempts": max(record.attempts - 1, 0)})
+            log.info("Task requeued, task_id=%s, reason=worker shutdown", record.id)
+        except (Conflict, TaskNotFound):
+            pass
+
+    # ---- heartbeat and cancellation ------------------------------------------------------
+
+    async def _heartbeat_once(self) -> None:
+        running = list(self.running.values())
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_ms": self.started_ms,
+            "agent": self.agent.name,
+            "concurrency": self.config.worker_concurrency,
+            "tasks": [r.claim.record.id for r in running],
+            "processed": self.processed,
+        }
+        lost, cancel = await self.store.heartbeat(self.id, info, [r.claim for r in running], self.config.worker_lease)
+        for task_id in lost:
+            if task_id in self.running and self.running[task_id].asyncio_task:
+                log.warning("Task lease lost to another worker, task_id=%s", task_id)
+                self.running[task_id].lost = True
+                self.running[task_id].asyncio_task.cancel()
+        for task_id in cancel:
+            if task_id in self.running:
+                self._cancel(self.running[task_id])
+
+    def _cancel(self, running: RunningTask) -> None:
+        if running.cancel_reason:
+            return
+        running.cancel_reason = "Canceled by request"
+        running.cancelled.set()
+        log.info("Task cancel requested, task_id=%s", running.claim.record.id)
+
+        def interrupt() -> None:
+            if not running.done.is_set() and running.asyncio_task:
+                running.asyncio_task.cancel()
+
+        asyncio.get_running_loop().call_later(CANCEL_GRACE_S, interrupt)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.worker_heartbeat_interval)
+            try:
+                await self._heartbeat_once()
+            except Exception as exc:
+                log.warning("Heartbeat failed, worker_id=%s, error=%s", self.id, exc)
+
+    # ---- maintenance: reaper and retention ----------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        last_cleanup = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.config.worker_lease / 4))
+            try:
+                await reap(self.store, self.config)
+                if loop.time() - last_cleanup >= self.config.queue_cleanup_interval:
+                    last_cleanup = loop.time()
+                    await retention.run_if_due(self.store, self.config)
+            except Exception as exc:
+                log.warning("Maintenance failed, worker_id=%s, error=%s", self.id, exc)
+
+
+async def reap(store: QueueStore, config: Any) -> int:
+    """Put back tasks whose worker stopped heartbeating; fail those out of attempts."""
+    returned = await store.recover_processing(config.worker_lease)
+    for task_id in returned:
+        log.warning("Task requeued, task_id=%s, reason=taken by a worker that died before claiming it", task_id)
+    count = len(returned)
+    for task_id in await store.expired_leases():
+        record = await store.get(task_id)
+        if record is None or record.finished:
+            await store.redis.zrem(store.keys.leases, task_id)
+            continue
+        try:
+            if record.attempts >= config.worker_max_attempts:
+                reason = f"Task failed after {record.attempts} attempts: its worker stopped responding each time"
+                await store.finish_unclaimed(record, TaskState.FAILED, reason)
+                log.warning("Task failed, task_id=%s, reason=%s", task_id, reason)
+            else:
+                text = f"Requeued: its worker stopped responding (attempt {record.attempts} of {config.worker_max_attempts})"
+                record.task["status"] = model.status(TaskState.SUBMITTED, model.now_ms(), model.agent_text(text, record.id, record.context_id))
+                await store.update(record, model.status_event(record.task), action="requeue_front")
+                log.warning("Task requeued, task_id=%s, reason=lease expired, attempts=%s", task_id, record.attempts)
+            count += 1
+        except Conflict:
+            continue  # the worker wrote in the meantime: it is alive after all
+    return count

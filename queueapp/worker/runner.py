@@ -1,0 +1,101 @@
+"""Running one claimed task: the agent, its time limit, cancellation and failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from queueapp import model
+from queueapp.agents.base import Agent, RunContext
+from queueapp.states import TaskState
+from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
+from queueapp.worker.updater import ClaimUpdater, EventHook, InvalidAgentResponse
+
+log = logging.getLogger("queueapp.worker")
+
+
+class LeaseLost(Exception):
+    """Another worker took the task over (our lease expired): stop without writing."""
+
+
+@dataclass
+class RunningTask:
+    claim: Claim
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    asyncio_task: asyncio.Task | None = None
+    cancel_reason: str | None = None
+    lost: bool = False
+    returning: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Event) -> RunContext:
+    task = claim.record.task
+    history = task.get("history", [])
+    user_messages = [m for m in history if m.get("role") == "ROLE_USER"]
+    context_history = [m for m in await store.context_history(claim.record.context_id) if m.get("taskId") != claim.record.id]
+    return RunContext(
+        task_id=claim.record.id,
+        context_id=claim.record.context_id,
+        message=user_messages[-1] if user_messages else {"parts": []},
+        history=history,
+        context_history=context_history,
+        cancelled=cancelled,
+        attempt=claim.record.attempts,
+    )
+
+
+async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook]) -> None:
+    """Run the agent on a claimed task and record how it ended. Never raises."""
+    claim = running.claim
+    task_id = claim.record.id
+    updater = ClaimUpdater(store, claim, hooks)
+    try:
+        context = await build_context(store, claim, running.cancelled)
+        await updater.working()
+        async with asyncio.timeout(timeout):
+            await agent.run(context, updater)
+        if running.cancel_reason and not updater.ended:
+            await updater.cancel(running.cancel_reason)
+        elif not updater.ended:
+            await updater.complete()
+    except asyncio.CancelledError:
+        # Cancelled by the worker: a cancel request, shutdown (returning) or a lost lease.
+        if running.cancel_reason and not running.lost and not running.returning and not updater.ended:
+            await _safely(updater.cancel(running.cancel_reason), task_id)
+        if not running.returning:
+            raise
+    except TimeoutError:
+        log.warning("Task failed, task_id=%s, reason=time limit of %gs exceeded", task_id, timeout)
+        await _safely(updater.fail(f"Task exceeded the time limit of {timeout:g}s"), task_id, updater)
+    except (Conflict, TaskNotFound):
+        log.warning("Task lost to another worker or removed, task_id=%s", task_id)
+    except InvalidAgentResponse as exc:
+        log.warning("Task failed, task_id=%s, reason=invalid agent response: %s", task_id, exc)
+        await _safely(updater.fail(f"Invalid agent response: {exc}"), task_id, updater)
+    except Exception as exc:
+        log.warning("Task failed, task_id=%s, reason=%s: %s", task_id, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        await _safely(updater.fail(f"{type(exc).__name__}: {exc}"), task_id, updater)
+    else:
+        if updater.final_state is TaskState.COMPLETED:
+            log.info("Task completed successfully, task_id=%s", task_id)
+        elif updater.final_state is TaskState.FAILED:
+            log.warning("Task failed, task_id=%s, reason=%s", task_id, model.message_text(claim.record.task["status"].get("message")))
+        else:
+            log.info("Task ended, task_id=%s, state=%s", task_id, updater.final_state.value if updater.final_state else "?")
+    finally:
+        running.done.set()
+
+
+async def _safely(coro, task_id: str, updater: ClaimUpdater | None = None) -> None:
+    """Record a final state; if the agent had already ended the task, the agent's word stands."""
+    if updater is not None and updater.ended:
+        coro.close()
+        return
+    try:
+        await coro
+    except (Conflict, TaskNotFound):
+        log.warning("Could not record the end of a task that was taken over, task_id=%s", task_id)
+    except Exception:
+        log.exception("Could not record the end of a task, task_id=%s", task_id)

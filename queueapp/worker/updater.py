@@ -1,0 +1,121 @@
+"""The worker's side of the agent contract: every report becomes one atomic write."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from queueapp import model
+from queueapp.model import Json, TaskRecord
+from queueapp.states import TaskState
+from queueapp.store import Claim, QueueStore
+
+log = logging.getLogger("queueapp.worker")
+
+EventHook = Callable[[TaskRecord, Json], Awaitable[None]]
+PART_KINDS = ("text", "raw", "url", "data")
+
+
+class InvalidAgentResponse(Exception):
+    """The agent reported something that is not a valid A2A event."""
+
+
+def validate_parts(parts: Any) -> list[Json]:
+    if not isinstance(parts, list) or not parts:
+        raise InvalidAgentResponse("an artifact needs a non-empty list of parts")
+    for part in parts:
+        if not isinstance(part, dict) or sum(1 for kind in PART_KINDS if kind in part) != 1:
+            raise InvalidAgentResponse(f"a part must have exactly one of {', '.join(PART_KINDS)}: {str(part)[:200]}")
+        if "text" in part and not isinstance(part["text"], str):
+            raise InvalidAgentResponse("a text part's text must be a string")
+    return parts
+
+
+class ClaimUpdater:
+    """Implements :class:`queueapp.agents.TaskUpdater` for one claimed task."""
+
+    def __init__(self, store: QueueStore, claim: Claim, hooks: list[EventHook] | None = None):
+        self.store = store
+        self.claim = claim
+        self.hooks = hooks or []
+        self.final_state: TaskState | None = None
+
+    @property
+    def record(self) -> TaskRecord:
+        return self.claim.record
+
+    @property
+    def ended(self) -> bool:
+        return self.final_state is not None
+
+    def _check_open(self) -> None:
+        if self.ended:
+            raise InvalidAgentResponse(f"the agent reported after ending the task as {self.final_state.value}")
+
+    async def _emit(self, event: Json) -> None:
+        for hook in self.hooks:
+            try:
+                await hook(self.record, event)
+            except Exception:  # a hook (push delivery) must never fail the task
+                log.exception("Event hook failed, task_id=%s", self.record.id)
+
+    def _agent_message(self, text: str) -> Json:
+        return model.agent_text(text, self.record.id, self.record.context_id)
+
+    async def working(self, text: str | None = None, *, progress: float | None = None) -> None:
+        self._check_open()
+        msg = self._agent_message(text) if text else None
+        if msg is not None and progress is not None:
+            msg["metadata"] = {"progress": round(progress, 3)}
+        self.record.task["status"] = model.status(TaskState.WORKING, model.now_ms(), msg)
+        extra: dict[str, Any] = {"last_message": text or ""}
+        if progress is not None:
+            extra["progress"] = round(progress, 3)
+        event = model.status_event(self.record.task)
+        await self.store.update(self.record, event, token=self.claim.token, extra=extra)
+        await self._emit(event)
+
+    async def artifact(self, parts: list[Json], *, name: str | None = None, artifact_id: str | None = None, append: bool = False, last_chunk: bool = True) -> str:
+        self._check_open()
+        artifact: Json = {"artifactId": artifact_id or model.new_id(), "parts": validate_parts(parts)}
+        if name:
+            artifact["name"] = name
+        model.merge_artifact(self.record.task, artifact, append)
+        event = model.artifact_event(self.record.task, artifact, append, last_chunk)
+        await self.store.update(self.record, event, token=self.claim.token)
+        await self._emit(event)
+        return artifact["artifactId"]
+
+    async def _end(self, state: TaskState, text: str | None, *, message_event: bool = False) -> None:
+        self._check_open()
+        msg = self._agent_message(text) if text else None
+        if msg is not None:
+            self.record.task.setdefault("history", []).append(msg)
+        self.record.task["status"] = model.status(state, model.now_ms(), msg)
+        event = {"message": msg} if message_event else model.status_event(self.record.task)
+        self.final_state = state
+        if state.is_terminal:
+            extra = {"error": text} if state is TaskState.FAILED and text else None
+            await self.store.finish(self.record, event, token=self.claim.token, extra=extra)
+        else:
+            await self.store.update(self.record, event, token=self.claim.token, action="release", extra={"last_message": text or ""})
+        await self._emit(event)
+
+    async def complete(self, text: str | None = None) -> None:
+        await self._end(TaskState.COMPLETED, text)
+
+    async def fail(self, reason: str) -> None:
+        await self._end(TaskState.FAILED, reason)
+
+    async def reject(self, reason: str) -> None:
+        await self._end(TaskState.REJECTED, reason)
+
+    async def require_input(self, question: str) -> None:
+        await self._end(TaskState.INPUT_REQUIRED, question)
+
+    async def reply(self, text: str) -> None:
+        await self._end(TaskState.COMPLETED, text, message_event=True)
+
+    async def cancel(self, reason: str) -> None:
+        await self._end(TaskState.CANCELED, reason)
