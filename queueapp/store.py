@@ -432,7 +432,7 @@ class QueueStore:
             rows = await self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True)
             offset += len(rows)
             candidates = [(m, s) for m, s in rows if after is None or s < float(max_score) or m < after]
-            for (member, score), record in zip(candidates, await self.get_many(m for m, _ in candidates), strict=True):
+            for (_, score), record in zip(candidates, await self.get_many(m for m, _ in candidates), strict=True):
                 if record is not None and (predicate is None or predicate(record)):
                     found.append((record, score))
             if len(rows) < batch:

@@ -1,0 +1,53 @@
+# The two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APP_STAMP := $(VENV)/.app-installed
+TEST_STAMP := $(VENV)/.test-installed
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: run worker client test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(APP_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(TEST_STAMP): requirements.txt requirements-test.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $(APP_STAMP) $@
+
+$(BENCH_STAMP): requirements.txt requirements-test.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-bench.txt
+	touch $@
+
+## run: install, migrate and start serve (server, embedded worker, dashboard)
+run: $(APP_STAMP)
+	$(BIN)/python manage.py serve
+
+## worker: run a separate worker against the same Redis
+worker: $(APP_STAMP)
+	$(BIN)/python manage.py runworker
+
+## client: submit sample tasks to a running server and follow them
+client: $(APP_STAMP)
+	$(BIN)/python manage.py a2a_client
+
+## test: install and run the whole suite (lint, unit, integration, faults, browser, tiny benchmarks)
+test: $(TEST_STAMP)
+	bash scripts/system-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+
+## bench: run every benchmark side by side with its peers and print the tables
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var test-output
