@@ -147,6 +147,15 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_TASK_RETENTION_MAX_AGE", parse_duration, "168h", "a duration such as 168h", _positive),
         Setting("A2A_IDEMPOTENCY_TTL", parse_duration, "24h", "a duration such as 24h", _positive),
         Setting("A2A_EVENTS_TTL", parse_duration, "10m", "a duration such as 10m", _positive),
+        Setting("A2A_PUSH_ALLOW_PRIVATE", parse_bool, "false", "true or false"),
+        Setting("A2A_PUSH_MAX_ATTEMPTS", int, "5", "a whole number of attempts from 1 to 20", _int(1, 20)),
+        Setting("A2A_PUSH_TIMEOUT", parse_duration, "5s", "a duration such as 5s", _positive),
+        Setting("A2A_PUSH_BACKOFF", parse_duration, "500ms", "a duration such as 500ms", _positive),
+        Setting("A2A_CONFORMANCE_RESUBSCRIBE_DELAY", parse_duration, "3s", "a duration such as 3s", lambda v: v >= 0),
+        Setting("A2A_AGENT_CLIENT_BASE_URL", str.strip, "https://api.openai.com/v1", "an http(s) url of an OpenAI-compatible API", lambda v: v.startswith(("http://", "https://"))),
+        Setting("A2A_AGENT_CLIENT_API_KEY", str.strip, "", "an API key (may be empty for local endpoints)"),
+        Setting("A2A_AGENT_CLIENT_MODEL", str.strip, "gpt-4o-mini", "a model name", bool),
+        Setting("A2A_AGENT_CLIENT_MAX_HISTORY", int, "20", "a whole number of messages, 0 or more", _int(0)),
     ]
 }
 
