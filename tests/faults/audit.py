@@ -1,0 +1,115 @@
+"""The audit every fault test ends with: where is each acknowledged task, and is Redis consistent?
+
+Every acknowledged task must be in exactly one place (waiting in the queue, active, or in
+the history), in its context set and in its indexes; nothing may be left in the processing
+list or the leases once its task is finished; no history record may be duplicated, and the
+per-state counters must match what is stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+
+from queueapp.keys import TERMINAL_INDEX_STATES, Keys
+
+TERMINAL = set(TERMINAL_INDEX_STATES)
+
+
+@dataclass
+class AuditReport:
+    tasks: int
+    by_place: Counter = field(default_factory=Counter)
+    by_state: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"tasks={self.tasks} places={dict(self.by_place)} states={dict(self.by_state)}"
+
+
+def _read(client: redis.Redis, keys: Keys, ids: list[str]) -> tuple[list[dict], list[dict], list[str], dict]:
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hgetall(keys.active(task_id))
+        pipe.hgetall(keys.deadletter(task_id))
+    rows = pipe.execute()
+    queue = client.lrange(keys.queue, 0, -1)
+    return rows[0::2], rows[1::2], queue, client.hgetall(keys.counts)
+
+
+def _check_task(client: redis.Redis, keys: Keys, task_id: str, active: dict, finished: dict, queued: int, report: AuditReport) -> None:
+    problems = report.problems
+    if active and finished:
+        problems.append(f"{task_id}: both active and in the history")
+    if not active and not finished:
+        problems.append(f"{task_id}: lost (neither active nor in the history)")
+        return
+    fields = finished or active
+    state = fields.get("state", "?")
+    report.by_state[state] += 1
+    place = "history" if finished else ("queue" if queued else "active")
+    report.by_place[place] += 1
+    if queued > 1:
+        problems.append(f"{task_id}: {queued} times in the queue")
+    if queued and finished:
+        problems.append(f"{task_id}: finished but still in the queue")
+    if finished and state not in TERMINAL:
+        problems.append(f"{task_id}: in the history with state {state}")
+    if active and state in TERMINAL:
+        problems.append(f"{task_id}: active with terminal state {state}")
+    context_id = fields.get("context_id", "")
+    pipe = client.pipeline(transaction=False)
+    pipe.sismember(keys.context(context_id), task_id)
+    pipe.zscore(keys.index_context(context_id), task_id)
+    pipe.zscore(keys.contexts, context_id)
+    pipe.zscore(keys.index_all, task_id)
+    pipe.zscore(keys.index_active, task_id)
+    pipe.zscore(keys.index_history, task_id)
+    pipe.zscore(keys.index_history_state(state) if state in TERMINAL else keys.index_history, task_id)
+    pipe.zscore(keys.leases, task_id)
+    in_context, in_ctx_index, ctx_listed, in_all, in_active, in_history, in_state_history, leased = pipe.execute()
+    for ok, what in ((in_context, "context set"), (in_ctx_index is not None, "context index"), (ctx_listed is not None, "contexts index"), (in_all is not None, "all index")):
+        if not ok:
+            problems.append(f"{task_id}: missing from the {what}")
+    if finished and (in_active is not None or in_history is None or in_state_history is None or leased is not None):
+        problems.append(f"{task_id}: finished but indexes disagree (active={in_active}, history={in_history}, state={in_state_history}, lease={leased})")
+    if active and (in_active is None or in_history is not None):
+        problems.append(f"{task_id}: active but indexes disagree (active={in_active}, history={in_history})")
+
+
+def audit(client: redis.Redis, acknowledged: Iterable[str], *, prefix: str = "a2a", quiet: bool = True) -> AuditReport:
+    """Check Redis against the ids the system acknowledged. ``quiet``: no worker holds anything now."""
+    keys = Keys(prefix)
+    ids = list(dict.fromkeys(acknowledged))
+    actives, finisheds, queue, counts = _read(client, keys, ids)
+    report = AuditReport(len(ids))
+    queued = Counter(queue)
+    for task_id, active, finished in zip(ids, actives, finisheds, strict=True):
+        _check_task(client, keys, task_id, active, finished, queued[task_id], report)
+    duplicates = [task_id for task_id, n in queued.items() if n > 1]
+    if duplicates:
+        report.problems.append(f"ids queued more than once: {duplicates[:5]}")
+    history_ids = client.zrange(keys.index_history, 0, -1)
+    if len(history_ids) != len(set(history_ids)) or sum(client.zcard(keys.index_history_state(s)) for s in TERMINAL) != len(history_ids):
+        report.problems.append("the history index and the per-state history indexes disagree")
+    stored = Counter(report.by_state)
+    for state, value in counts.items():
+        if not state.startswith("total_") and int(value) != stored.get(state, 0) and len(ids) == client.zcard(keys.index_all):
+            report.problems.append(f"counter {state}={value} but {stored.get(state, 0)} tasks are {state}")
+    if quiet:
+        processing = client.lrange(keys.processing, 0, -1)
+        leases = client.zrange(keys.leases, 0, -1)
+        if processing:
+            report.problems.append(f"{len(processing)} ids left in the processing list: {processing[:5]}")
+        if leases:
+            report.problems.append(f"{len(leases)} ids left in the leases: {leases[:5]}")
+    return report
+
+
+def assert_clean(client: redis.Redis, acknowledged: Iterable[str], **kwargs) -> AuditReport:
+    report = audit(client, acknowledged, **kwargs)
+    assert not report.problems, "audit failed:\n" + "\n".join(report.problems[:30])
+    return report

@@ -1,0 +1,70 @@
+"""Helpers the process and fault tests share: waiting for a condition, submitting tasks, reading states."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from queueapp import model
+from queueapp.keys import Keys
+from queueapp.store import QueueStore
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05, message: str = "condition") -> Any:
+    """Poll ``predicate`` (sync or async) until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+def user_message(text: str, message_id: str | None = None) -> dict:
+    return model.message("user", [model.text_part(text)], message_id=message_id)
+
+
+async def submit(store: QueueStore, count: int, text: str, *, context_id: str | None = None) -> list[str]:
+    """Create ``count`` tasks with the same text; returns their ids in submission order."""
+    ids = []
+    for _ in range(count):
+        record, _ = await store.create_task(user_message(text), context_id=context_id)
+        ids.append(record.id)
+    return ids
+
+
+def states(client: redis.Redis, ids: list[str], prefix: str = "a2a") -> dict[str, str]:
+    """id -> stored state ('missing' when neither active nor in the history), in one round trip."""
+    keys = Keys(prefix)
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hget(keys.deadletter(task_id), "state")
+        pipe.hget(keys.active(task_id), "state")
+    rows = pipe.execute()
+    return {task_id: rows[2 * i] or rows[2 * i + 1] or "missing" for i, task_id in enumerate(ids)}
+
+
+def count_finished(client: redis.Redis, ids: list[str], prefix: str = "a2a") -> int:
+    keys = Keys(prefix)
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.exists(keys.deadletter(task_id))
+    return sum(pipe.execute())
+
+
+def attempts(client: redis.Redis, ids: list[str], prefix: str = "a2a") -> dict[str, int]:
+    """id -> how many times a worker claimed the task (from its history record)."""
+    keys = Keys(prefix)
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hget(keys.deadletter(task_id), "attempts")
+    return {task_id: int(value or 0) for task_id, value in zip(ids, pipe.execute(), strict=True)}

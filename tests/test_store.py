@@ -1,0 +1,416 @@
+"""The data model and its transitions, checked key by key.
+
+Each test runs on a real Redis and on fakeredis (which runs the same Lua scripts), so the
+fast unit run and the integration run prove the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from queueapp import model
+from queueapp.states import TaskState
+from queueapp.store import Conflict, InvalidTransition, QueueStore, TaskNotCancelable, TaskNotFound
+from queueapp.worker.updater import ClaimUpdater
+from tests.faults.tools import user_message
+
+
+@pytest.fixture(params=["redis", "fakeredis"])
+def any_store(request) -> QueueStore:
+    return request.getfixturevalue("store" if request.param == "redis" else "fake_store")
+
+
+async def create(store: QueueStore, text: str = "hello", **kwargs):
+    record, created = await store.create_task(user_message(text), **kwargs)
+    assert created
+    return record
+
+
+async def claim_one(store: QueueStore, worker_id: str = "w1", lease: float = 30):
+    ids, _ = await store.take(1)
+    claims = await store.lease(ids, worker_id, lease)
+    assert len(claims) == 1
+    return claims[0]
+
+
+async def finish_as(store: QueueStore, state: TaskState, text: str = "done"):
+    record = await create(store)
+    claim = await claim_one(store)
+    updater = ClaimUpdater(store, claim)
+    await updater.working("on it")
+    ending = {
+        TaskState.COMPLETED: updater.complete,
+        TaskState.FAILED: updater.fail,
+        TaskState.CANCELED: updater.cancel,
+        TaskState.REJECTED: updater.reject,
+    }[state]
+    await ending(text)
+    return record
+
+
+# ---- create / enqueue --------------------------------------------------------------------
+
+
+async def test_create_writes_every_documented_key(any_store, caplog):
+    r, k = any_store.redis, any_store.keys
+    caplog.set_level(logging.INFO, "queueapp.store")
+    record = await create(any_store, "first", context_id="ctx-1")
+
+    stored = await r.hgetall(f"a2a:active:{record.id}")
+    assert stored["state"] == "submitted"
+    assert stored["context_id"] == "ctx-1"
+    assert stored["attempts"] == "0"
+    task = json.loads(stored["task"])
+    assert task["id"] == record.id and task["contextId"] == "ctx-1"
+    assert task["status"]["state"] == "TASK_STATE_SUBMITTED"
+    assert task["history"][0]["parts"] == [{"text": "first"}]
+    assert await r.lrange("a2a:queue", 0, -1) == [record.id]
+    assert await r.smembers("a2a:context:ctx-1") == {record.id}
+    assert not await r.exists(f"a2a:deadletter:{record.id}")
+    for index in (k.index_all, k.index_active, k.index_context("ctx-1")):
+        assert await r.zscore(index, record.id) is not None, index
+    assert await r.zscore(k.contexts, "ctx-1") is not None
+    assert (await r.hgetall(k.counts))["submitted"] == "1"
+    events = await any_store.read_events(record.id)
+    assert [list(e) for _, e in events] == [["task"]]
+    assert f"Task enqueued for processing, task_id={record.id}, queue_length=1" in caplog.text
+
+
+async def test_every_change_publishes_a_notice(any_store):
+    pubsub = any_store.redis.pubsub()
+    await pubsub.subscribe("a2a:queue:notify")
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    record = await create(any_store, context_id="ctx-n")
+    await any_store.request_cancel(record.id)
+    notices = []
+    for _ in range(20):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message:
+            notices.append(json.loads(message["data"]))
+        if len(notices) == 2:
+            break
+    await pubsub.aclose()
+    assert [(n["task_id"], n["state"], n["context_id"]) for n in notices] == [(record.id, "submitted", "ctx-n"), (record.id, "canceled", "ctx-n")]
+    assert notices[0]["queue_length"] == 1 and notices[1]["queue_length"] == 0
+
+
+async def test_fifo_order(any_store):
+    ids = [(await create(any_store, f"task {i}")).id for i in range(6)]
+    taken, left = await any_store.take(2)
+    assert taken == ids[:2] and left == 4
+    one_by_one = [await any_store.wait_take(0.1) for _ in range(4)]
+    assert one_by_one == ids[2:]
+    assert await any_store.wait_take(0.1) is None
+    page = await any_store.queue_page()
+    assert page.items == [] and page.total == 0
+
+
+async def test_queue_page_lists_in_the_order_tasks_will_be_taken(any_store):
+    ids = [(await create(any_store, f"task {i}")).id for i in range(5)]
+    page = await any_store.queue_page(0, 3)
+    assert [r.id for r in page.items] == ids[:3] and page.total == 5 and page.next_cursor == "3"
+    rest = await any_store.queue_page(3, 3)
+    assert [r.id for r in rest.items] == ids[3:] and rest.next_cursor == ""
+
+
+async def test_message_id_is_idempotent_within_a_context(any_store):
+    first, created = await any_store.create_task(user_message("once", "m-1"), context_id="ctx-a")
+    again, created_again = await any_store.create_task(user_message("once", "m-1"), context_id="ctx-a")
+    other, created_other = await any_store.create_task(user_message("once", "m-1"), context_id="ctx-b")
+    assert created and not created_again and created_other
+    assert again.id == first.id and other.id != first.id
+    assert await any_store.redis.llen("a2a:queue") == 2
+
+
+async def test_message_id_of_a_deleted_task_creates_a_new_one(any_store):
+    first, _ = await any_store.create_task(user_message("x", "m-2"), context_id="ctx")
+    await any_store.request_cancel(first.id)
+    await any_store.delete(first.id)
+    second, created = await any_store.create_task(user_message("x", "m-2"), context_id="ctx")
+    assert created and second.id != first.id
+
+
+async def test_a_taken_task_id_is_refused(any_store):
+    record = await create(any_store)
+    with pytest.raises(Conflict):
+        await any_store.create_task(user_message("again"), task_id=record.id)
+    assert await any_store.redis.llen("a2a:queue") == 1
+
+
+# ---- claim, update, release -----------------------------------------------------------------
+
+
+async def test_take_and_lease(any_store):
+    r, k = any_store.redis, any_store.keys
+    record = await create(any_store)
+    ids, left = await any_store.take(5)
+    assert ids == [record.id] and left == 0
+    assert await r.lrange(k.processing, 0, -1) == [record.id]
+    before = model.now_ms()
+    claims = await any_store.lease(ids, "worker-a", 30)
+    assert [c.record.id for c in claims] == [record.id]
+    assert claims[0].record.attempts == 1
+    stored = await r.hgetall(k.active(record.id))
+    assert stored["token"] == claims[0].token and stored["worker"] == "worker-a" and stored["attempts"] == "1"
+    assert await r.lrange(k.processing, 0, -1) == []
+    assert await r.zscore(k.leases, record.id) >= before + 29_000
+
+
+async def test_lease_skips_ids_whose_task_is_gone_or_not_waiting(any_store):
+    record = await create(any_store)
+    await any_store.take(1)
+    await any_store.request_cancel(record.id)  # canceled while sitting in processing
+    assert await any_store.lease([record.id], "w", 30) == []
+    assert await any_store.redis.llen(any_store.keys.processing) == 0
+
+
+async def test_worker_updates_are_guarded_by_the_claim_token(any_store):
+    r, k = any_store.redis, any_store.keys
+    await create(any_store)
+    claim = await claim_one(any_store)
+    updater = ClaimUpdater(any_store, claim)
+    await updater.working("halfway", progress=0.5)
+    await updater.artifact([{"text": "part one"}], name="out")
+    stored = await r.hgetall(k.active(claim.record.id))
+    assert stored["state"] == "working" and stored["progress"] == "0.5"
+    assert json.loads(stored["task"])["artifacts"][0]["parts"] == [{"text": "part one"}]
+    counts = await r.hgetall(k.counts)
+    assert counts["working"] == "1" and counts["submitted"] == "0"
+    kinds = [next(iter(e)) for _, e in await any_store.read_events(claim.record.id)]
+    assert kinds == ["task", "statusUpdate", "artifactUpdate"]
+
+    claim.token = "someone-else"
+    with pytest.raises(Conflict):
+        await ClaimUpdater(any_store, claim).working("stale writer")
+    assert json.loads((await r.hgetall(k.active(claim.record.id)))["task"])["status"]["message"]["parts"] == [{"text": "halfway"}]
+
+
+async def test_release_to_input_required_then_continue(any_store):
+    r, k = any_store.redis, any_store.keys
+    await create(any_store, "ask what colour")
+    claim = await claim_one(any_store)
+    await ClaimUpdater(any_store, claim).require_input("Which colour?")
+    task_id = claim.record.id
+    stored = await r.hgetall(k.active(task_id))
+    assert stored["state"] == "input-required" and "token" not in stored
+    assert await r.zscore(k.leases, task_id) is None
+    assert await r.llen(k.queue) == 0
+
+    record = await any_store.continue_task(task_id, user_message("blue"))
+    assert record.state is TaskState.SUBMITTED
+    assert await r.lrange(k.queue, 0, -1) == [task_id]
+    history = json.loads((await r.hgetall(k.active(task_id)))["task"])["history"]
+    assert [m["role"] for m in history] == ["ROLE_USER", "ROLE_AGENT", "ROLE_USER"]
+    assert history[-1]["taskId"] == task_id
+
+
+async def test_continue_refuses_a_task_not_waiting_for_input(any_store):
+    record = await create(any_store)
+    with pytest.raises(InvalidTransition):
+        await any_store.continue_task(record.id, user_message("more"))
+    finished = await finish_as(any_store, TaskState.COMPLETED)
+    with pytest.raises(InvalidTransition):
+        await any_store.continue_task(finished.id, user_message("more"))
+    with pytest.raises(TaskNotFound):
+        await any_store.continue_task("no-such-task", user_message("more"))
+
+
+# ---- finish -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED])
+async def test_finish_moves_the_task_to_the_history(any_store, state):
+    r, k = any_store.redis, any_store.keys
+    record = await finish_as(any_store, state, "the end")
+    task_id = record.id
+    assert not await r.exists(k.active(task_id))
+    stored = await r.hgetall(k.deadletter(task_id))
+    assert stored["state"] == state.value and "token" not in stored and stored["finished_ms"]
+    assert json.loads(stored["task"])["status"]["state"] == state.v1
+    if state is TaskState.FAILED:
+        assert stored["error"] == "the end"
+    assert await r.zscore(k.index_active, task_id) is None
+    assert await r.zscore(k.index_history, task_id) is not None
+    assert await r.zscore(k.index_history_state(state.value), task_id) is not None
+    assert await r.zscore(k.leases, task_id) is None
+    assert await r.smembers(k.context(record.context_id)) == {task_id}
+    counts = await r.hgetall(k.counts)
+    assert counts[state.value] == "1" and counts["working"] == "0" and counts[f"total_{state.value}"] == "1"
+    assert await r.pttl(k.events(task_id)) > 0
+    stats = await any_store.stats()
+    assert stats.by_state[state.value] == 1 and stats.active == 0
+    if state in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED):
+        assert stats.per_minute[-1][state.value] == 1
+
+
+async def test_a_finished_task_cannot_be_written_by_its_old_worker(any_store):
+    await create(any_store)
+    claim = await claim_one(any_store)
+    await ClaimUpdater(any_store, claim).complete("done")
+    with pytest.raises(TaskNotFound):
+        await ClaimUpdater(any_store, claim).fail("too late")
+    assert (await any_store.require(claim.record.id)).state is TaskState.COMPLETED
+
+
+# ---- cancel --------------------------------------------------------------------------------
+
+
+async def test_cancel_waiting_task_leaves_the_queue_at_once(any_store):
+    r, k = any_store.redis, any_store.keys
+    keep = await create(any_store, "keep")
+    record = await create(any_store, "drop")
+    canceled = await any_store.request_cancel(record.id)
+    assert canceled.state is TaskState.CANCELED and canceled.finished
+    assert await r.lrange(k.queue, 0, -1) == [keep.id]
+    assert (await r.hgetall(k.deadletter(record.id)))["state"] == "canceled"
+    with pytest.raises(TaskNotCancelable):
+        await any_store.request_cancel(record.id)
+    with pytest.raises(TaskNotFound):
+        await any_store.request_cancel("no-such-task")
+
+
+async def test_cancel_running_task_flags_it_for_its_worker(any_store):
+    await create(any_store)
+    claim = await claim_one(any_store)
+    record = await any_store.request_cancel(claim.record.id)
+    assert record.state is TaskState.SUBMITTED and not record.finished  # still running until its worker stops
+    lost, cancel = await any_store.heartbeat("w1", {}, [claim], 30)
+    assert lost == [] and cancel == [claim.record.id]
+    forced = await any_store.force_cancel(claim.record.id)
+    assert forced.state is TaskState.CANCELED
+    assert not await any_store.redis.sismember(any_store.keys.cancels, claim.record.id)
+
+
+# ---- retry, delete, pause --------------------------------------------------------------------
+
+
+async def test_retry_puts_a_finished_task_back_on_the_queue(any_store):
+    r, k = any_store.redis, any_store.keys
+    record = await finish_as(any_store, TaskState.FAILED, "boom")
+    retried = await any_store.retry(record.id)
+    assert retried.state is TaskState.SUBMITTED and not retried.finished and retried.attempts == 0
+    assert await r.lrange(k.queue, 0, -1) == [record.id]
+    assert not await r.exists(k.deadletter(record.id))
+    assert await r.zscore(k.index_history, record.id) is None
+    assert await r.zscore(k.index_history_state("failed"), record.id) is None
+    assert await r.zscore(k.index_active, record.id) is not None
+    assert "error" not in await r.hgetall(k.active(record.id))
+    counts = await r.hgetall(k.counts)
+    assert counts["failed"] == "0" and counts["submitted"] == "1"
+    with pytest.raises(InvalidTransition):
+        await any_store.retry(record.id)
+
+
+async def test_delete_removes_every_trace(any_store):
+    r = any_store.redis
+    record = await finish_as(any_store, TaskState.COMPLETED)
+    other = await create(any_store, context_id="shared")
+    assert await any_store.delete(record.id) is TaskState.COMPLETED
+    for key in await r.keys("a2a:*"):
+        kind = await r.type(key)
+        members = {
+            "list": lambda key=key: r.lrange(key, 0, -1),
+            "set": lambda key=key: r.smembers(key),
+            "zset": lambda key=key: r.zrange(key, 0, -1),
+            "hash": lambda key=key: r.hkeys(key),
+        }.get(kind)
+        assert record.id not in key
+        if members:
+            assert record.id not in await members(), key
+    assert await any_store.get(record.id) is None
+    assert await any_store.get(other.id) is not None
+    with pytest.raises(TaskNotFound):
+        await any_store.delete(record.id)
+
+
+async def test_delete_of_unfinished_task_can_be_refused(any_store):
+    record = await create(any_store)
+    with pytest.raises(InvalidTransition):
+        await any_store.delete(record.id, only_finished=True)
+    assert await any_store.redis.lrange("a2a:queue", 0, -1) == [record.id]
+    await any_store.delete(record.id)
+    assert await any_store.redis.llen("a2a:queue") == 0
+    assert (await any_store.stats()).by_state["submitted"] == 0
+
+
+async def test_pause_stops_claims_until_resumed(any_store):
+    record = await create(any_store)
+    await any_store.pause(True)
+    assert await any_store.is_paused()
+    assert await any_store.take(5) == ([], -1)
+    assert (await any_store.stats()).paused
+    await any_store.pause(False)
+    assert await any_store.take(5) == ([record.id], 0)
+
+
+# ---- recovery ------------------------------------------------------------------------------
+
+
+async def test_ids_stranded_in_processing_go_back_to_the_queue_after_the_grace(any_store):
+    record = await create(any_store)
+    await any_store.take(1)  # a worker took it and died before leasing it
+    assert await any_store.recover_processing(0.05) == []  # first sighting
+    await asyncio.sleep(0.1)
+    assert await any_store.recover_processing(0.05) == [record.id]
+    assert await any_store.redis.lrange("a2a:queue", 0, -1) == [record.id]
+    assert await any_store.redis.llen(any_store.keys.processing) == 0
+
+
+async def test_heartbeat_reports_a_lease_taken_over(any_store):
+    await create(any_store)
+    claim = await claim_one(any_store, lease=30)
+    stale = type(claim)(claim.record, "old-token", "w1")
+    lost, _ = await any_store.heartbeat("w1", {"pid": 1}, [stale], 30)
+    assert lost == [claim.record.id]
+    stats = await any_store.stats()
+    assert [w["id"] for w in stats.workers] == ["w1"] and stats.workers[0]["pid"] == 1
+    await any_store.remove_worker("w1")
+    assert (await any_store.stats()).workers == []
+
+
+# ---- lists and stats ----------------------------------------------------------------------
+
+
+async def test_list_tasks_newest_first_with_cursor(any_store):
+    ids = []
+    for i in range(7):
+        ids.append((await create(any_store, f"t{i}", context_id="c1" if i % 2 else "c2")).id)
+        await asyncio.sleep(0.002)  # distinct timestamps
+    seen, cursor = [], ""
+    while True:
+        page = await any_store.list_tasks(limit=3, cursor=cursor)
+        assert page.total == 7
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert seen == list(reversed(ids))
+    in_c1 = await any_store.list_tasks(context_id="c1")
+    assert [r.id for r in in_c1.items] == [ids[5], ids[3], ids[1]]
+
+
+async def test_list_tasks_by_state(any_store):
+    done = await finish_as(any_store, TaskState.COMPLETED)
+    failed = await finish_as(any_store, TaskState.FAILED)
+    waiting = await create(any_store)
+    assert [r.id for r in (await any_store.list_tasks(state=TaskState.COMPLETED)).items] == [done.id]
+    assert [r.id for r in (await any_store.list_tasks(state=TaskState.FAILED)).items] == [failed.id]
+    submitted = await any_store.list_tasks(state=TaskState.SUBMITTED)
+    assert [r.id for r in submitted.items] == [waiting.id] and submitted.total == 1
+    assert [r.id for r in (await any_store.history()).items] == [failed.id, done.id]
+    assert [r.id for r in (await any_store.active_tasks()).items] == [waiting.id]
+
+
+async def test_contexts_and_their_history(any_store):
+    await create(any_store, "one", context_id="conv")
+    await create(any_store, "two", context_id="conv")
+    await create(any_store, "elsewhere", context_id="other")
+    page = await any_store.list_contexts()
+    assert page.total == 2
+    assert {c["context_id"]: c["task_count"] for c in page.items} == {"conv": 2, "other": 1}
+    texts = [model.message_text(m) for m in await any_store.context_history("conv")]
+    assert texts == ["one", "two"]
