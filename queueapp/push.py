@@ -9,9 +9,24 @@ resolves to a loopback, private, link-local or otherwise non-public address.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import socket
+from collections import Counter, deque
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+import httpx
+
+from queueapp import model
+from queueapp.model import Json
+
+if TYPE_CHECKING:
+    from queueapp.model import TaskRecord
+    from queueapp.store import QueueStore
+
+log = logging.getLogger("queueapp.push")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -57,3 +72,172 @@ def check_url(url: str, allow_private: bool) -> None:
                 f"The push notification url {url!r} points at {address}, a loopback, private or otherwise non-public address; "
                 "such targets are refused unless A2A_PUSH_ALLOW_PRIVATE=true."
             )
+
+
+# ---- delivery -------------------------------------------------------------------------------
+
+DELIVERED_KINDS = ("statusUpdate", "artifactUpdate", "message")
+MAX_PENDING_EVENTS = 10_000  # across all tasks; beyond it new events are dropped with a warning
+MAX_CONCURRENT_POSTS = 50
+MAX_BACKOFF_S = 30.0
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class DeliveryRefused(Exception):
+    """The webhook cannot take this notification, and trying again would not help."""
+
+
+def notification_headers(push_config: Json) -> dict[str, str]:
+    """The headers a webhook uses to know the notification is genuine."""
+    headers = {"Content-Type": "application/json"}
+    if push_config.get("token"):
+        headers["X-A2A-Notification-Token"] = str(push_config["token"])
+    auth = push_config.get("authentication") or {}
+    # 1.0 names one ``scheme``; configs written in 0.3 form name a list of ``schemes``.
+    scheme = auth.get("scheme") or next(iter(auth.get("schemes") or []), "")
+    if scheme and auth.get("credentials"):
+        headers["Authorization"] = f"{scheme} {auth['credentials']}"
+    return headers
+
+
+class PushDelivery:
+    """An event hook that POSTs each status, artifact and message event to the task's webhooks.
+
+    The hook only queues the event and returns, so a slow or dead webhook never holds up
+    the task. Each task's events are sent by one background sender, in order; each POST is
+    retried with exponential backoff. Redirects are never followed (a public url must not
+    bounce the server onto a private one), and the url is checked again before every POST
+    because what a host name resolves to can change after the config was accepted.
+    """
+
+    def __init__(
+        self,
+        store: QueueStore,
+        *,
+        allow_private: bool = False,
+        max_attempts: int = 5,
+        timeout: float = 5.0,
+        backoff: float = 0.5,
+        max_pending: int = MAX_PENDING_EVENTS,
+    ):
+        self.store = store
+        self.allow_private = allow_private
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.backoff = backoff
+        self.max_pending = max_pending
+        self.stats: Counter[str] = Counter()
+        self._queues: dict[str, deque[Json]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._pending = 0
+        self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_POSTS)
+
+    @classmethod
+    def from_config(cls, store: QueueStore, config: Any) -> PushDelivery:
+        return cls(
+            store,
+            allow_private=config.push_allow_private,
+            max_attempts=config.push_max_attempts,
+            timeout=config.push_timeout,
+            backoff=config.push_backoff,
+        )
+
+    async def __call__(self, record: TaskRecord, event: Json) -> None:
+        if not any(kind in event for kind in DELIVERED_KINDS):
+            return
+        if self._pending >= self.max_pending:
+            self.stats["dropped"] += 1
+            log.warning("Push notification dropped: too many pending, task_id=%s, pending=%s", record.id, self._pending)
+            return
+        self._queues.setdefault(record.id, deque()).append(event)
+        self._pending += 1
+        if record.id not in self._senders:
+            self._senders[record.id] = asyncio.create_task(self._send_in_order(record.id), name=f"push:{record.id}")
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def drain(self) -> None:
+        """Wait until every queued notification was delivered or given up."""
+        while self._senders:
+            await asyncio.gather(*list(self._senders.values()), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for sender in list(self._senders.values()):
+            sender.cancel()
+        await asyncio.gather(*list(self._senders.values()), return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _send_in_order(self, task_id: str) -> None:
+        queue = self._queues[task_id]
+        try:
+            while queue:
+                try:
+                    await self._deliver_event(task_id, queue[0])
+                except Exception:  # a broken webhook or Redis hiccup must not stop later events
+                    log.exception("Push notification failed, task_id=%s", task_id)
+                queue.popleft()
+                self._pending -= 1
+        finally:
+            self._pending -= len(queue)
+            del self._queues[task_id]
+            del self._senders[task_id]
+
+    async def _deliver_event(self, task_id: str, event: Json) -> None:
+        configs = await self.store.get_push_configs(task_id)
+        if not configs:
+            return
+        body = model.dumps(event).encode()
+        await asyncio.gather(*(self._deliver(task_id, push_config, body) for push_config in configs.values()))
+
+    async def _deliver(self, task_id: str, push_config: Json, body: bytes) -> None:
+        url = str(push_config.get("url", ""))
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._post(url, push_config, body)
+            except DeliveryRefused as exc:
+                self.stats["refused"] += 1
+                log.warning("Push notification refused, task_id=%s, url=%s, reason=%s", task_id, url, exc)
+                return
+            except (httpx.HTTPError, RetryableStatus) as exc:
+                self.stats["failed_attempts"] += 1
+                if attempt == self.max_attempts:
+                    self.stats["given_up"] += 1
+                    log.warning("Push notification given up after %s attempts, task_id=%s, url=%s, error=%s", attempt, task_id, url, exc)
+                    return
+                delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S)
+                log.info("Push notification failed, retrying in %.1fs, task_id=%s, url=%s, attempt=%s, error=%s", delay, task_id, url, attempt, exc)
+                await asyncio.sleep(delay)
+            else:
+                self.stats["delivered"] += 1
+                return
+
+    async def _post(self, url: str, push_config: Json, body: bytes) -> None:
+        try:
+            if self.allow_private:
+                check_url(url, True)
+            else:
+                await asyncio.to_thread(check_url, url, False)
+        except ValueError as exc:
+            raise DeliveryRefused(str(exc)) from None
+        async with self._slots:
+            response = await self._http().post(url, content=body, headers=notification_headers(push_config))
+        if response.status_code in RETRY_STATUSES:
+            raise RetryableStatus(f"HTTP {response.status_code}")
+        if response.is_redirect:
+            raise DeliveryRefused(f"HTTP {response.status_code} redirect to {response.headers.get('location', '?')!r} not followed")
+        if not response.is_success:
+            raise DeliveryRefused(f"HTTP {response.status_code}")
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
+        return self._client
+
+
+class RetryableStatus(Exception):
+    """The webhook answered with a status worth trying again (5xx, 429, 408)."""

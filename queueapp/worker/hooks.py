@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
+from queueapp.push import PushDelivery
 from queueapp.store import QueueStore
 from queueapp.worker.updater import EventHook
 
+# One delivery (one HTTP client, one bound on pending events) per store, so the embedded
+# workers of a ``serve`` process share it.
+_deliveries: weakref.WeakKeyDictionary[QueueStore, PushDelivery] = weakref.WeakKeyDictionary()
+
+
+def push_delivery(store: QueueStore, config: Any) -> PushDelivery:
+    """The process's push delivery for ``store``, created on first use."""
+    delivery = _deliveries.get(store)
+    if delivery is None:
+        delivery = _deliveries[store] = PushDelivery.from_config(store, config)
+    return delivery
+
 
 def default_hooks(store: QueueStore, config: Any) -> list[EventHook]:
-    return []
+    return [push_delivery(store, config)]
