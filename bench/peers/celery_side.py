@@ -1,0 +1,64 @@
+"""Celery with its Redis broker and Redis result backend (a finished task leaves a result, as ours does)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from bench.common import child
+from bench.peers import Side
+
+URL_VARIABLE = "BENCH_REDIS_URL"
+RESULT_DB = 1
+
+
+def _results_url(url: str) -> str:
+    return url.rsplit("/", 1)[0] + f"/{RESULT_DB}"
+
+
+def make_app(url: str):
+    from celery import Celery
+
+    app = Celery("bench", broker=url, backend=_results_url(url))
+    app.conf.update(worker_hijack_root_logger=False, broker_connection_retry_on_startup=True, worker_prefetch_multiplier=4)
+
+    @app.task(name="noop")
+    def noop() -> None:
+        return None
+
+    return app
+
+
+class CelerySide(Side):
+    name = "celery"
+    requires = "celery"
+    setup = "celery: Redis broker and result backend, prefork pool with P processes"
+    _results: redis.Redis | None = None
+
+    def enqueue(self, url: str, count: int) -> float:
+        app = make_app(url)
+        noop = app.tasks["noop"]
+        started = time.perf_counter()
+        for _ in range(count):
+            noop.delay()
+        return time.perf_counter() - started
+
+    def start_workers(self, url: str, processes: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen]:
+        env = {**os.environ, URL_VARIABLE: url}
+        args = ["-m", "celery", "-A", "bench.peers.celery_side", "worker", "--pool", "prefork", "--concurrency", str(processes), "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        return [child(args, env, log_dir / "celery.log")]
+
+    def done(self, client: redis.Redis) -> int:
+        # Each finished task leaves one result key in the result database.
+        kwargs = client.connection_pool.connection_kwargs
+        if self._results is None or self._results.connection_pool.connection_kwargs["port"] != kwargs["port"]:
+            self._results = redis.Redis(host=kwargs["host"], port=kwargs["port"], db=RESULT_DB)
+        return int(self._results.dbsize())
+
+
+if os.environ.get(URL_VARIABLE):
+    app = make_app(os.environ[URL_VARIABLE])  # the worker imports this module to find the app

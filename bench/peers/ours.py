@@ -1,0 +1,56 @@
+"""Our side: tasks through QueueStore.create_task, run by ``manage.py runworker --agent noop``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+from bench.common import base_env, child
+from bench.peers import Side
+from queueapp import model
+from queueapp.keys import Keys
+from queueapp.store import QueueStore
+
+KEYS = Keys("a2a")
+
+
+def user_message(text: str = "ping") -> model.Json:
+    return model.message("user", [model.text_part(text)])
+
+
+async def enqueue_async(url: str, count: int) -> float:
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    store = QueueStore(client, KEYS)
+    try:
+        await client.ping()
+        started = time.perf_counter()
+        for _ in range(count):
+            await store.create_task(user_message())
+        return time.perf_counter() - started
+    finally:
+        await client.aclose()
+
+
+def worker_env(url: str, **extra: str) -> dict[str, str]:
+    return base_env(url, tempfile.mkdtemp(prefix="a2a-bench-"), **extra)
+
+
+class OurSide(Side):
+    name = "ours"
+    setup = "ours: `manage.py runworker --agent noop`, one asyncio process each, A2A_WORKER_CONCURRENCY tasks at a time"
+
+    def enqueue(self, url: str, count: int) -> float:
+        return asyncio.run(enqueue_async(url, count))
+
+    def start_workers(self, url: str, processes: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen]:
+        env = worker_env(url, A2A_AGENT="noop", A2A_WORKER_CONCURRENCY=str(concurrency))
+        return [child(["manage.py", "runworker"], env, log_dir / f"ours-{i}.log") for i in range(processes)]
+
+    def done(self, client: redis.Redis) -> int:
+        return int(client.hget(KEYS.counts, "total_completed") or 0)

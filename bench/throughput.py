@@ -1,0 +1,104 @@
+"""Benchmark 1, worker throughput: N no-op tasks through each queue, same processes each side.
+
+Per round and side: flush Redis, enqueue N jobs one after another from one client
+(the enqueue rate), then start the worker processes and watch the side's own count
+of finished jobs. The processing rate is taken between 10% and 90% done, so that
+process start-up and the last stragglers do not count: it is the steady rate.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import RedisServer, Table, fmt, median, ratio, stop_all
+from bench.peers import Side
+
+POLL_S = 0.005
+
+
+@dataclass
+class SideResult:
+    name: str
+    enqueue_rates: list[float] = field(default_factory=list)
+    process_rates: list[float] = field(default_factory=list)
+
+    @property
+    def enqueue(self) -> float:
+        return median(self.enqueue_rates)
+
+    @property
+    def process(self) -> float:
+        return median(self.process_rates)
+
+
+def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
+    """Jobs per second between 10% and 90% done (or over the whole run when it is too short to split)."""
+    low = next(((t, d) for t, d in samples if d >= 0.1 * total), None)
+    high = next(((t, d) for t, d in samples if d >= 0.9 * total), None)
+    if low and high and high[0] > low[0]:
+        return (high[1] - low[1]) / (high[0] - low[0])
+    started = next(((t, d) for t, d in samples if d > 0), samples[0])
+    end = samples[-1]
+    return (end[1] - started[1]) / (end[0] - started[0]) if end[0] > started[0] else float("nan")
+
+
+def follow(side: Side, server: RedisServer, total: int, workers: list, timeout: float) -> list[tuple[float, int]]:
+    """Sample (time, jobs done) until every job is done."""
+    client = server.client()
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        now, done = time.perf_counter(), side.done(client)
+        samples.append((now, done))
+        if done >= total:
+            return samples
+        if time.monotonic() > deadline or all(w.poll() is not None for w in workers):
+            raise RuntimeError(f"{side.name}: {done} of {total} jobs done when its workers stopped or time ran out")
+        time.sleep(POLL_S)
+
+
+def run_round(side: Side, server: RedisServer, tasks: int, processes: int, concurrency: int, log_dir: Path) -> tuple[float, float]:
+    client = server.client()
+    client.flushall()
+    seconds = side.enqueue(server.url, tasks)
+    client.set("bench:enqueued", tasks)
+    workers = side.start_workers(server.url, processes, concurrency, log_dir)
+    try:
+        samples = follow(side, server, tasks, workers, timeout=max(60.0, tasks / 20))
+    finally:
+        stop_all(workers)
+    return tasks / seconds, steady_rate(samples, tasks)
+
+
+def run(server: RedisServer, sides: list[Side], *, tasks: int, rounds: int, processes: int, concurrency: int) -> tuple[Table, dict[str, SideResult]]:
+    log_dir = Path(tempfile.mkdtemp(prefix="a2a-bench-logs-"))
+    results = {side.name: SideResult(side.name) for side in sides}
+    for _ in range(rounds):
+        for side in sides:  # sides take turns, so that noise spreads over all of them
+            enqueue_rate, process_rate = run_round(side, server, tasks, processes, concurrency, log_dir)
+            results[side.name].enqueue_rates.append(enqueue_rate)
+            results[side.name].process_rates.append(process_rate)
+    return table(results, sides, tasks=tasks, rounds=rounds, processes=processes, concurrency=concurrency), results
+
+
+def table(results: dict[str, SideResult], sides: list[Side], *, tasks: int, rounds: int, processes: int, concurrency: int) -> Table:
+    ours = results["ours"]
+    out = Table(
+        f"1. Worker throughput: {tasks:,} no-op tasks, {processes} worker processes a side, median of {rounds} rounds",
+        ["queue", "enqueued/s", "processed/s", "ours vs it: enqueue", "ours vs it: processing"],
+    )
+    for side in sides:
+        res = results[side.name]
+        out.add(side.name, fmt(res.enqueue), fmt(res.process), ratio(ours.enqueue, res.enqueue), ratio(ours.process, res.process))
+    peers = [results[s.name] for s in sides if s.name != "ours"]
+    if peers:
+        fastest = max(peers, key=lambda r: r.process if r.process == r.process else 0)
+        out.notes.append(f"goal: processing >= 1.0x the fastest peer ({fastest.name}): {ratio(ours.process, fastest.process)}")
+    if "celery" in results:
+        out.notes.append(f"goal: processing >= 3x Celery: {ratio(ours.process, results['celery'].process)}")
+    out.notes.append("enqueue: one client, one job after another; processing: steady rate between 10% and 90% of the jobs done")
+    out.notes.extend(side.setup for side in sides)
+    return out
