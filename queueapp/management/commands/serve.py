@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+
+import uvicorn
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -69,14 +73,15 @@ class Command(BaseCommand):
         await runtime.close_all()
 
     async def _run_uvicorn(self, cfg, agent) -> None:
-        import uvicorn
-
         from a2a_site.asgi import application
 
         workers, tasks = await self._start(cfg, agent)
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto")
         )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.request_exit)
         try:
             await server.serve()
         finally:
@@ -102,6 +107,20 @@ class Command(BaseCommand):
             if not loop.is_closed():
                 loop.run_until_complete(self._stop(workers, tasks))
             del reactor
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with SIGTERM/SIGINT left to us: we stop the HTTP side, then drain
+    the embedded workers, then exit 0 (uvicorn alone would re-raise the signal and kill the
+    process before the workers could hand back their tasks)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+    def request_exit(self) -> None:
+        log.info("Shutting down: no new requests, draining embedded workers")
+        self.should_exit = True
 
 
 def _has_sansio() -> bool:
