@@ -1,0 +1,141 @@
+"""The management commands as users run them: real processes on a real Redis."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from queueapp.connection import embedded_socket, stop_embedded_server
+from queueapp.keys import Keys
+from queueapp.store import QueueStore
+from tests.faults.tools import eventually, submit, user_message
+from tests.support import ROOT, base_env, free_port
+
+STORE_OPTIONS = {"decode_responses": True}
+
+
+def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_runworker_is_ours_not_channels(tmp_path):
+    env = base_env(None, str(tmp_path))
+    found = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.core.management import get_commands; print(get_commands()['runworker'])"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "a2a_site.settings"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert found.stdout.strip() == "queueapp"
+    help_text = manage("runworker", "--help", env=env).stdout
+    assert "A2A queue worker" in help_text and "--concurrency" in help_text
+    assert "channel" not in help_text.lower()
+
+
+@pytest.mark.parametrize("command", ["serve", "runworker"])
+def test_bad_configuration_stops_the_command_with_one_line(command, redis_url, tmp_path):
+    env = base_env(redis_url, str(tmp_path), A2A_WORKER_CONCURRENCY="0")
+    result = manage(command, env=env)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == "CommandError: A2A_WORKER_CONCURRENCY='0' is invalid: expected a whole number of tasks from 1 to 1000"
+
+
+@pytest.mark.parametrize("command", ["serve", "runworker"])
+def test_unreachable_redis_at_start_exits_non_zero_without_fallback(command, tmp_path):
+    port = free_port()
+    env = base_env(f"redis://127.0.0.1:{port}/0", str(tmp_path), A2A_QUEUE_OPTIONS_MAX_RETRIES="1", A2A_QUEUE_OPTIONS_TIMEOUT="500ms")
+    result = manage(command, env=env)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"CommandError: cannot reach Redis at addr=127.0.0.1:{port}, db=0" in output
+    assert "memory" not in output.lower()
+
+
+async def test_separate_runworker_processes_a_task(processes, store, redis_url):
+    worker = processes.worker(redis_url)
+    record, _ = await store.create_task(user_message("hello worker"))
+    done = await eventually(lambda: _finished(store, record.id), message="the task to finish")
+    assert done.task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert done.task["artifacts"][0]["parts"][0]["text"].endswith("Original input: hello worker")
+    assert await store.redis.llen("a2a:queue") == 0
+    assert await store.redis.exists(f"a2a:deadletter:{record.id}") and not await store.redis.exists(f"a2a:active:{record.id}")
+    port = redis_url.split(":")[2].split("/")[0]
+    await eventually(lambda: f"Task completed successfully, task_id={record.id}" in worker.output, message="the completion log line")
+    assert f"Connected to Redis, addr=127.0.0.1:{port}, db=0" in worker.output
+    assert f"Task dequeued for processing, task_id={record.id}, remaining_queue_length=0" in worker.output
+
+
+async def _finished(store: QueueStore, task_id: str):
+    record = await store.get(task_id)
+    return record if record is not None and record.finished else None
+
+
+async def test_stopped_serve_processes_queued_tasks_after_restart(processes, store, redis_url):
+    server = processes.serve(redis_url)
+    assert "A2A server starting with Redis storage" in server.output
+    assert server.stop() == 0
+    ids = await submit(store, 20, "queued while the server was down")
+    assert await store.redis.llen("a2a:queue") == 20
+    processes.serve(redis_url)
+    for task_id in ids:
+        record = await eventually(lambda task_id=task_id: _finished(store, task_id), timeout=30, message="queued tasks to finish")
+        assert record.task["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+async def test_memory_provider_serves_but_runworker_refuses(processes, tmp_path):
+    server = processes.serve(None, A2A_QUEUE_PROVIDER="memory")
+    assert httpx.get(f"{server.url}/health").json() == {"status": "healthy"}
+    assert "nothing persists" in server.output
+    assert "A2A server starting with in-memory storage" in server.output
+    result = manage("runworker", env=base_env(None, str(tmp_path), A2A_QUEUE_PROVIDER="memory"))
+    assert result.returncode != 0
+    assert "A2A_QUEUE_PROVIDER=memory keeps the queue inside one process" in result.stderr
+
+
+async def test_embedded_redis_is_shared_and_keeps_data_across_restarts(processes, make_config):
+    cfg = make_config(A2A_DATA_DIR=processes.data_dir)
+    try:
+        server = processes.serve(None, A2A_EMBEDDED_WORKERS="0")
+        assert "A2A server starting with embedded Redis storage" in server.output
+        assert httpx.get(f"{server.url}/health").json() == {"status": "healthy"}
+        socket_path = embedded_socket(cfg)
+        assert socket_path.exists()
+        worker = processes.worker(None)
+        client = aioredis.Redis(unix_socket_path=str(socket_path), **STORE_OPTIONS)
+        store = QueueStore(client, Keys())
+        await eventually(lambda: client.zcard("a2a:workers"), message="the separate worker to register")
+        record, _ = await store.create_task(user_message("kept on disk"))
+        finished = await eventually(lambda: _finished(store, record.id), message="the separate worker to finish the task")
+        assert finished.worker and f":{worker.process.pid}:" in finished.worker
+        await client.aclose()
+
+        assert worker.stop() == 0 and server.stop() == 0
+        stop_embedded_server(cfg)  # the whole system down, Redis included
+        await eventually(lambda: not _pingable(socket_path), message="the embedded Redis to stop")
+
+        again = processes.serve(None, A2A_EMBEDDED_WORKERS="0")
+        assert httpx.get(f"{again.url}/health").status_code == 200
+        client = aioredis.Redis(unix_socket_path=str(socket_path), **STORE_OPTIONS)
+        survived = await QueueStore(client, Keys()).get(record.id)
+        await client.aclose()
+        assert survived is not None and survived.finished and survived.state.value == "completed"
+    finally:
+        stop_embedded_server(cfg)
+
+
+def _pingable(path) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(unix_socket_path=str(path), socket_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def test_cleanup_tasks_reports_nothing_on_an_empty_history(redis_url, tmp_path):
+    result = manage("cleanup_tasks", "--dry-run", env=base_env(redis_url, str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "Would remove nothing" in result.stdout

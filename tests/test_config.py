@@ -1,0 +1,167 @@
+"""Configuration: every bad value stops start-up with one line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from queueapp import config as config_module
+from queueapp.config import ConfigError, load, load_env_file, parse_duration
+
+BAD_VALUES = [
+    ("A2A_QUEUE_PROVIDER", "postgres"),
+    ("A2A_QUEUE_URL", "http://localhost:6379"),
+    ("A2A_QUEUE_OPTIONS_DB", "16"),
+    ("A2A_QUEUE_OPTIONS_DB", "first"),
+    ("A2A_QUEUE_OPTIONS_MAX_RETRIES", "-1"),
+    ("A2A_QUEUE_OPTIONS_TIMEOUT", "5 parsecs"),
+    ("A2A_QUEUE_OPTIONS_TIMEOUT", "0s"),
+    ("A2A_QUEUE_OPTIONS_MAXMEMORY_POLICY", "evict-everything"),
+    ("A2A_QUEUE_KEY_PREFIX", "a2a queue"),
+    ("A2A_QUEUE_RECONNECT_BACKOFF_MAX", "soon"),
+    ("A2A_SERVER_PORT", "70000"),
+    ("A2A_SERVER_PORT", "http"),
+    ("A2A_SERVER_ASGI", "gunicorn"),
+    ("A2A_DEBUG", "maybe"),
+    ("A2A_AGENT", " "),
+    ("A2A_AGENT_NAME", " "),
+    ("A2A_AGENT_DESCRIPTION", " "),
+    ("A2A_AGENT_VERSION", " "),
+    ("A2A_EMBEDDED_WORKERS", "-1"),
+    ("A2A_WORKER_CONCURRENCY", "0"),
+    ("A2A_WORKER_LEASE", "500ms"),
+    ("A2A_WORKER_HEARTBEAT_INTERVAL", "often"),
+    ("A2A_WORKER_MAX_ATTEMPTS", "0"),
+    ("A2A_WORKER_SHUTDOWN_GRACE", "-5s"),
+    ("A2A_TASK_TIMEOUT", "0"),
+    ("A2A_QUEUE_CLEANUP_INTERVAL", "2 minutes"),
+    ("A2A_TASK_RETENTION_MAX_COMPLETED_TASKS", "-3"),
+    ("A2A_TASK_RETENTION_MAX_FAILED_TASKS", "many"),
+    ("A2A_TASK_RETENTION_CLEANUP_INTERVAL", "0s"),
+    ("A2A_TASK_RETENTION_MAX_AGE", "1y"),
+    ("A2A_IDEMPOTENCY_TTL", "a day"),
+    ("A2A_EVENTS_TTL", "-"),
+]
+
+
+def test_defaults_are_valid():
+    cfg = load({})
+    assert cfg.queue_provider == "redis" and cfg.storage_kind == "embedded"
+    assert cfg.server_port == 8080 and cfg.debug is False
+    assert cfg.queue_options_max_retries == 3 and cfg.queue_options_timeout == 5.0
+    assert cfg.queue_cleanup_interval == 120 and cfg.task_retention_cleanup_interval == 300
+    assert cfg.task_retention_max_completed_tasks == 100 and cfg.task_retention_max_failed_tasks == 50
+    assert cfg.agent == "echo" and cfg.embedded_workers == 1 and cfg.queue_key_prefix == "a2a"
+    assert cfg.agent_name and cfg.agent_description and cfg.agent_version
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_VALUES)
+def test_bad_value_names_the_variable_and_what_it_accepts(variable, value):
+    with pytest.raises(ConfigError) as info:
+        load({variable: value})
+    message = str(info.value)
+    assert message.startswith(f"{variable}={value!r} is invalid: expected ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("variable", sorted(config_module.SETTINGS))
+def test_every_setting_rejects_junk_with_its_one_line_error(variable):
+    """Whatever setting exists now, a value it refuses is reported in the same one-line form."""
+    refused = 0
+    for junk in ("-1", "not a value!", "99999999999", "0", " "):
+        try:
+            load({variable: junk})
+        except ConfigError as exc:
+            refused += 1
+            assert str(exc).startswith(f"{variable}={junk!r} is invalid: expected ") or variable in str(exc)
+            assert "\n" not in str(exc)
+    if variable in {name for name, _ in BAD_VALUES}:
+        assert refused, f"{variable} accepted every junk value"
+
+
+def test_heartbeat_must_be_shorter_than_the_lease():
+    with pytest.raises(ConfigError, match=r"^A2A_WORKER_HEARTBEAT_INTERVAL='5s' is invalid: expected a duration shorter than A2A_WORKER_LEASE"):
+        load({"A2A_WORKER_LEASE": "5s", "A2A_WORKER_HEARTBEAT_INTERVAL": "5s"})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5s", 5), ("500ms", 0.5), ("2m", 120), ("1h30m", 5400), ("1.5s", 1.5), ("250us", 0.00025), ("7", 7)],
+)
+def test_go_style_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "s", "5x", "5s3", "-1s", "five seconds"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_options_and_credentials_map_forms():
+    cfg = load({"A2A_QUEUE_OPTIONS": "db:2, max_retries:5,timeout:500ms,maxmemory_policy:noeviction", "A2A_QUEUE_CREDENTIALS": "username:u,password:p:w"})
+    assert cfg.queue_options_db == 2
+    assert cfg.queue_options_max_retries == 5
+    assert cfg.queue_options_timeout == 0.5
+    assert cfg.queue_options_maxmemory_policy == "noeviction"
+    assert cfg.queue_credentials_username == "u"
+    assert cfg.queue_credentials_password == "p:w"
+
+
+def test_single_variables_win_over_the_map_form():
+    cfg = load(
+        {
+            "A2A_QUEUE_OPTIONS": "db:2,timeout:1s",
+            "A2A_QUEUE_OPTIONS_DB": "3",
+            "A2A_QUEUE_CREDENTIALS": "username:from-map,password:map-secret",
+            "A2A_QUEUE_CREDENTIALS_PASSWORD": "single-secret",
+        }
+    )
+    assert cfg.queue_options_db == 3 and cfg.queue_options_timeout == 1.0
+    assert cfg.queue_credentials_username == "from-map" and cfg.queue_credentials_password == "single-secret"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"A2A_QUEUE_OPTIONS": "db2"}, r"^A2A_QUEUE_OPTIONS='db2' is invalid: expected key:value pairs"),
+        ({"A2A_QUEUE_OPTIONS": "colour:blue"}, r"^A2A_QUEUE_OPTIONS has an unknown key 'colour': expected db, max_retries, maxmemory_policy, timeout"),
+        ({"A2A_QUEUE_OPTIONS": "db:99"}, r"^A2A_QUEUE_OPTIONS \(db\)='99' is invalid: expected a database number"),
+        ({"A2A_QUEUE_CREDENTIALS": "user:x"}, r"^A2A_QUEUE_CREDENTIALS has an unknown key 'user': expected password, username"),
+    ],
+)
+def test_bad_map_forms(environ, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load(environ)
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("A2A_SERVER_PORT=9191\nA2A_AGENT=demo\n# a comment\nA2A_WORKER_CONCURRENCY=4\n")
+    assert load_env_file(env_file)["A2A_AGENT"] == "demo"
+    for name in list(config_module.SETTINGS) + ["A2A_QUEUE_OPTIONS", "A2A_QUEUE_CREDENTIALS"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("A2A_ENV_FILE", str(env_file))
+    monkeypatch.setenv("A2A_WORKER_CONCURRENCY", "7")
+    cfg = load()
+    assert cfg.server_port == 9191 and cfg.agent == "demo"
+    assert cfg.worker_concurrency == 7
+
+
+def test_bad_value_in_env_file_is_reported(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("A2A_SERVER_PORT=eighty\n")
+    monkeypatch.delenv("A2A_SERVER_PORT", raising=False)
+    monkeypatch.setenv("A2A_ENV_FILE", str(env_file))
+    with pytest.raises(ConfigError, match="^A2A_SERVER_PORT='eighty' is invalid"):
+        load()
+
+
+def test_storage_kind_and_replace():
+    assert load({"A2A_QUEUE_PROVIDER": "MEMORY"}).storage_kind == "memory"
+    cfg = load({"A2A_QUEUE_URL": "rediss://user:pass@example.com:6380/2"})
+    assert cfg.storage_kind == "redis"
+    assert cfg.replace(worker_concurrency=2).worker_concurrency == 2
+    with pytest.raises(TypeError):
+        cfg.replace(no_such_setting=1)
+    assert "pass@" not in repr(load({"A2A_QUEUE_CREDENTIALS_PASSWORD": "s3cret"})).replace("***", "")
+    assert "s3cret" not in repr(load({"A2A_QUEUE_CREDENTIALS_PASSWORD": "s3cret"}))
