@@ -8,6 +8,7 @@ from pathlib import Path
 
 from queueapp import config as a2a_config
 from queueapp.connection import embedded_socket
+from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, first_node_url, parse_sentinel_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -100,9 +101,9 @@ def _channel_layers() -> dict:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     url = A2A.queue_url or f"unix://{embedded_socket(A2A)}"
     host: dict | str = url
-    if url.startswith(("redis+sentinel://", "rediss+sentinel://")):
-        from queueapp.connection import parse_sentinel_url
-
+    if url.startswith(CLUSTER_SCHEMES):
+        host = first_node_url(url)  # plain pub/sub reaches every node of a cluster
+    elif url.startswith(SENTINEL_SCHEMES):
         hosts, master, db, _ = parse_sentinel_url(url)
         return {
             "default": {

@@ -105,7 +105,7 @@ SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
         Setting("A2A_QUEUE_PROVIDER", str.lower, "redis", "'redis' or 'memory'", lambda v: v in ("redis", "memory")),
-        Setting("A2A_QUEUE_URL", str.strip, "", "a redis://, rediss://, unix:// or redis+sentinel:// URL"),
+        Setting("A2A_QUEUE_URL", str.strip, "", "a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"),
         Setting("A2A_QUEUE_OPTIONS_DB", int, "", "a database number from 0 to 15", _int(0, 15), ("A2A_QUEUE_OPTIONS", "db")),
         Setting("A2A_QUEUE_OPTIONS_MAX_RETRIES", int, "3", "a whole number of retries, 0 or more", _int(0), ("A2A_QUEUE_OPTIONS", "max_retries")),
         Setting("A2A_QUEUE_OPTIONS_TIMEOUT", parse_duration, "5s", "a duration such as 5s, 500ms or 2m", _positive, ("A2A_QUEUE_OPTIONS", "timeout")),
@@ -274,9 +274,11 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             f"A2A_WORKER_HEARTBEAT_INTERVAL={environ.get('A2A_WORKER_HEARTBEAT_INTERVAL', '500ms')!r} is invalid: expected a duration shorter than A2A_WORKER_LEASE"
         )
-    url = values["queue_url"]
-    if url and not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")):
-        raise ConfigError(f"A2A_QUEUE_URL={url!r} is invalid: expected {SETTINGS['A2A_QUEUE_URL'].accepts}")
+    from queueapp.ha import url_problem
+
+    problem = url_problem(values["queue_url"], values["queue_key_prefix"], values["queue_options_db"], SETTINGS["A2A_QUEUE_URL"].accepts)
+    if problem:
+        raise ConfigError(problem)
 
     return Config(values)
 

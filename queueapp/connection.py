@@ -1,4 +1,4 @@
-"""Redis connections: a URL, the embedded server, memory (fakeredis) or Sentinel.
+"""Redis connections: a URL, the embedded server, memory (fakeredis), Sentinel or Cluster.
 
 The data model is written once against the Redis API; only the connection differs.
 There is no silent fallback: when a configured Redis cannot be reached, start-up
@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import redis
 import redis.asyncio as aioredis
@@ -24,6 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from queueapp.config import EVICTING_POLICY_PREFIXES, Config
+from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, cluster_client, sentinel_client
 
 log = logging.getLogger("queueapp.connection")
 
@@ -139,26 +140,6 @@ def _common_options(config: Config) -> dict[str, Any]:
     return options
 
 
-def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int | None, dict[str, Any]]:
-    """``redis+sentinel://[user:pass@]h1:26379,h2:26379/mastername/db`` -> (hosts, master, db, auth)."""
-    parsed = urlparse(url)
-    netloc = parsed.netloc.rpartition("@")[2]
-    auth: dict[str, Any] = {}
-    if "@" in parsed.netloc:
-        userinfo = parsed.netloc.rpartition("@")[0]
-        user, _, password = userinfo.partition(":")
-        auth = {"username": unquote(user) or None, "password": unquote(password) or None}
-    hosts = []
-    for item in netloc.split(","):
-        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
-        hosts.append((host or item, int(port or 26379)))
-    path = [p for p in parsed.path.split("/") if p]
-    if not path:
-        raise ValueError("a Sentinel URL needs the master name: redis+sentinel://host:26379/mymaster/0")
-    db = int(path[1]) if len(path) > 1 else None
-    return hosts, path[0], db, auth
-
-
 def make_async_client(config: Config, url: str | None = None) -> Any:
     """A new asyncio Redis client for the configuration (not yet connected)."""
     if config.storage_kind == "memory":
@@ -167,25 +148,17 @@ def make_async_client(config: Config, url: str | None = None) -> Any:
         return fakeredis.FakeAsyncRedis(server=memory_server(), decode_responses=True)
     url = url or resolved_url(config)
     options = _common_options(config)
-    if url.startswith(("redis+sentinel://", "rediss+sentinel://")):
-        from redis.asyncio.sentinel import Sentinel
-
-        hosts, master, db, auth = parse_sentinel_url(url)
-        if db is not None and config.queue_options_db is None:
-            options["db"] = db
-        sentinel_kwargs = {k: v for k, v in auth.items() if v}
-        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, ssl=url.startswith("rediss"), **{k: v for k, v in options.items() if k not in ("retry", "retry_on_error", "health_check_interval")}, **sentinel_kwargs)
-        return sentinel.master_for(master, retry=options["retry"], retry_on_error=options["retry_on_error"])
+    if url.startswith(SENTINEL_SCHEMES):
+        return sentinel_client(url, options)
+    if url.startswith(CLUSTER_SCHEMES):
+        return cluster_client(url, options)
     return aioredis.Redis.from_url(url, **options)
 
 
 def describe(url: str, db: int | None) -> str:
     """``addr=HOST:PORT, db=N`` for logs, without credentials."""
     parsed = urlparse(url)
-    if parsed.scheme == "unix":
-        addr = parsed.path
-    else:
-        addr = parsed.netloc.rpartition("@")[2]
+    addr = parsed.path if parsed.scheme == "unix" else parsed.netloc.rpartition("@")[2]
     if db is None:
         path_db = parsed.path.strip("/") if parsed.scheme in ("redis", "rediss") else ""
         db = int(path_db) if path_db.isdigit() else 0

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 
 from queueapp import model
+from queueapp.ha import subscribe
 from queueapp.model import Json
 from queueapp.states import INTERRUPTED, TERMINAL
 from queueapp.store import QueueStore
@@ -69,9 +70,9 @@ class NotifyListener:
     async def _run(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
-                await pubsub.subscribe(self.store.keys.notify)
+                pubsub = await subscribe(self.store.redis, self.store.keys.notify)
                 self.connected.set()
                 backoff = 0.1
                 while True:
@@ -95,8 +96,9 @@ class NotifyListener:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
 
 
 _listeners: dict[int, NotifyListener] = {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queueapp import model
+from queueapp.ha import publish
 from queueapp.keys import TERMINAL_INDEX_STATES, Keys
 from queueapp.model import Json, TaskRecord
 from queueapp.scripts import Scripts
@@ -400,7 +401,7 @@ class QueueStore:
             await self.redis.set(self.keys.paused, "1")
         else:
             await self.redis.delete(self.keys.paused)
-        await self.redis.publish(self.keys.notify, model.dumps({"event": "paused" if paused else "resumed"}))
+        await publish(self.redis, self.keys.notify, model.dumps({"event": "paused" if paused else "resumed"}))
 
     async def is_paused(self) -> bool:
         return bool(await self.redis.exists(self.keys.paused))

@@ -1,8 +1,17 @@
 -- Shared helpers, prepended to every script when the scripts are loaded.
 
+local function publish(channel, message)
+  -- A hash-tag channel ('{a2a}:queue:notify') is a shard channel: on a Cluster the notice
+  -- stays in the queue's shard. Redis before 7 has no SPUBLISH, so fall back (see ha.py).
+  if string.byte(channel, 1) == 123 and type(redis.pcall('SPUBLISH', channel, message)) == 'number' then
+    return
+  end
+  redis.call('PUBLISH', channel, message)
+end
+
 local function notify(channel, queue_key, task_id, context_id, state, event)
   local qlen = redis.call('LLEN', queue_key)
-  redis.call('PUBLISH', channel, cjson.encode({task_id = task_id, context_id = context_id,
+  publish(channel, cjson.encode({task_id = task_id, context_id = context_id,
     state = state, queue_length = qlen, event = event}))
   return qlen
 end

@@ -1,0 +1,268 @@
+"""Highly available Redis deployments: Sentinel, Cluster, and the sharded notify channel.
+
+:mod:`queueapp.connection` hands ``redis+sentinel://`` and ``redis+cluster://`` URLs (and
+their ``rediss+`` TLS forms) to this module. Both take a comma-separated host list and the
+usual query arguments of redis-py URLs (``ssl_ca_certs``, ``ssl_certfile``, ...).
+
+The notify channel of a hash-tag prefix (``{a2a}:queue:notify``) is a *shard channel*: the
+Lua scripts SPUBLISH to it, so a Cluster delivers notices inside the one shard that holds the
+queue instead of broadcasting them to every node, and subscribers SSUBSCRIBE on that shard.
+Redis before 7 has no sharded pub/sub; both sides then fall back to plain PUBLISH/SUBSCRIBE.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlparse
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.utils import str_if_bytes
+
+log = logging.getLogger("queueapp.connection")
+
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+# Connection options a Sentinel's own connections do not take from the data connections.
+_DATA_ONLY_OPTIONS = ("retry", "retry_on_error", "health_check_interval", "db", "username", "password")
+
+
+def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
+    hosts = []
+    for item in filter(None, netloc.rpartition("@")[2].split(",")):
+        host, sep, port = item.rpartition(":")
+        if not sep or host.endswith(":"):  # no port given (or a bare IPv6 address)
+            host, port = item, ""
+        try:
+            hosts.append((host.strip("[]"), int(port or default_port)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not host:port") from None
+    if not hosts:
+        raise ValueError("the URL names no host")
+    return hosts
+
+
+def _userinfo(netloc: str) -> dict[str, str]:
+    if "@" not in netloc:
+        return {}
+    user, _, password = netloc.rpartition("@")[0].partition(":")
+    return {k: v for k, v in (("username", unquote(user)), ("password", unquote(password))) if v}
+
+
+def _query(query: str) -> dict[str, Any]:
+    """redis-py's TLS options from the URL's query string (``ssl_ca_certs=/path``...)."""
+    options: dict[str, Any] = dict(parse_qsl(query))
+    if "ssl_check_hostname" in options:
+        options["ssl_check_hostname"] = options["ssl_check_hostname"].lower() in ("1", "true", "yes")
+    return options
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int | None, dict[str, Any]]:
+    """``redis+sentinel://[user:pass@]h1:26379,h2:26379/mastername/db`` -> (hosts, master, db, auth)."""
+    parsed = urlparse(url)
+    path = [p for p in parsed.path.split("/") if p]
+    if not path:
+        raise ValueError("a Sentinel URL needs the master name: redis+sentinel://host:26379/mymaster/0")
+    if len(path) > 1 and not path[1].isdigit():
+        raise ValueError(f"the database after the master name must be a number, not {path[1]!r}")
+    return _hosts(parsed.netloc, 26379), path[0], int(path[1]) if len(path) > 1 else None, _userinfo(parsed.netloc)
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """``redis+cluster://[user:pass@]h1:7000,h2:7001`` -> (startup nodes, auth)."""
+    parsed = urlparse(url)
+    if parsed.path.strip("/") not in ("", "0"):
+        raise ValueError("a Redis Cluster has only database 0")
+    return _hosts(parsed.netloc, 6379), _userinfo(parsed.netloc)
+
+
+def first_node_url(url: str) -> str:
+    """A plain ``redis://`` URL of a cluster URL's first node, for clients that take one server."""
+    host, port = parse_cluster_url(url)[0][0]
+    parsed = urlparse(url)
+    userinfo = parsed.netloc.rpartition("@")[0] + "@" if "@" in parsed.netloc else ""
+    scheme = "rediss" if url.startswith("rediss") else "redis"
+    return f"{scheme}://{userinfo}{host}:{port}/0" + (f"?{parsed.query}" if parsed.query else "")
+
+
+def url_problem(url: str, prefix: str, db: int | None, accepts: str) -> str | None:
+    """What makes A2A_QUEUE_URL (with the prefix and db) unusable, worded as a config error; None if nothing."""
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)):
+        return f"A2A_QUEUE_URL={url!r} is invalid: expected {accepts}"
+    try:
+        if url.startswith(SENTINEL_SCHEMES):
+            parse_sentinel_url(url)
+        elif url.startswith(CLUSTER_SCHEMES):
+            parse_cluster_url(url)
+    except ValueError as exc:
+        return f"A2A_QUEUE_URL={url!r} is invalid: {exc}"
+    if url.startswith(CLUSTER_SCHEMES):
+        if not is_hash_tag(prefix):
+            return (
+                f"A2A_QUEUE_KEY_PREFIX={prefix!r} is invalid for a Redis Cluster: expected a hash tag such as {{a2a}}, "
+                "so that every key and script of the queue stays in one slot"
+            )
+        if db:
+            return f"A2A_QUEUE_OPTIONS_DB={db} is invalid for a Redis Cluster: a cluster has only database 0"
+    return None
+
+
+def is_hash_tag(prefix: str) -> bool:
+    """``{a2a}`` or ``{a2a}:tenant``: the part Cluster hashes is fixed by the prefix."""
+    return prefix.startswith("{") and prefix.find("}") > 1
+
+
+# ---- Sentinel --------------------------------------------------------------------------------
+
+
+class FailoverAwareConnection(SentinelManagedConnection):
+    """Asks the sentinels for the master on *every* (re)connect.
+
+    redis-py's async Sentinel connection resolves the master only in ``connect()``; the retry
+    inside a command reconnects through ``connect_check_health()`` to the address it had,
+    so after a failover each command's retries go to the old master (redis-py issue 3874).
+    A demoted master also answers blocked BLMOVEs with UNBLOCKED: treat it like READONLY.
+    """
+
+    async def _connect(self) -> None:
+        if self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if self.connection_pool.is_master and str(exc).startswith("UNBLOCKED"):
+                await self.disconnect()
+                raise redis.ConnectionError(f"the master changed role: {exc}") from exc
+            raise
+
+
+class FailoverAwareSSLConnection(FailoverAwareConnection, SSLConnection):
+    pass
+
+
+def sentinel_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
+    """A client of the master that a group of sentinels names, following every failover.
+
+    Credentials in the URL are the sentinels'; A2A_QUEUE_CREDENTIALS_* (in ``options``) are
+    the data nodes'. When only the URL has them, both use them.
+    """
+    hosts, master, db, auth = parse_sentinel_url(url)
+    tls = url.startswith("rediss")
+    query = _query(urlparse(url).query)
+    data_options = {**auth, **options, **query}
+    if db is not None and "db" not in options:
+        data_options["db"] = db
+    sentinel_options = {k: v for k, v in options.items() if k not in _DATA_ONLY_OPTIONS}
+    sentinel_options.update(auth)
+    if tls:
+        sentinel_options.update(ssl=True, **query)
+    connection_class = FailoverAwareSSLConnection if tls else FailoverAwareConnection
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(master, connection_class=connection_class, **data_options)
+
+
+# ---- Cluster ---------------------------------------------------------------------------------
+
+
+def cluster_client(url: str, options: dict[str, Any]) -> RedisCluster:
+    """A Redis Cluster client from ``redis+cluster://host:port,host:port``."""
+    hosts, auth = parse_cluster_url(url)
+    cluster_options = {**auth, **{k: v for k, v in options.items() if k != "db"}, **_query(urlparse(url).query)}
+    if url.startswith("rediss"):
+        cluster_options["ssl"] = True
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in hosts], **cluster_options)
+
+
+# ---- the notify channel ----------------------------------------------------------------------
+
+
+def is_shard_channel(channel: str) -> bool:
+    return is_hash_tag(channel)
+
+
+class ShardedPubSub(PubSub):
+    """SSUBSCRIBE for the asyncio client (redis-py 6 only has it in the sync cluster client).
+
+    Re-subscribes after a reconnect. When the channel's slot moves to another node, Redis
+    sends an unasked SUNSUBSCRIBE: that is raised as a ConnectionError, so the listener
+    subscribes again where the slot now lives.
+    """
+
+    PUBLISH_MESSAGE_TYPES = ("message", "pmessage", "smessage")
+    UNSUBSCRIBE_MESSAGE_TYPES = ("unsubscribe", "punsubscribe", "sunsubscribe")
+
+    def __init__(self, connection_pool: Any, *, owner: Any = None, **kwargs: Any):
+        super().__init__(connection_pool, **kwargs)
+        self.shard_channels: set[str] = set()
+        self._owner = owner  # a client made only for this subscription, closed with it
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.shard_channels) or super().subscribed
+
+    async def ssubscribe(self, *channels: str) -> None:
+        self.shard_channels.update(channels)
+        await self.execute_command("SSUBSCRIBE", *channels)
+
+    async def on_connect(self, connection: Any) -> None:
+        await super().on_connect(connection)
+        if self.shard_channels:
+            await self.execute_command("SSUBSCRIBE", *self.shard_channels)
+
+    async def handle_message(self, response: Any, ignore_subscribe_messages: bool = False) -> Any:
+        if isinstance(response, list) and str_if_bytes(response[0]) == "sunsubscribe":
+            raise redis.ConnectionError(f"shard channel {str_if_bytes(response[1])} moved to another node")
+        return await super().handle_message(response, ignore_subscribe_messages)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._owner is not None:
+            await self._owner.aclose()
+
+
+async def _supports_sharded_pubsub(client: Any) -> bool:
+    try:
+        info = await client.execute_command("COMMAND", "INFO", "SSUBSCRIBE")
+    except redis.ResponseError:
+        return False
+    return bool(info and (info[0] if isinstance(info, list) else info))
+
+
+async def subscribe(client: Any, channel: str) -> PubSub:
+    """A pub/sub connection subscribed to ``channel``, sharded where the channel is a shard channel."""
+    if isinstance(client, RedisCluster):
+        await client.nodes_manager.initialize()  # ask where the slot is now, not where it was
+        node = client.get_node_from_key(channel)
+        node_client = aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs))
+        pubsub = ShardedPubSub(node_client.connection_pool, owner=node_client, ignore_subscribe_messages=True)
+        await pubsub.ssubscribe(channel)
+        return pubsub
+    if is_shard_channel(channel) and await _supports_sharded_pubsub(client):
+        pubsub = ShardedPubSub(client.connection_pool, ignore_subscribe_messages=True)
+        await pubsub.ssubscribe(channel)
+        return pubsub
+    plain = client.pubsub(ignore_subscribe_messages=True)
+    await plain.subscribe(channel)
+    return plain
+
+
+async def publish(client: Any, channel: str, message: str) -> None:
+    """Publish a notice the way the Lua scripts do (see ``lua/_common.lua``)."""
+    if is_shard_channel(channel):
+        try:
+            await client.spublish(channel, message)
+            return
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+    await client.publish(channel, message)

@@ -1,0 +1,185 @@
+"""Local Redis deployments for the high-availability tests: Sentinel, Cluster, TLS.
+
+Each one is made of real redis-server processes on free loopback ports, with its files in a
+temporary folder, and is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import redis
+
+from tests.support import RedisServer, free_port, redis_server_binary, wait_until
+
+MASTER_NAME = "mymaster"
+
+
+class SentinelGroup:
+    """A master, one replica and three sentinels watching them."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="a2a-sentinel-"))
+        self.master = RedisServer("--appendonly", "yes", "--appendfsync", "always", folder=str(self._dir("master")))
+        self.replica: RedisServer | None = None
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    def _dir(self, name: str) -> Path:
+        path = self.folder / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+
+    def start(self) -> SentinelGroup:
+        self.master.start()
+        replica_args = ("--replicaof", "127.0.0.1", str(self.master.port), "--appendonly", "yes", "--appendfsync", "always")
+        self.replica = RedisServer(*replica_args, folder=str(self._dir("replica"))).start()
+        for port in self.sentinel_ports:
+            conf = self._dir(f"sentinel-{port}") / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {conf.parent}\n"
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+                f"sentinel failover-timeout {MASTER_NAME} 4000\n"
+                f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+            )
+            log = open(conf.parent / "sentinel.log", "wb")  # noqa: SIM115 (kept open for the process)
+            self.sentinels.append(subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"], stdout=log, stderr=subprocess.STDOUT))
+        wait_until(self._ready, timeout=30, interval=0.2, message="sentinels to see the master, its replica and each other")
+        return self
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True, socket_timeout=2)
+
+    def _ready(self) -> bool:
+        try:
+            for index in range(len(self.sentinel_ports)):
+                info = self.sentinel(index).sentinel_master(MASTER_NAME)
+                if int(info["num-slaves"]) < 1 or int(info["num-other-sentinels"]) < 2:
+                    return False
+            return self.replica is not None and self.replica.client().info("replication")["master_link_status"] == "up"
+        except (redis.RedisError, KeyError):
+            return False
+
+    def master_port(self) -> int:
+        host, port = self.sentinel().sentinel_get_master_addr_by_name(MASTER_NAME)
+        return int(port)
+
+    def failover(self) -> int:
+        """Promote the replica (SENTINEL FAILOVER) and wait until every sentinel names it; returns its port."""
+        assert self.replica is not None
+        old = self.master_port()
+        self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+        new = wait_until(lambda: (port := self.master_port()) != old and port, timeout=30, interval=0.1, message="the failover")
+        wait_until(lambda: all(int(self.sentinel(i).sentinel_get_master_addr_by_name(MASTER_NAME)[1]) == new for i in range(3)), timeout=30)
+        return new
+
+    def current_master(self) -> RedisServer:
+        assert self.replica is not None
+        return self.master if self.master_port() == self.master.port else self.replica
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.sentinels:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in (self.replica, self.master):
+            if server is not None:
+                server.kill(signal.SIGTERM)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class LocalCluster:
+    """A three-master Redis Cluster without replicas."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="a2a-cluster-"))
+        self.nodes = [
+            RedisServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", folder=str(self._dir(i)))
+            for i in range(size)
+        ]
+
+    def _dir(self, index: int) -> Path:
+        path = self.folder / f"node-{index}"
+        path.mkdir(parents=True)
+        return path
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> LocalCluster:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        redis_cli = shutil.which("redis-cli") or "redis-cli"
+        subprocess.run([redis_cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        wait_until(lambda: all(node.client().cluster("info")["cluster_state"] == "ok" for node in self.nodes), timeout=30, interval=0.1, message="cluster_state:ok")
+        return self
+
+    def node_for(self, key: str) -> RedisServer:
+        """The node that serves the slot of ``key``."""
+        client = self.nodes[0].client()
+        slot = client.cluster("keyslot", key)
+        for start, end, primary, *_ in client.cluster("slots"):
+            if start <= slot <= end:
+                return next(node for node in self.nodes if node.port == int(primary[1]))
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class TLSRedis:
+    """A redis-server that speaks TLS on one port (a plain port stays open for the test's own checks)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="a2a-tls-"))
+        self.tls_port = free_port()
+        self.ca = self.folder / "ca.crt"
+        make_certificates(self.folder)
+        self.server = RedisServer(
+            "--tls-port", str(self.tls_port), "--tls-cert-file", str(self.folder / "server.crt"), "--tls-key-file", str(self.folder / "server.key"),
+            "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
+            folder=str(self.folder / "data"),
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"rediss://127.0.0.1:{self.tls_port}/0?ssl_ca_certs={self.ca}"
+
+    def start(self) -> TLSRedis:
+        (self.folder / "data").mkdir()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def make_certificates(folder: Path) -> None:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+    openssl = shutil.which("openssl") or "openssl"
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=folder, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=a2a-test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
