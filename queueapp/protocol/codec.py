@@ -1,0 +1,87 @@
+"""The 1.0 codec: validate request params with the SDK's protobuf types.
+
+Params are parsed into the official ``a2a.types`` messages with
+``google.protobuf.json_format`` (so wrong types get a precise -32602), then printed
+back as canonical 1.0 JSON (camelCase, ``TASK_STATE_*``, ``ROLE_*``). Results need no
+conversion: the store already keeps tasks and events in 1.0 JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from a2a.types import a2a_pb2 as pb
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+
+from queueapp.model import Json
+from queueapp.protocol.errors import InvalidParamsError
+from queueapp.states import TaskState
+
+PARAM_TYPES: dict[str, type] = {
+    "SendMessage": pb.SendMessageRequest,
+    "SendStreamingMessage": pb.SendMessageRequest,
+    "GetTask": pb.GetTaskRequest,
+    "ListTasks": pb.ListTasksRequest,
+    "CancelTask": pb.CancelTaskRequest,
+    "SubscribeToTask": pb.SubscribeToTaskRequest,
+    "CreateTaskPushNotificationConfig": pb.TaskPushNotificationConfig,
+    "GetTaskPushNotificationConfig": pb.GetTaskPushNotificationConfigRequest,
+    "ListTaskPushNotificationConfigs": pb.ListTaskPushNotificationConfigsRequest,
+    "DeleteTaskPushNotificationConfig": pb.DeleteTaskPushNotificationConfigRequest,
+    "GetExtendedAgentCard": pb.GetExtendedAgentCardRequest,
+}
+METHODS = tuple(PARAM_TYPES)
+STREAMING_METHODS = frozenset({"SendStreamingMessage", "SubscribeToTask"})
+
+
+def plain(value: Any) -> Any:
+    """Undo protobuf's float-only JSON numbers (``42`` comes back as ``42.0``) in free-form data."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def to_proto(value: Any, message: Any, what: str) -> Any:
+    """Parse JSON into a protobuf message, turning every failure into -32602."""
+    if not isinstance(value, dict):
+        raise InvalidParamsError(f"{what} must be a JSON object, not {type(value).__name__}.")
+    try:
+        return ParseDict(value, message, ignore_unknown_fields=True)
+    except (ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidParamsError(f"Invalid {what}: {exc}".rstrip(".") + ".") from None
+
+
+def from_proto(message: Any) -> Json:
+    return plain(MessageToDict(message))
+
+
+def parse_params(method: str, params: Any) -> Json:
+    """Validate and canonicalise the params of a 1.0 method."""
+    if params is None:
+        params = {}
+    if method == "ListTasks":
+        params = _status_filter(params)
+    return from_proto(to_proto(params, PARAM_TYPES[method](), f"params of {method}"))
+
+
+def _status_filter(params: Any) -> Any:
+    """Accept any spelling of the state filter, and refuse one that names no state.
+
+    (Protobuf would quietly read an unknown enum name as "no filter".)
+    """
+    status = params.get("status") if isinstance(params, dict) else None
+    if not isinstance(status, str) or not status:
+        return params
+    try:
+        return {**params, "status": TaskState.parse(status).v1}
+    except ValueError:
+        raise InvalidParamsError(f"status {status!r} is not a task state: use one of {', '.join(s.v1 for s in TaskState)}.") from None
+
+
+def parse_message(value: Any) -> Json:
+    """A 1.0 Message given on its own (the HTTP+JSON binding nests it the same way)."""
+    return from_proto(to_proto(value, pb.Message(), "message"))

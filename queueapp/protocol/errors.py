@@ -1,0 +1,177 @@
+"""Protocol errors: one base class, and one table from class to every wire form.
+
+The handler and codecs raise :class:`ProtocolError` subclasses; only the transports turn
+them into JSON-RPC error objects or HTTP responses (google.rpc.Status bodies), so each
+error's code, HTTP status and reason live in :data:`ERROR_TABLE` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from queueapp import store
+
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+ERROR_DOMAIN = "a2a-protocol.org"
+
+
+class ProtocolError(Exception):
+    """Base of every error the endpoint answers with."""
+
+    default_message = "A2A error"
+
+    def __init__(self, message: str | None = None, data: dict[str, Any] | None = None):
+        self.message = message or self.default_message
+        self.data = data
+        super().__init__(self.message)
+
+
+class JSONParseError(ProtocolError):
+    default_message = "The request body is not valid JSON."
+
+
+class InvalidRequestError(ProtocolError):
+    default_message = "The request is not a valid JSON-RPC 2.0 request."
+
+
+class MethodNotFoundError(ProtocolError):
+    default_message = "Method not found."
+
+
+class InvalidParamsError(ProtocolError):
+    default_message = "Invalid params."
+
+
+class InternalError(ProtocolError):
+    default_message = "Internal error."
+
+
+class TaskNotFoundError(ProtocolError):
+    default_message = "Task not found."
+
+
+class TaskNotCancelableError(ProtocolError):
+    default_message = "The task is already finished and cannot be canceled."
+
+
+class PushNotificationNotSupportedError(ProtocolError):
+    default_message = "Push notifications are not supported by this agent."
+
+
+class UnsupportedOperationError(ProtocolError):
+    default_message = "This operation is not supported."
+
+
+class ContentTypeNotSupportedError(ProtocolError):
+    default_message = "The agent does not accept this content type."
+
+
+class InvalidAgentResponseError(ProtocolError):
+    default_message = "The agent produced an invalid response."
+
+
+class ExtendedAgentCardNotConfiguredError(ProtocolError):
+    default_message = "No extended agent card is configured."
+
+
+class ExtensionSupportRequiredError(ProtocolError):
+    default_message = "A required extension is not supported by the client."
+
+
+class VersionNotSupportedError(ProtocolError):
+    default_message = "This A2A protocol version is not supported."
+
+
+class PayloadTooLargeError(ProtocolError):
+    default_message = "The request body is too large."
+
+
+class UnauthenticatedError(ProtocolError):
+    default_message = "Authentication required."
+
+
+class Wire(NamedTuple):
+    code: int  # JSON-RPC error code
+    http: int  # HTTP status for HTTP+JSON
+    status: str  # google.rpc.Code name
+    reason: str  # ErrorInfo reason
+
+
+ERROR_TABLE: dict[type[ProtocolError], Wire] = {
+    JSONParseError: Wire(-32700, 400, "INVALID_ARGUMENT", "PARSE_ERROR"),
+    InvalidRequestError: Wire(-32600, 400, "INVALID_ARGUMENT", "INVALID_REQUEST"),
+    MethodNotFoundError: Wire(-32601, 404, "NOT_FOUND", "METHOD_NOT_FOUND"),
+    InvalidParamsError: Wire(-32602, 400, "INVALID_ARGUMENT", "INVALID_PARAMS"),
+    InternalError: Wire(-32603, 500, "INTERNAL", "INTERNAL_ERROR"),
+    TaskNotFoundError: Wire(-32001, 404, "NOT_FOUND", "TASK_NOT_FOUND"),
+    TaskNotCancelableError: Wire(-32002, 400, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE"),
+    PushNotificationNotSupportedError: Wire(-32003, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED"),
+    UnsupportedOperationError: Wire(-32004, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION"),
+    ContentTypeNotSupportedError: Wire(-32005, 400, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED"),
+    InvalidAgentResponseError: Wire(-32006, 500, "INTERNAL", "INVALID_AGENT_RESPONSE"),
+    ExtendedAgentCardNotConfiguredError: Wire(-32007, 400, "FAILED_PRECONDITION", "EXTENDED_AGENT_CARD_NOT_CONFIGURED"),
+    ExtensionSupportRequiredError: Wire(-32008, 400, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED"),
+    VersionNotSupportedError: Wire(-32009, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED"),
+    PayloadTooLargeError: Wire(-32600, 413, "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE"),
+    UnauthenticatedError: Wire(-32600, 401, "UNAUTHENTICATED", "UNAUTHENTICATED"),
+}
+
+# 0.3 has no -32009; its clients get an invalid request instead of a code they do not know.
+V03_CODE_FALLBACK = {-32009: -32600}
+
+# Names the 0.3 HTTP+JSON client maps back to its typed errors (``{"type": ...}``).
+V03_TYPE_NAMES = {
+    TaskNotFoundError: "TaskNotFoundError",
+    TaskNotCancelableError: "TaskNotCancelableError",
+    PushNotificationNotSupportedError: "PushNotificationNotSupportedError",
+    UnsupportedOperationError: "UnsupportedOperationError",
+    ContentTypeNotSupportedError: "ContentTypeNotSupportedError",
+    InvalidAgentResponseError: "InvalidAgentResponseError",
+    ExtendedAgentCardNotConfiguredError: "AuthenticatedExtendedCardNotConfiguredError",
+    InvalidParamsError: "InvalidParamsError",
+    InvalidRequestError: "InvalidRequestError",
+    MethodNotFoundError: "MethodNotFoundError",
+    InternalError: "InternalError",
+}
+
+
+def wire(error: ProtocolError) -> Wire:
+    return ERROR_TABLE.get(type(error), ERROR_TABLE[InternalError])
+
+
+def error_info(error: ProtocolError) -> dict[str, Any]:
+    """The google.rpc.ErrorInfo detail that 1.0 attaches to every error."""
+    metadata = {key: str(value) for key, value in (error.data or {}).items()}
+    return {"@type": ERROR_INFO_TYPE, "reason": wire(error).reason, "domain": ERROR_DOMAIN, "metadata": metadata}
+
+
+def jsonrpc_error(error: ProtocolError, version: str) -> dict[str, Any]:
+    """The JSON-RPC ``error`` member in the given protocol version's form."""
+    code = wire(error).code
+    if version == "1.0":
+        return {"code": code, "message": error.message, "data": [error_info(error)]}
+    body: dict[str, Any] = {"code": V03_CODE_FALLBACK.get(code, code), "message": error.message}
+    if error.data:
+        body["data"] = error.data
+    return body
+
+
+def rest_error(error: ProtocolError, version: str) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) for HTTP+JSON: a google.rpc.Status, plus the 0.3 ``type`` name."""
+    mapping = wire(error)
+    body: dict[str, Any] = {"error": {"code": mapping.http, "status": mapping.status, "message": error.message, "details": [error_info(error)]}}
+    if version != "1.0":
+        body["type"] = V03_TYPE_NAMES.get(type(error), "InternalError")
+        body["message"] = error.message
+    return mapping.http, body
+
+
+def from_store_error(exc: store.StoreError) -> ProtocolError:
+    """Translate the queue service's errors into what the protocol says about them."""
+    if isinstance(exc, store.TaskNotFound):
+        return TaskNotFoundError(str(exc))
+    if isinstance(exc, store.TaskNotCancelable):
+        return TaskNotCancelableError(str(exc))
+    if isinstance(exc, store.InvalidTransition):
+        return UnsupportedOperationError(str(exc))
+    return InternalError(f"The task changed while the request was handled; try again ({exc}).")

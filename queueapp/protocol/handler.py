@@ -1,0 +1,362 @@
+"""The request handler: one method per A2A RPC, on 1.0 JSON and the queue service.
+
+Transports hand it validated 1.0 params (see ``codec``/``codec03``) and turn what it
+returns, or the :class:`ProtocolError` it raises, into their own wire form. It never
+sees HTTP or a protocol version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from queueapp import model, push
+from queueapp.events import ends_stream, follow_task
+from queueapp.model import Json, TaskRecord
+from queueapp.protocol import card
+from queueapp.protocol.errors import (
+    ContentTypeNotSupportedError,
+    ExtendedAgentCardNotConfiguredError,
+    InvalidParamsError,
+    PushNotificationNotSupportedError,
+    TaskNotFoundError,
+    UnsupportedOperationError,
+    from_store_error,
+)
+from queueapp.states import TERMINAL, TaskState
+from queueapp.store import QueueStore, StoreError
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+@dataclass
+class CallContext:
+    """Who is calling: the identity their credential names, if auth is on."""
+
+    identity: str | None = None
+
+
+def _required(params: Json, name: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidParamsError(f"'{name}' is required: the id of the task.")
+    return value
+
+
+def _history_length(params: Json, cap: int) -> int | None:
+    value = params.get("historyLength")
+    if value is None:
+        return None
+    if value < 0:
+        raise InvalidParamsError(f"historyLength must be 0 or more, not {value}.")
+    return min(value, cap)
+
+
+def shape_task(task: Json, history_length: int | None, cap: int, include_artifacts: bool = True) -> Json:
+    """The task as a client asked for it: the last N messages, artifacts or not."""
+    shaped = dict(task)
+    history = shaped.get("history") or []
+    keep = cap if history_length is None else min(history_length, cap)
+    if keep == 0 or not history:
+        shaped.pop("history", None)
+    else:
+        shaped["history"] = history[-keep:]
+    if not include_artifacts:
+        shaped.pop("artifacts", None)
+    return shaped
+
+
+def _timestamp_ms(text: str) -> int:
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise InvalidParamsError(f"statusTimestampAfter {text!r} is not an ISO 8601 timestamp.") from None
+
+
+class Handler:
+    def __init__(self, store: QueueStore, config: Any):
+        self.store = store
+        self.config = config
+        self.cap = config.max_history_length
+
+    async def _call(self, coro: Any) -> Any:
+        """Await a store call, translating its errors into the protocol's."""
+        try:
+            return await coro
+        except StoreError as exc:
+            raise from_store_error(exc) from None
+
+    async def _task(self, task_id: str) -> TaskRecord:
+        record = await self.store.get(task_id)
+        if record is None:
+            raise TaskNotFoundError(f"Task {task_id} was not found.")
+        return record
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    def _check_message(self, params: Json) -> Json:
+        message = params.get("message")
+        if not isinstance(message, dict):
+            raise InvalidParamsError("'message' is required: the user message to send.")
+        if not message.get("messageId"):
+            raise InvalidParamsError("message.messageId is required: a unique id chosen by the client.")
+        if message.get("role") != "ROLE_USER":
+            raise InvalidParamsError("message.role must be ROLE_USER ('user' in 0.3).")
+        parts = message.get("parts") or []
+        if not parts:
+            raise InvalidParamsError("message.parts must hold at least one part.")
+        if len(parts) > self.config.max_parts:
+            raise InvalidParamsError(f"message has {len(parts)} parts; at most {self.config.max_parts} are accepted (A2A_MAX_PARTS).")
+        accepted = card.agent_profile(self.config).input_modes
+        for index, part in enumerate(parts):
+            if not any(key in part for key in ("text", "raw", "url", "data")):
+                raise InvalidParamsError(f"message.parts[{index}] has no content: set one of text, raw, url or data.")
+            media_type = part.get("mediaType")
+            if media_type and not _accepts(accepted, media_type):
+                raise ContentTypeNotSupportedError(f"message.parts[{index}] is {media_type}; this agent accepts {', '.join(accepted)}.")
+        return message
+
+    async def _submit(self, params: Json, ctx: CallContext) -> tuple[TaskRecord, str, bool]:
+        """Create the task, or continue the input-required task the message names.
+
+        Returns the record, the event id to follow from, and whether the caller should
+        start with a snapshot of the task (a continued task) or read it from the events.
+        """
+        message = self._check_message(params)
+        configuration = params.get("configuration") or {}
+        push_config = configuration.get("taskPushNotificationConfig")
+        if push_config and not self.config.capabilities_push_notifications:
+            raise PushNotificationNotSupportedError()
+        if push_config:
+            self._check_push_url(push_config)
+        task_id, context_id = message.get("taskId"), message.get("contextId")
+        if task_id:
+            record = await self._continue(task_id, context_id, message)
+            after, snapshot = await self.store.last_event_id(task_id), True
+            record = await self._call(self.store.continue_task(task_id, message))
+        else:
+            record, _ = await self._call(self.store.create_task(message, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata")))
+            after, snapshot = "0-0", False
+        if push_config:
+            await self._store_push_config({**push_config, "taskId": record.id})
+        return record, after, snapshot
+
+    async def _continue(self, task_id: str, context_id: str | None, message: Json) -> TaskRecord:
+        record = await self._task(task_id)
+        if context_id and context_id != record.context_id:
+            raise InvalidParamsError(f"message.contextId {context_id} contradicts task {task_id}, which belongs to context {record.context_id}.")
+        if record.finished or record.state in TERMINAL:
+            raise UnsupportedOperationError(f"Task {task_id} is {record.state.value}; it takes no more messages. Send the message without taskId to start a new task.")
+        if not record.state.is_interrupted:
+            raise UnsupportedOperationError(f"Task {task_id} is {record.state.value}; messages are accepted only while it waits for input.")
+        return record
+
+    async def _wait(self, task_id: str, after: str, timeout: float) -> Json | None:
+        """The event that ends the task's run (terminal, interrupted or a direct reply), or None on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                async with aclosing(follow_task(self.store, task_id, after)) as events:
+                    async for _, event in events:
+                        if ends_stream(event):
+                            return event
+        except TimeoutError:
+            return None
+        return None
+
+    async def send_message(self, params: Json, ctx: CallContext) -> Json:
+        record, after, _ = await self._submit(params, ctx)
+        configuration = params.get("configuration") or {}
+        history_length = _history_length(configuration, self.cap)
+        settled = record.finished or record.state.is_interrupted
+        if not configuration.get("returnImmediately") and not settled:
+            event = await self._wait(record.id, after, self.config.blocking_timeout)
+            if event is not None and "message" in event:
+                return {"message": event["message"]}
+            record = await self._task(record.id)
+        return {"task": shape_task(record.task, history_length, self.cap)}
+
+    def _require_streaming(self) -> None:
+        if not self.config.capabilities_streaming:
+            raise UnsupportedOperationError("Streaming is not enabled on this agent (A2A_CAPABILITIES_STREAMING=false).")
+
+    async def stream_message(self, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
+        """Validate and submit now (errors come before any event), then stream."""
+        self._require_streaming()
+        record, after, snapshot = await self._submit(params, ctx)
+        first = shape_task(record.task, None, self.cap) if snapshot or record.finished else None
+        return self._events(record.id, first, after)
+
+    async def subscribe(self, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
+        self._require_streaming()
+        task_id = _required(params, "id")
+        after = await self.store.last_event_id(task_id)  # read first: an event may repeat, none is lost
+        record = await self._task(task_id)
+        if record.finished or record.state in TERMINAL:
+            raise UnsupportedOperationError(f"Task {task_id} is already {record.state.value}; there is nothing to subscribe to.")
+        return self._events(task_id, shape_task(record.task, None, self.cap), after)
+
+    async def _events(self, task_id: str, first: Json | None, after: str) -> AsyncIterator[Json]:
+        if first is not None:
+            yield {"task": first}
+            if ends_stream({"task": first}):
+                return
+        async with aclosing(follow_task(self.store, task_id, after)) as events:
+            async for _, event in events:
+                yield event
+                if ends_stream(event):
+                    return
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def get_task(self, params: Json, ctx: CallContext) -> Json:
+        record = await self._task(_required(params, "id"))
+        return shape_task(record.task, _history_length(params, self.cap), self.cap)
+
+    async def list_tasks(self, params: Json, ctx: CallContext) -> Json:
+        page_size = params.get("pageSize", DEFAULT_PAGE_SIZE)
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidParamsError(f"pageSize must be from 1 to {MAX_PAGE_SIZE}, not {page_size}.")
+        status = params.get("status")
+        state = TaskState.parse(status) if status and status != "TASK_STATE_UNSPECIFIED" else None
+        token = params.get("pageToken", "")
+        if token and not _valid_token(token):
+            raise InvalidParamsError(f"pageToken {token!r} was not issued by this server; pass the nextPageToken of the previous page.")
+        after_ms = _timestamp_ms(params["statusTimestampAfter"]) if params.get("statusTimestampAfter") else None
+        context_id = params.get("contextId") or None
+        page = await self.store.list_tasks(state=state, context_id=context_id, cursor=token, limit=page_size)
+        items, next_token, total = page.items, page.next_cursor, page.total
+        if after_ms is not None:
+            kept = [r for r in items if _status_ms(r) > after_ms]
+            if len(kept) < len(items):
+                next_token = ""  # newest first: everything after the first older task is older too
+            items = kept
+            total = await self._count_after(state, context_id, after_ms)
+        history_length = _history_length(params, self.cap)
+        include_artifacts = bool(params.get("includeArtifacts"))
+        tasks = [shape_task(r.task, history_length, self.cap, include_artifacts) for r in items]
+        return {"tasks": tasks, "nextPageToken": next_token, "pageSize": page_size, "totalSize": total}
+
+    async def _count_after(self, state: TaskState | None, context_id: str | None, after_ms: int) -> int:
+        """How many tasks changed after the time: read pages newest first until an older one."""
+        count, cursor = 0, ""
+        while True:
+            page = await self.store.list_tasks(state=state, context_id=context_id, cursor=cursor, limit=MAX_PAGE_SIZE)
+            newer = [r for r in page.items if _status_ms(r) > after_ms]
+            count += len(newer)
+            if len(newer) < len(page.items) or not page.next_cursor:
+                return count
+            cursor = page.next_cursor
+
+    # ---- canceling -------------------------------------------------------------------------
+
+    async def cancel_task(self, params: Json, ctx: CallContext) -> Json:
+        task_id = _required(params, "id")
+        after = await self.store.last_event_id(task_id)
+        record = await self._call(self.store.request_cancel(task_id))
+        if not record.finished:
+            # A worker holds it: give the worker a moment to stop, then end it without it.
+            if await self._wait(task_id, after, self.config.cancel_wait) is None:
+                await self._call(self.store.force_cancel(task_id))
+            record = await self._task(task_id)
+        return shape_task(record.task, None, self.cap)
+
+    # ---- push notification configs ---------------------------------------------------------
+
+    def _require_push(self) -> None:
+        if not self.config.capabilities_push_notifications:
+            raise PushNotificationNotSupportedError("Push notifications are not enabled on this agent (A2A_CAPABILITIES_PUSH_NOTIFICATIONS=false).")
+
+    def _check_push_url(self, config: Json) -> None:
+        try:
+            push.check_url(config.get("url", ""), self.config.push_allow_private)
+        except ValueError as exc:
+            raise InvalidParamsError(str(exc)) from None
+
+    async def _store_push_config(self, config: Json) -> Json:
+        stored = {key: value for key, value in config.items() if key in ("id", "taskId", "url", "token", "authentication") and value}
+        stored["id"] = stored.get("id") or model.new_id()
+        await self.store.set_push_config(stored["taskId"], stored["id"], stored)
+        return stored
+
+    async def create_push_config(self, params: Json, ctx: CallContext) -> Json:
+        self._require_push()
+        task_id = _required(params, "taskId")
+        self._check_push_url(params)
+        await self._task(task_id)
+        return await self._store_push_config(params)
+
+    async def get_push_config(self, params: Json, ctx: CallContext) -> Json:
+        self._require_push()
+        task_id = _required(params, "taskId")
+        await self._task(task_id)
+        configs = await self.store.get_push_configs(task_id)
+        config_id = params.get("id") or next(iter(configs), "")
+        if config_id not in configs:
+            raise TaskNotFoundError(f"Task {task_id} has no push notification config {config_id!r}.")
+        return configs[config_id]
+
+    async def list_push_configs(self, params: Json, ctx: CallContext) -> Json:
+        self._require_push()
+        task_id = _required(params, "taskId")
+        await self._task(task_id)
+        return {"configs": list((await self.store.get_push_configs(task_id)).values()), "nextPageToken": ""}
+
+    async def delete_push_config(self, params: Json, ctx: CallContext) -> None:
+        self._require_push()
+        task_id = _required(params, "taskId")
+        await self._task(task_id)
+        config_id = params.get("id")
+        if not config_id:
+            raise InvalidParamsError("'id' is required: the id of the push notification config.")
+        await self.store.delete_push_config(task_id, config_id)
+
+    async def get_extended_card(self, params: Json, ctx: CallContext) -> Json:
+        raise ExtendedAgentCardNotConfiguredError("This agent has no extended agent card; the public card at /.well-known/agent-card.json is complete.")
+
+    # ---- dispatch --------------------------------------------------------------------------
+
+    async def call(self, method: str, params: Json, ctx: CallContext) -> Any:
+        """Run a unary 1.0 method by name."""
+        return await getattr(self, UNARY[method])(params, ctx)
+
+    async def open_stream(self, method: str, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
+        if method == "SendStreamingMessage":
+            return await self.stream_message(params, ctx)
+        return await self.subscribe(params, ctx)
+
+
+UNARY = {
+    "SendMessage": "send_message",
+    "GetTask": "get_task",
+    "ListTasks": "list_tasks",
+    "CancelTask": "cancel_task",
+    "CreateTaskPushNotificationConfig": "create_push_config",
+    "GetTaskPushNotificationConfig": "get_push_config",
+    "ListTaskPushNotificationConfigs": "list_push_configs",
+    "DeleteTaskPushNotificationConfig": "delete_push_config",
+    "GetExtendedAgentCard": "get_extended_card",
+}
+
+
+def _accepts(accepted: tuple[str, ...], media_type: str) -> bool:
+    kind = media_type.split(";", 1)[0].strip().lower()
+    for mode in accepted:
+        mode = mode.lower()
+        if mode in ("*/*", kind) or (mode.endswith("/*") and kind.startswith(mode[:-1])):
+            return True
+    return False
+
+
+def _status_ms(record: TaskRecord) -> int:
+    stamp = record.task.get("status", {}).get("timestamp")
+    return _timestamp_ms(stamp) if stamp else record.updated_ms
+
+
+def _valid_token(token: str) -> bool:
+    score, sep, task_id = token.partition(":")
+    return bool(sep and task_id) and score.lstrip("-").isdigit()

@@ -1,0 +1,114 @@
+"""The JSON-RPC 2.0 binding at ``POST /a2a``, for 1.0 and 0.3.
+
+It parses the envelope, picks the codec by the A2A-Version header, calls the handler
+and writes the answer; every error becomes a JSON-RPC error object with the request
+id echoed. Anything unexpected is logged with its traceback and answered as -32603.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from queueapp import config as config_module
+from queueapp.model import Json
+from queueapp.protocol import codec, codec03, transport
+from queueapp.protocol.errors import (
+    InternalError,
+    InvalidRequestError,
+    JSONParseError,
+    MethodNotFoundError,
+    ProtocolError,
+    UnauthenticatedError,
+    jsonrpc_error,
+    wire,
+)
+from queueapp.protocol.sse import sse_response
+
+log = transport.log
+RequestId = str | int | None
+
+
+def _envelope(body: bytes) -> tuple[RequestId, str, Any]:
+    """(id, method, params) of a single JSON-RPC request, or the error that says what is wrong."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise JSONParseError(f"The request body is not valid JSON: {exc}.") from None
+    if isinstance(data, list):
+        raise InvalidRequestError("Batch requests are not supported: send one JSON-RPC request object per HTTP request.")
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request must be a JSON object with jsonrpc, method, params and id.")
+    if data.get("jsonrpc") != "2.0":
+        raise InvalidRequestError(f"'jsonrpc' must be exactly \"2.0\", not {data.get('jsonrpc')!r}.")
+    request_id = data.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int | None):
+        raise InvalidRequestError("'id' must be a string, an integer or null.")
+    method = data.get("method")
+    if not isinstance(method, str) or not method:
+        raise InvalidRequestError("'method' is required: a string such as SendMessage (1.0) or message/send (0.3).", data={"id": request_id})
+    params = data.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidRequestError(f"'params' must be a JSON object, not {type(params).__name__}.", data={"id": request_id})
+    return request_id, method, params
+
+
+def _resolve(version: str, method: str, params: Any) -> tuple[str, Json]:
+    """The 1.0 method name and 1.0 params of a request in either version."""
+    if version == "1.0":
+        if method not in codec.PARAM_TYPES:
+            hint = f" {method} is a 0.3 method; use {codec03.METHODS[method]}." if method in codec03.METHODS else ""
+            raise MethodNotFoundError(f"Method {method!r} does not exist in A2A 1.0.{hint}")
+        return method, codec.parse_params(method, params)
+    if method not in codec03.METHODS:
+        hint = f" {method} is a 1.0 method: send the header A2A-Version: 1.0." if method in codec.PARAM_TYPES else ""
+        raise MethodNotFoundError(f"Method {method!r} does not exist in A2A 0.3.{hint}")
+    return codec03.METHODS[method], codec03.parse_params(method, params)
+
+
+def _answer(request_id: RequestId, version: str, *, result: Any = None, error: ProtocolError | None = None) -> HttpResponse:
+    if error is None:
+        return transport.json_response({"jsonrpc": "2.0", "id": request_id, "result": result})
+    body = {"jsonrpc": "2.0", "id": request_id, "error": jsonrpc_error(error, version)}
+    if isinstance(error, UnauthenticatedError):
+        return transport.json_response(body, status=wire(error).http, headers=transport.challenge_headers())
+    return transport.json_response(body)
+
+
+@csrf_exempt
+async def endpoint(request: HttpRequest) -> HttpResponse:
+    request_id: RequestId = None
+    version = "1.0"
+    try:
+        version = transport.requested_version(request)
+        if request.method != "POST":
+            raise InvalidRequestError("The JSON-RPC endpoint takes POST requests with a JSON body.")
+        ctx = transport.authenticate(request)
+        request_id, method, params = _envelope(transport.read_body(request))
+        method, params = _resolve(version, method, params)
+        handler = await transport.make_handler()
+        if method in codec.STREAMING_METHODS:
+            events = await handler.open_stream(method, params, ctx)
+            return _stream(events, request_id, version)
+        result = await handler.call(method, params, ctx)
+        return _answer(request_id, version, result=codec03.jsonrpc_result(method, result) if version == "0.3" else result)
+    except ProtocolError as exc:
+        if exc.data and "id" in exc.data:
+            request_id = exc.data.pop("id")
+        return _answer(request_id, version, error=exc)
+    except Exception as exc:
+        log.exception("Unexpected error in JSON-RPC request, id=%s", request_id)
+        return _answer(request_id, version, error=InternalError(f"Internal error: {exc.__class__.__name__}. The server log has the details."))
+
+
+def _stream(events: Any, request_id: RequestId, version: str) -> HttpResponse:
+    def encode(event: Json) -> Json:
+        return {"jsonrpc": "2.0", "id": request_id, "result": codec03.jsonrpc_event(event) if version == "0.3" else event}
+
+    def encode_error(error: ProtocolError) -> Json:
+        return {"jsonrpc": "2.0", "id": request_id, "error": jsonrpc_error(error, version)}
+
+    return sse_response(events, encode, encode_error, config_module.get().sse_keepalive)

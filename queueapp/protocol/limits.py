@@ -1,0 +1,86 @@
+"""The request body cap (``A2A_MAX_BODY_BYTES``), enforced in ASGI before Django reads anything.
+
+Django buffers a whole body before a view runs, so the cap has to sit in front of it:
+a declared Content-Length over the cap is refused at once, and a body without one is
+read chunk by chunk and refused as soon as it passes the cap. At most the cap is ever
+held in memory. The refusal is a 413 whose body matches the binding the path belongs to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queueapp import config as config_module
+from queueapp.model import dumps
+from queueapp.protocol.errors import PayloadTooLargeError, jsonrpc_error, rest_error
+
+Scope = dict[str, Any]
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+def _too_large(scope: Scope, limit: int, size: str) -> bytes:
+    error = PayloadTooLargeError(f"The request body is {size}; the limit is {limit} bytes (A2A_MAX_BODY_BYTES).")
+    if scope.get("path", "").rstrip("/") == "/a2a":
+        return dumps({"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, "1.0")}).encode()
+    return dumps(rest_error(error, "1.0")[1]).encode()
+
+
+async def _refuse(scope: Scope, send: Any, limit: int, size: str) -> None:
+    body = _too_large(scope, limit, size)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else -1
+    return None
+
+
+class BodyLimitMiddleware:
+    """Wrap an ASGI application so that no request body over the cap reaches it."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") in BODYLESS_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit = config_module.get().max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(scope, send, limit, f"{declared} bytes")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending the whole body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _refuse(scope, send, limit, f"more than {limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # later calls wait for the disconnect, as Django expects
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,88 @@
+"""Server-Sent Events: frames, keep-alive comments, and nothing left running after a disconnect.
+
+The events are read by a pump task into a small queue, so the response can send a
+keep-alive comment when the task is quiet without cancelling the reader in the middle
+of a read. When the client goes away, the ASGI server cancels the response; the
+``finally`` below cancels the pump, which closes the event follower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from django.http import StreamingHttpResponse
+
+from queueapp.model import Json, dumps
+from queueapp.protocol.errors import InternalError, ProtocolError
+
+log = logging.getLogger("queueapp.protocol")
+
+QUEUE_SIZE = 256  # events read ahead of a slow client; the pump waits beyond it
+_DONE = object()
+
+
+def frame(data: Json, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {dumps(data)}\n\n".encode()
+
+
+async def _pump(events: AsyncIterator[Json], queue: asyncio.Queue) -> None:
+    """Copy events into the queue, then the end marker (or the error that ended them).
+
+    When the response is cancelled this task is cancelled too, and the CancelledError
+    passes straight through, closing the event follower on its way out.
+    """
+    end: object = _DONE
+    try:
+        async for event in events:
+            await queue.put(event)
+    except ProtocolError as exc:
+        end = exc
+    except Exception as exc:
+        log.exception("Event stream failed")
+        end = InternalError(f"The event stream failed: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            await events.aclose()  # type: ignore[attr-defined]
+    await queue.put(end)
+
+
+async def _frames(
+    events: AsyncIterator[Json], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
+) -> AsyncIterator[bytes]:
+    queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+    pump = asyncio.create_task(_pump(events, queue), name="sse-pump")
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), keepalive)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, ProtocolError):
+                yield frame(encode_error(item), event="error")
+                return
+            try:
+                yield frame(encode(item))
+            except ProtocolError as exc:
+                yield frame(encode_error(exc), event="error")
+                return
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+
+
+def sse_response(
+    events: AsyncIterator[Json], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
+) -> StreamingHttpResponse:
+    """A ``text/event-stream`` response of ``encode(event)`` frames."""
+    response = StreamingHttpResponse(_frames(events, encode, encode_error, keepalive), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must not hold the frames back
+    return response

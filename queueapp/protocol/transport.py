@@ -1,0 +1,65 @@
+"""What both bindings share: version negotiation, auth, reading the body, JSON answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from queueapp import config as config_module
+from queueapp.auth import Authenticator, AuthError
+from queueapp.model import dumps
+from queueapp.protocol.errors import UnauthenticatedError, VersionNotSupportedError
+from queueapp.protocol.handler import CallContext, Handler
+from queueapp.runtime import get_store
+
+log = logging.getLogger("queueapp.protocol")
+
+VERSION_HEADER = "A2A-Version"
+SUPPORTED_VERSIONS = ("1.0", "0.3")
+
+
+def requested_version(request: HttpRequest) -> str:
+    """The protocol version asked for (header, else query); none means 0.3.
+
+    Only major.minor counts. Raises :class:`VersionNotSupportedError` for anything else.
+    """
+    raw = (request.headers.get(VERSION_HEADER) or request.GET.get(VERSION_HEADER) or "").strip()
+    if not raw:
+        return "0.3"
+    parts = raw.split(".")
+    major_minor = ".".join(parts[:2]) if len(parts) >= 2 else f"{parts[0]}.0"
+    if major_minor in SUPPORTED_VERSIONS and all(p.isdigit() for p in parts):
+        return major_minor
+    raise VersionNotSupportedError(f"A2A-Version {raw!r} is not supported; this server speaks {' and '.join(SUPPORTED_VERSIONS)}.")
+
+
+def authenticate(request: HttpRequest) -> CallContext:
+    """The caller's context, or :class:`UnauthenticatedError` when auth is on and fails."""
+    auth = Authenticator.from_config(config_module.get())
+    try:
+        return CallContext(identity=auth.authenticate(request.headers))
+    except AuthError as exc:
+        raise UnauthenticatedError(str(exc)) from None
+
+
+def challenge_headers() -> dict[str, str]:
+    return {"WWW-Authenticate": Authenticator.from_config(config_module.get()).challenge()}
+
+
+async def make_handler() -> Handler:
+    return Handler(await get_store(), config_module.get())
+
+
+def read_body(request: HttpRequest) -> bytes:
+    # request.read() rather than request.body: the size cap is A2A_MAX_BODY_BYTES, enforced
+    # by the ASGI middleware before Django buffers anything, not Django's own upload limit.
+    return request.read()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, content_type: str = "application/json") -> HttpResponse:
+    response = HttpResponse(dumps(body), status=status, content_type=content_type)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
