@@ -1,1 +1,24 @@
-urlpatterns: list = []
+from django.urls import path, re_path
+
+from dashboard import actions, metrics, views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("dashboard/", views.overview),
+    path("dashboard/queue/", views.queue, name="queue"),
+    path("dashboard/active/", views.active, name="active"),
+    path("dashboard/history/", views.history, name="history"),
+    path("dashboard/history/purge/", actions.purge_confirm, name="purge_confirm"),
+    path("dashboard/contexts/", views.contexts, name="contexts"),
+    path("dashboard/contexts/<str:context_id>/", views.context, name="context"),
+    path("dashboard/tasks/<str:task_id>/", views.task, name="task"),
+    re_path(r"^dashboard/tasks/(?P<task_id>[^/]+)/parts/(?P<ref>[am]\d+\.\d+)$", views.task_part, name="task_part"),
+    path("dashboard/live/", views.live, name="live"),
+    path("dashboard/actions/pause/", actions.pause, name="pause"),
+    path("dashboard/actions/purge/", actions.purge, name="purge"),
+    path("dashboard/actions/bulk/<str:action>/", actions.bulk_action, name="bulk"),
+    path("dashboard/actions/<str:action>/<str:task_id>/", actions.task_action, name="task_action"),
+]

@@ -1,0 +1,100 @@
+"""The dashboard WebSocket: HTML fragments for htmx, coalesced to a bounded frame rate.
+
+A browser connects to ``/ws/dashboard/?page=<page>&<the page's query>``. On connect and
+whenever a change touches its page, the consumer renders the page's live sections with
+``hx-swap-oob``; however many changes arrive, it renders at most A2A_DASHBOARD_MAX_FPS
+times per second, and a render always reads the state after the last change it saw, so
+the screen is right once a burst ends. The browser sends ``{"visible": false}`` when its
+tab is hidden and nothing is sent until ``{"visible": true}``, which re-syncs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from dashboard import access, live, sections
+from queueapp import config
+from queueapp.runtime import get_store
+
+log = logging.getLogger("dashboard.live")
+
+REFUSED = 4403  # close code for a refused connection (anonymous or another origin)
+
+
+def same_origin(scope: dict[str, Any]) -> bool:
+    """The Origin header must name the host the page was served from."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    origin, host = headers.get("origin", ""), headers.get("host", "")
+    if not origin or not host:
+        return False
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not same_origin(self.scope) or not access.can_view(user):
+            log.info("Dashboard WebSocket refused, origin_ok=%s, user=%s", same_origin(self.scope), getattr(user, "username", "") or "anonymous")
+            await self.close(code=REFUSED)
+            return
+        params = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
+        self.page = params.pop("page", "overview")
+        if self.page not in sections.PAGES:
+            await self.close(code=REFUSED)
+            return
+        self.params = params
+        self.extra = {"can_act": access.can_act(user), "read_only": config.get().dashboard_read_only}
+        self.min_interval = 1.0 / config.get().dashboard_max_fps
+        self.visible = True
+        self.dirty = asyncio.Event()
+        self.store = await get_store()
+        live.ensure_bridge(self.store)
+        await self.channel_layer.group_add(live.GROUP, self.channel_name)
+        await self.accept()
+        self.dirty.set()  # the first frame re-syncs the page (also after a reconnect)
+        self.renderer = asyncio.create_task(self._render_loop(), name="dashboard-render")
+
+    async def disconnect(self, code: int) -> None:
+        renderer = getattr(self, "renderer", None)
+        if renderer is not None:
+            renderer.cancel()
+            await asyncio.gather(renderer, return_exceptions=True)
+        if hasattr(self, "store"):
+            await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "{}")
+        except ValueError:
+            return
+        if isinstance(message, dict) and isinstance(message.get("visible"), bool):
+            self.visible = message["visible"]
+            if self.visible:
+                self.dirty.set()
+
+    async def queue_changed(self, event: dict[str, Any]) -> None:
+        if sections.relevant(self.page, self.params, event.get("tasks", []), event.get("contexts", []), event.get("everything", False)):
+            self.dirty.set()
+
+    async def _render_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.dirty.wait()
+            if not self.visible:
+                # Hidden tab: keep the change pending and send nothing until it is visible.
+                await asyncio.sleep(self.min_interval)
+                continue
+            self.dirty.clear()
+            started = loop.time()
+            try:
+                html = await sections.render_fragments(self.store, self.page, self.params, self.extra)
+                await self.send(text_data=html)
+            except Exception:
+                log.exception("Dashboard render failed, page=%s", self.page)
+            await asyncio.sleep(max(self.min_interval - (loop.time() - started), 0))

@@ -1,0 +1,94 @@
+"""Live updates: the process's notify listener bridged to a Channels group.
+
+Every server process holds one subscription to ``a2a:queue:notify`` (queueapp.events).
+:class:`Bridge` adds one callback to it and forwards the changes to this process's
+dashboard group in small batches, so a burst of a thousand changes becomes a few group
+messages. Each browser's :class:`consumers.DashboardConsumer` then renders at most
+A2A_DASHBOARD_MAX_FPS times per second.
+
+The group name is unique to the process: every process already hears every change
+through its own subscription, so forwarding across processes would only repeat them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+
+from channels.layers import get_channel_layer
+
+from queueapp.events import get_listener
+from queueapp.model import Json
+from queueapp.store import QueueStore
+
+log = logging.getLogger("dashboard.live")
+
+GROUP = f"dashboard.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+BATCH_INTERVAL_S = 0.05  # forward at most 20 batches per second to the group
+MAX_IDS = 200  # a larger batch just says "everything changed"
+
+
+class Bridge:
+    def __init__(self, store: QueueStore):
+        self.store = store
+        self.tasks: set[str] = set()
+        self.contexts: set[str] = set()
+        self.everything = False
+        self.wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            get_listener(self.store).add(self.on_notice)
+            self._task = asyncio.create_task(self._run(), name="dashboard-bridge")
+
+    async def stop(self) -> None:
+        get_listener(self.store).remove(self.on_notice)
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def on_notice(self, notice: Json) -> None:
+        task_id, context_id = notice.get("task_id"), notice.get("context_id")
+        if task_id:
+            self.tasks.add(str(task_id))
+        else:  # pause/resume and other queue-wide notices
+            self.everything = True
+        if context_id:
+            self.contexts.add(str(context_id))
+        if len(self.tasks) > MAX_IDS or len(self.contexts) > MAX_IDS:
+            self.everything = True
+            self.tasks.clear()
+            self.contexts.clear()
+        self.wake.set()
+
+    def take(self) -> Json:
+        batch = {"type": "queue.changed", "tasks": sorted(self.tasks), "contexts": sorted(self.contexts), "everything": self.everything}
+        self.tasks, self.contexts, self.everything = set(), set(), False
+        self.wake.clear()
+        return batch
+
+    async def _run(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            await self.wake.wait()
+            try:
+                await layer.group_send(GROUP, self.take())
+            except Exception as exc:  # the layer's Redis is down: the next change retries
+                log.warning("Dashboard update not forwarded, error=%s", exc)
+            await asyncio.sleep(BATCH_INTERVAL_S)
+
+
+_bridges: dict[int, Bridge] = {}
+
+
+def ensure_bridge(store: QueueStore) -> Bridge:
+    """The bridge of the running event loop, started on first use."""
+    loop_id = id(asyncio.get_running_loop())
+    bridge = _bridges.get(loop_id)
+    if bridge is None or bridge.store is not store:
+        bridge = _bridges[loop_id] = Bridge(store)
+    bridge.start()
+    return bridge

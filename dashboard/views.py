@@ -1,0 +1,114 @@
+"""The dashboard's pages: server-rendered, readable without JavaScript, enhanced by htmx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from dashboard import queries, sections
+from dashboard.access import viewer
+from queueapp import config
+from queueapp.runtime import get_store
+
+
+def _params(request: HttpRequest, **extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in request.GET.items()}, **extra}
+
+
+def _chrome(request: HttpRequest) -> dict[str, Any]:
+    """What the base template needs on every page."""
+    cfg = config.get()
+    return {
+        "dashboard_user": request.dashboard_user,
+        "can_act": request.can_act,
+        "read_only": cfg.dashboard_read_only,
+        "public": cfg.dashboard_public,
+        "max_fps": cfg.dashboard_max_fps,
+        "oob": False,
+    }
+
+
+async def _render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    # Rendered in a thread: the auth and messages context processors may touch the
+    # session and the database, which Django allows only from synchronous code.
+    return await sync_to_async(render)(request, template, context, status=status)
+
+
+async def _page(request: HttpRequest, page: str, **extra: str) -> HttpResponse:
+    params = _params(request, **extra)
+    store = await get_store()
+    context = {**_chrome(request), **sections.page_context(page, params), **await sections.load(store, sections.PAGES[page], params)}
+    return await _render(request, f"dashboard/{page}.html", context)
+
+
+@viewer
+async def overview(request: HttpRequest) -> HttpResponse:
+    return await _page(request, "overview")
+
+
+@viewer
+async def queue(request: HttpRequest) -> HttpResponse:
+    return await _page(request, "queue")
+
+
+@viewer
+async def active(request: HttpRequest) -> HttpResponse:
+    return await _page(request, "active")
+
+
+@viewer
+async def history(request: HttpRequest) -> HttpResponse:
+    return await _page(request, "history")
+
+
+@viewer
+async def contexts(request: HttpRequest) -> HttpResponse:
+    return await _page(request, "contexts")
+
+
+@viewer
+async def context(request: HttpRequest, context_id: str) -> HttpResponse:
+    store = await get_store()
+    if not await store.context_tasks(context_id, limit=1):
+        raise Http404(f"No context {context_id}")
+    return await _page(request, "context", id=context_id)
+
+
+@viewer
+async def task(request: HttpRequest, task_id: str) -> HttpResponse:
+    store = await get_store()
+    if await store.get(task_id) is None:
+        raise Http404(f"No task {task_id}")
+    return await _page(request, "task", id=task_id)
+
+
+@viewer
+async def task_part(request: HttpRequest, task_id: str, ref: str) -> HttpResponse:
+    """Download a file (raw) part of a task. Always an attachment, never rendered inline."""
+    store = await get_store()
+    record = await store.get(task_id)
+    found = queries.raw_part(record.task, ref) if record else None
+    if found is None:
+        raise Http404("No such file part")
+    data, part = found
+    response = HttpResponse(data, content_type="application/octet-stream")
+    filename = str(part.get("filename") or f"{task_id}-{ref}.bin").replace('"', "").replace("\n", " ")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox"
+    return response
+
+
+@viewer
+async def live(request: HttpRequest) -> HttpResponse:
+    """The watched page's live sections as out-of-band fragments: the polling fallback."""
+    params = _params(request)
+    page = params.get("page", "overview")
+    if page not in sections.PAGES:
+        return HttpResponse(f"Unknown page {page!r}; expected one of {', '.join(sections.PAGES)}", status=400, content_type="text/plain")
+    store = await get_store()
+    html = await sections.render_fragments(store, page, params, {"can_act": request.can_act, "read_only": config.get().dashboard_read_only})
+    return HttpResponse(html)
