@@ -310,7 +310,8 @@ async def task_detail(store: QueueStore, record: TaskRecord) -> Json:
 
 async def context_detail(store: QueueStore, context_id: str) -> Json:
     """The conversation across a context's tasks, oldest first."""
-    records = await store.context_tasks(context_id)
+    # The context index is ordered by last change; a conversation reads in creation order.
+    records = sorted(await store.context_tasks(context_id), key=lambda r: (r.created_ms, r.id))
     tasks = []
     for record in records:
         task = record.task
