@@ -214,8 +214,9 @@ class Handler:
     # ---- reading ---------------------------------------------------------------------------
 
     async def get_task(self, params: Json, ctx: CallContext) -> Json:
-        record = await self._task(_required(params, "id"))
-        return shape_task(record.task, _history_length(params, self.cap), self.cap)
+        task_id, history_length = _required(params, "id"), _history_length(params, self.cap)
+        record = await self._task(task_id)
+        return shape_task(record.task, history_length, self.cap)
 
     async def list_tasks(self, params: Json, ctx: CallContext) -> Json:
         page_size = params.get("pageSize", DEFAULT_PAGE_SIZE)
