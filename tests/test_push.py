@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from queueapp import model
@@ -16,7 +17,7 @@ from queueapp.agents import load_agent
 from queueapp.push import PushDelivery, check_url, notification_headers
 from queueapp.states import TaskState
 from queueapp.worker.hooks import default_hooks, push_delivery
-from tests.support import free_port
+from tests.support import free_port, wait_until
 from tests.test_agents_conformance import running_worker, until, wait_for_state
 
 
@@ -306,3 +307,44 @@ async def test_default_hooks_share_one_delivery_per_store(store, config):
     with contextlib.suppress(Exception):
         await hooks[0].aclose()
     await asyncio.sleep(0)
+
+
+# ---- through the live endpoint ------------------------------------------------------------
+
+
+def send_message(server_url: str, text: str, push: dict) -> dict:
+    request = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "SendMessage",
+        "params": {
+            "message": model.message("user", [model.text_part(text)]),
+            "configuration": {"returnImmediately": True, "taskPushNotificationConfig": push},
+        },
+    }
+    return httpx.post(f"{server_url}/a2a", json=request, headers={"A2A-Version": "1.0"}, timeout=10).json()
+
+
+def test_a_live_server_delivers_to_the_webhook_given_with_the_message(processes, redis_url, receiver):
+    server = processes.serve(redis_url, A2A_AGENT="demo", A2A_PUSH_ALLOW_PRIVATE="true")
+    answer = send_message(server.url, "chunks 3", {"url": receiver.url, "token": "live-token"})
+    task_id = answer["result"]["task"]["id"]
+
+    def finished() -> bool:
+        return any(e.get("statusUpdate", {}).get("status", {}).get("state") == "TASK_STATE_COMPLETED" for e in receiver.events())
+
+    wait_until(finished, timeout=30, message="the completed event at the webhook")
+    events = receiver.events()
+    chunks = [e["artifactUpdate"]["artifact"]["parts"][0]["text"] for e in events if "artifactUpdate" in e]
+    assert chunks == ["chunk-1 ", "chunk-2 ", "chunk-3 "]
+    assert kinds(events)[-1] == "statusUpdate"
+    assert all(e[kinds([e])[0]]["taskId"] == task_id for e in events)
+    assert {r["headers"]["X-A2A-Notification-Token"] for r in receiver.received} == {"live-token"}
+
+
+def test_a_live_server_refuses_a_private_webhook_by_default(processes, redis_url, receiver):
+    server = processes.serve(redis_url)
+    answer = send_message(server.url, "hello", {"url": receiver.url})
+    assert answer["error"]["code"] == -32602
+    assert "A2A_PUSH_ALLOW_PRIVATE" in answer["error"]["message"]
+    assert receiver.received == []
