@@ -150,13 +150,14 @@ class Worker:
             return
         pending = [r.asyncio_task for r in self.running.values() if r.asyncio_task]
         _, still = await asyncio.wait(pending, timeout=self.config.worker_shutdown_grace)
-        for running in list(self.running.values()):
-            if running.asyncio_task in still:
-                running.returning = True
-                running.asyncio_task.cancel()
+        # Collect them first: a cancelled task leaves self.running as it ends.
+        returning = [r for r in self.running.values() if r.asyncio_task in still]
+        for running in returning:
+            running.returning = True
+            running.asyncio_task.cancel()
         if still:
             await asyncio.wait(still, timeout=5)
-        for running in [r for r in self.running.values() if r.returning] + [r for r in list(self.running.values()) if not r.returning]:
+        for running in returning + [r for r in list(self.running.values()) if not r.returning]:
             await self._return_to_queue(running)
 
     async def _return_to_queue(self, running: RunningTask) -> None:

@@ -42,6 +42,14 @@ async def submit(store: QueueStore, count: int, text: str, *, context_id: str | 
     return ids
 
 
+def sync_client(store: QueueStore) -> redis.Redis:
+    """A blocking client on the same Redis as an asyncio store (for the audit)."""
+    kwargs = store.redis.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return redis.Redis(unix_socket_path=kwargs["path"], decode_responses=True)
+    return redis.Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0), decode_responses=True)
+
+
 def states(client: redis.Redis, ids: list[str], prefix: str = "a2a") -> dict[str, str]:
     """id -> stored state ('missing' when neither active nor in the history), in one round trip."""
     keys = Keys(prefix)

@@ -1,0 +1,216 @@
+"""The worker: claiming, failures, time limits, cancellation, leases, attempts and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import Counter
+
+import pytest
+
+from queueapp import runtime
+from queueapp.agents import load_agent
+from queueapp.store import QueueStore
+from queueapp.worker import Worker, reap
+from tests.agents import runs_key
+from tests.faults.audit import assert_clean
+from tests.faults.tools import eventually, submit, sync_client, user_message
+
+
+@contextlib.asynccontextmanager
+async def running_worker(store: QueueStore, config, agent: str = "demo"):
+    runtime.set_store(store)
+    worker = Worker(store, load_agent(agent, config), config)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+        runtime.set_store(None)
+
+
+async def finished(store: QueueStore, task_id: str, timeout: float = 15):
+    async def check():
+        record = await store.get(task_id)
+        return record if record is not None and record.finished else None
+
+    return await eventually(check, timeout=timeout, message=f"task {task_id} to finish")
+
+
+async def in_state(store: QueueStore, task_id: str, state: str, timeout: float = 15):
+    async def check():
+        record = await store.get(task_id)
+        return record if record is not None and record.state.value == state else None
+
+    return await eventually(check, timeout=timeout, message=f"task {task_id} to be {state}")
+
+
+def status_text(record) -> str:
+    return record.task["status"]["message"]["parts"][0]["text"]
+
+
+# ---- in-process worker ----------------------------------------------------------------------
+
+
+async def test_worker_completes_a_task_and_logs_it(store, config, caplog):
+    caplog.set_level(logging.INFO, "queueapp")
+    [task_id] = await submit(store, 1, "plain text")
+    async with running_worker(store, config, "echo"):
+        record = await finished(store, task_id)
+    assert record.state.value == "completed" and record.attempts == 1
+    assert f"Task dequeued for processing, task_id={task_id}, remaining_queue_length=0" in caplog.text
+    assert f"Task completed successfully, task_id={task_id}" in caplog.text
+    assert_clean(sync_client(store), [task_id])
+
+
+async def test_agent_exception_fails_the_task_and_the_worker_goes_on(store, config):
+    ids = await submit(store, 2, "break")
+    async with running_worker(store, config, "tests.agents.RaisingAgent"):
+        records = [await finished(store, task_id) for task_id in ids]
+    for record in records:
+        assert record.state.value == "failed"
+        assert record.error == "RuntimeError: agent exploded on 'break'"
+        assert status_text(record) == record.error
+
+
+async def test_time_limit_fails_the_task(store, config):
+    [task_id] = await submit(store, 1, "hang")
+    async with running_worker(store, config.replace(task_timeout=0.3), "tests.agents.HangingAgent"):
+        record = await finished(store, task_id)
+    assert record.state.value == "failed" and record.error == "Task exceeded the time limit of 0.3s"
+
+
+async def test_invalid_agent_event_fails_the_task(store, config):
+    [task_id] = await submit(store, 1, "broken")
+    async with running_worker(store, config, "tests.agents.InvalidEventAgent"):
+        record = await finished(store, task_id)
+    assert record.state.value == "failed"
+    assert record.error.startswith("Invalid agent response: a part must have exactly one of text, raw, url, data")
+
+
+async def test_cancel_of_a_running_task_is_observed_by_its_worker(store, config):
+    [task_id] = await submit(store, 1, "sleep 30")
+    async with running_worker(store, config):
+        await in_state(store, task_id, "working")
+        await store.request_cancel(task_id)
+        record = await finished(store, task_id, timeout=3)
+    assert record.state.value == "canceled"
+    assert not await store.redis.sismember(store.keys.cancels, task_id)
+    assert_clean(sync_client(store), [task_id])
+
+
+async def test_worker_takes_tasks_concurrently(store, config):
+    ids = await submit(store, 4, "sleep 1")
+    async with running_worker(store, config.replace(worker_concurrency=4)):
+        for task_id in ids:
+            await in_state(store, task_id, "working", timeout=5)  # all four at once, not one after another
+        for task_id in ids:
+            assert (await finished(store, task_id)).state.value == "completed"
+
+
+async def test_reaper_requeues_then_fails_after_max_attempts(store, config):
+    cfg = config.replace(worker_max_attempts=2)
+    [task_id] = await submit(store, 1, "unlucky")
+    for attempt in (1, 2):
+        ids, _ = await store.take(1)
+        assert ids == [task_id]
+        await store.lease(ids, "dead-worker", 0.01)  # a worker that never heartbeats
+        await asyncio.sleep(0.05)
+        assert await reap(store, cfg) == 1
+        record = await store.require(task_id)
+        if attempt == 1:
+            assert record.state.value == "submitted" and record.attempts == 1
+            assert await store.redis.lrange(store.keys.queue, 0, -1) == [task_id]
+            assert status_text(record) == "Requeued: its worker stopped responding (attempt 1 of 2)"
+    assert record.state.value == "failed" and record.finished
+    assert record.error == "Task failed after 2 attempts: its worker stopped responding each time"
+    assert_clean(sync_client(store), [task_id])
+
+
+async def test_graceful_stop_finishes_short_tasks_and_requeues_long_ones(store, config, caplog):
+    caplog.set_level(logging.INFO, "queueapp.worker")
+    short = await submit(store, 2, "sleep 0.5")
+    [long] = await submit(store, 1, "sleep 30")
+    async with running_worker(store, config.replace(worker_shutdown_grace=1.5)):
+        for task_id in [*short, long]:
+            await in_state(store, task_id, "working")
+    for task_id in short:
+        assert (await store.require(task_id)).state.value == "completed"
+    record = await store.require(long)
+    assert record.state.value == "submitted" and not record.finished and record.attempts == 0
+    assert await store.redis.lrange(store.keys.queue, 0, -1) == [long]
+    assert f"Task requeued, task_id={long}, reason=worker shutdown" in caplog.text
+    assert_clean(sync_client(store), [*short, long])
+
+
+# ---- real runworker processes -----------------------------------------------------------------
+
+
+async def test_sigkilled_worker_task_completed_by_another_after_the_lease(processes, store, redis_url):
+    env = {"A2A_AGENT": "demo", "A2A_WORKER_LEASE": "2s", "A2A_WORKER_HEARTBEAT_INTERVAL": "200ms"}
+    first = processes.worker(redis_url, **env)
+    [task_id] = await submit(store, 1, "sleep 2")
+    await in_state(store, task_id, "working")
+    first.process.kill()
+    first.wait()
+    second = processes.worker(redis_url, **env)
+    record = await finished(store, task_id, timeout=30)
+    assert record.state.value == "completed" and record.attempts == 2
+    assert f":{second.process.pid}:" in record.worker
+    assert await store.redis.zcount(store.keys.index_history, "-inf", "+inf") == 1
+    ends = [e for _, e in await store.read_events(task_id) if e.get("statusUpdate", {}).get("status", {}).get("state") == "TASK_STATE_COMPLETED"]
+    assert len(ends) == 1
+    assert f"Task requeued, task_id={task_id}, reason=lease expired, attempts=1" in second.output
+    assert_clean(sync_client(store), [task_id])
+
+
+async def test_two_workers_process_500_tasks_exactly_once(processes, store, redis_url):
+    keep_history = {"A2A_TASK_RETENTION_MAX_COMPLETED_TASKS": "100000"}
+    workers = [processes.worker(redis_url, A2A_AGENT="tests.agents.CountingAgent", **keep_history) for _ in range(2)]
+    await eventually(lambda: store.redis.zcard(store.keys.workers), message="workers to register")
+    await eventually(lambda: _at_least(store.redis.zcard(store.keys.workers), 2), message="both workers to register")
+    ids = await submit(store, 500, "0")
+    for task_id in ids:
+        await finished(store, task_id, timeout=120)
+    runs = await store.redis.hgetall(runs_key())
+    assert len(runs) == 500 and set(runs.values()) == {"1"}
+    by_worker = Counter(record.worker.split(":")[1] for record in await store.get_many(ids))
+    assert set(by_worker) == {str(w.process.pid) for w in workers}
+    for worker in workers:
+        assert worker.stop() == 0
+    report = assert_clean(sync_client(store), ids)
+    assert report.by_state == {"completed": 500}
+
+
+async def _at_least(value, minimum: int) -> bool:
+    return await value >= minimum
+
+
+@pytest.mark.parametrize("grace", ["3s", "500ms"])
+async def test_sigterm_finishes_within_grace_or_requeues_and_exits_zero(processes, store, redis_url, grace):
+    worker = processes.worker(redis_url, A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE=grace)
+    [task_id] = await submit(store, 1, "sleep 1.5")
+    await in_state(store, task_id, "working")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    record = await store.require(task_id)
+    if grace == "3s":
+        assert record.state.value == "completed"
+    else:
+        assert record.state.value == "submitted" and await store.redis.lrange(store.keys.queue, 0, -1) == [task_id]
+        assert f"Task requeued, task_id={task_id}, reason=worker shutdown" in worker.output
+    assert "Worker stopped" in worker.output
+    assert_clean(sync_client(store), [task_id])
+
+
+async def test_input_required_task_continues_on_the_worker(store, config):
+    [task_id] = await submit(store, 1, "ask favourite colour?")
+    async with running_worker(store, config):
+        record = await in_state(store, task_id, "input-required")
+        assert status_text(record) == "favourite colour?"
+        await store.continue_task(task_id, user_message("green"))
+        record = await finished(store, task_id)
+    assert record.state.value == "completed" and status_text(record) == "Thanks, got your answer: green"
