@@ -52,14 +52,15 @@ class Bridge:
 
     def on_notice(self, notice: Json) -> None:
         task_id, context_id = notice.get("task_id"), notice.get("context_id")
-        if task_id:
+        if not task_id:  # pause/resume and other queue-wide notices
+            self.everything = True
+        if not self.everything:
             self.tasks.add(str(task_id))
-        else:  # pause/resume and other queue-wide notices
-            self.everything = True
-        if context_id:
-            self.contexts.add(str(context_id))
-        if len(self.tasks) > MAX_IDS or len(self.contexts) > MAX_IDS:
-            self.everything = True
+            if context_id:
+                self.contexts.add(str(context_id))
+            if len(self.tasks) > MAX_IDS or len(self.contexts) > MAX_IDS:
+                self.everything = True
+        if self.everything:
             self.tasks.clear()
             self.contexts.clear()
         self.wake.set()

@@ -1,0 +1,165 @@
+"""The dashboard WebSocket: Channels' WebsocketCommunicator on the project's ASGI app,
+with the real Redis pub/sub channel layer and the real notify channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+import websockets
+from channels.testing import WebsocketCommunicator
+
+from dashboard import live
+from queueapp import model
+from tests.dashboard.support import session_cookie, submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUE_LENGTH = re.compile(r'data-testid="queue-length">(\d+)<')
+
+
+def communicator(path: str, cookie: str | None = None, origin: str = "http://testserver") -> WebsocketCommunicator:
+    from a2a_site.asgi import application
+
+    headers = [(b"host", b"testserver")]
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    if cookie:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+@pytest.fixture
+async def staff_cookie(users, channel_layer, dash_store):
+    return await session_cookie(await users("boss", staff=True))
+
+
+async def queue_length_frames(comm: WebsocketCommunicator, until: int, timeout: float = 20) -> list[int]:
+    """Read frames until one shows the queue length ``until``; return every length seen."""
+    seen: list[int] = []
+    async with asyncio.timeout(timeout):
+        while not seen or seen[-1] != until:
+            frame = await comm.receive_from(timeout)
+            match = QUEUE_LENGTH.search(frame)
+            if match:
+                seen.append(int(match.group(1)))
+    return seen
+
+
+async def test_a_change_in_redis_reaches_a_connected_client(staff_cookie, dash_store):
+    comm = communicator("/ws/dashboard/?page=overview", staff_cookie)
+    connected, _ = await comm.connect()
+    assert connected
+    first = await comm.receive_from(10)  # the re-sync frame on connect
+    assert 'id="summary"' in first and 'hx-swap-oob="true"' in first and QUEUE_LENGTH.search(first).group(1) == "0"
+    await submit(dash_store, "hello")
+    assert (await queue_length_frames(comm, until=1))[-1] == 1
+    await comm.disconnect()
+
+
+async def test_task_page_follows_its_task(staff_cookie, dash_store):
+    record = await submit(dash_store, "watch me")
+    comm = communicator(f"/ws/dashboard/?page=task&id={record.id}", staff_cookie)
+    assert (await comm.connect())[0]
+    assert "state-submitted" in await comm.receive_from(10)
+    await dash_store.request_cancel(record.id)
+    async with asyncio.timeout(10):
+        while "state-canceled" not in (frame := await comm.receive_from(10)):
+            pass
+    assert '<section id="task"' in frame
+    await comm.disconnect()
+
+
+async def test_coalescing_bounds_frames_under_a_burst_of_1000_changes(staff_cookie, dash_store, set_config):
+    set_config(dashboard_max_fps=4.0)
+    comm = communicator("/ws/dashboard/?page=queue", staff_cookie)
+    assert (await comm.connect())[0]
+    await comm.receive_from(10)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for batch in range(10):
+        await asyncio.gather(*(submit(dash_store, f"burst {batch}-{i}") for i in range(100)))
+    seen = await queue_length_frames(comm, until=1000, timeout=60)
+    elapsed = loop.time() - started
+    # However fast the changes came, frames arrive at most 4 per second (+1 for the edges).
+    assert len(seen) <= elapsed * 4 + 2, (len(seen), elapsed)
+    assert seen[-1] == 1000  # right once the burst is over
+    await asyncio.sleep(0.6)
+    assert await comm.receive_nothing(0.3)  # nothing more once it is right
+    await comm.disconnect()
+
+
+async def test_a_hidden_tab_receives_nothing_until_visible(staff_cookie, dash_store):
+    comm = communicator("/ws/dashboard/?page=overview", staff_cookie)
+    assert (await comm.connect())[0]
+    await comm.receive_from(10)
+    await comm.send_to(text_data=json.dumps({"visible": False}))
+    await asyncio.sleep(0.3)
+    for i in range(5):
+        await submit(dash_store, f"while hidden {i}")
+    assert await comm.receive_nothing(1.0)
+    await comm.send_to(text_data=json.dumps({"visible": True}))
+    assert (await queue_length_frames(comm, until=5))[-1] == 5
+    await comm.send_to(text_data="not json")  # ignored, the connection stays
+    await submit(dash_store, "after")
+    assert (await queue_length_frames(comm, until=6))[-1] == 6
+    await comm.disconnect()
+
+
+async def test_anonymous_websocket_is_refused(channel_layer, dash_store, transactional_db):
+    comm = communicator("/ws/dashboard/?page=overview")
+    connected, code = await comm.connect()
+    assert not connected and code == 4403
+
+
+async def test_cross_origin_websocket_is_refused(staff_cookie):
+    for origin in ("http://evil.example", ""):
+        comm = communicator("/ws/dashboard/?page=overview", staff_cookie, origin=origin)
+        connected, code = await comm.connect()
+        assert not connected and code == 4403
+
+
+async def test_unknown_page_is_refused(staff_cookie):
+    comm = communicator("/ws/dashboard/?page=secrets", staff_cookie)
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+async def test_public_mode_lets_anonymous_watch(channel_layer, dash_store, set_config, transactional_db):
+    set_config(dashboard_public=True)
+    comm = communicator("/ws/dashboard/?page=overview")
+    assert (await comm.connect())[0]
+    frame = await comm.receive_from(10)
+    assert "Pause the queue" not in frame
+    await comm.disconnect()
+
+
+async def test_bridge_forwards_batches_not_every_notice(dash_store, channel_layer):
+    bridge = live.Bridge(dash_store)
+    for i in range(500):
+        bridge.on_notice({"task_id": f"t{i}", "context_id": "c"})
+    batch = bridge.take()
+    assert batch["everything"] and batch["tasks"] == []  # too many ids: one "everything" batch
+    bridge.on_notice({"task_id": "one", "context_id": "c1"})
+    batch = bridge.take()
+    assert batch == {"type": "queue.changed", "tasks": ["one"], "contexts": ["c1"], "everything": False}
+    bridge.on_notice({"event": "paused"})
+    assert bridge.take()["everything"]
+
+
+async def test_real_browser_protocol_over_uvicorn(server, users, dash_store):
+    """The same over a real WebSocket connection to the app served by uvicorn."""
+    cookie = await session_cookie(await users("boss2", staff=True))
+    url = server.replace("http://", "ws://") + "/ws/dashboard/?page=overview"
+    headers = {"Cookie": f"sessionid={cookie}"}
+    async with websockets.connect(url, origin=server, additional_headers=headers) as ws:
+        assert QUEUE_LENGTH.search(await asyncio.wait_for(ws.recv(), 10)).group(1) == "0"
+        await dash_store.create_task(model.message("user", [{"text": "x"}], message_id="m"))
+        async with asyncio.timeout(10):
+            while QUEUE_LENGTH.search(await ws.recv()).group(1) != "1":
+                pass
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(url, origin="http://evil.example", additional_headers=headers):
+            pass
