@@ -1,0 +1,52 @@
+"""GET /metrics: Prometheus text read from Redis, optionally behind a bearer token."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from queueapp.states import TaskState
+from tests.dashboard.support import submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_metrics_report_queue_states_totals_workers_and_redis(server, dash_store):
+    for i in range(3):
+        await submit(dash_store, f"job {i}")
+    record = await submit(dash_store, "fails")
+    await dash_store.finish_unclaimed(await dash_store.require(record.id), TaskState.FAILED, "boom")
+    async with httpx.AsyncClient(base_url=server) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    found = samples(response.text)
+    assert found[("a2a_queue_length", ())] == 3
+    assert found[("a2a_tasks_active", ())] == 3
+    assert found[("a2a_tasks", (("state", "submitted"),))] == 3
+    assert found[("a2a_tasks", (("state", "failed"),))] == 1
+    assert found[("a2a_tasks_finished_total", (("state", "failed"),))] == 1
+    assert found[("a2a_tasks_finished_total", (("state", "completed"),))] == 0
+    assert found[("a2a_workers_live", ())] == 0
+    assert 0 < found[("a2a_redis_roundtrip_seconds", ())] < 5
+    for name in ("a2a_task_wait_seconds_avg_1h", "a2a_task_run_seconds_avg_1h", "a2a_task_wait_count_1h", "a2a_task_run_seconds_sum_1h"):
+        assert (name, ()) in found
+
+
+async def test_metrics_token_is_required_when_set(server, set_config):
+    set_config(metrics_token="s3cret")
+    async with httpx.AsyncClient(base_url=server) as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    assert wrong.status_code == 401
+    assert right.status_code == 200 and "a2a_queue_length" in right.text
