@@ -12,14 +12,10 @@ import redis.asyncio as aioredis
 from queueapp.connection import embedded_socket, stop_embedded_server
 from queueapp.keys import Keys
 from queueapp.store import QueueStore
-from tests.faults.tools import eventually, submit, user_message
+from tests.faults.tools import eventually, manage, submit, user_message
 from tests.support import ROOT, base_env, free_port
 
 STORE_OPTIONS = {"decode_responses": True}
-
-
-def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def test_runworker_is_ours_not_channels(tmp_path):

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections import Counter
 
 import pytest
 
-from queueapp import runtime
-from queueapp.agents import load_agent
 from queueapp.store import QueueStore
-from queueapp.worker import Worker, reap
+from queueapp.worker import reap
 from tests.agents import runs_key
 from tests.faults.audit import assert_clean
-from tests.faults.tools import eventually, submit, sync_client, user_message
-
-
-@contextlib.asynccontextmanager
-async def running_worker(store: QueueStore, config, agent: str = "demo"):
-    runtime.set_store(store)
-    worker = Worker(store, load_agent(agent, config), config)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
-        runtime.set_store(None)
+from tests.faults.tools import eventually, running_worker, submit, sync_client, user_message
 
 
 async def finished(store: QueueStore, task_id: str, timeout: float = 15):

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from queueapp import model
+from queueapp import model, runtime
+from queueapp.agents import load_agent
 from queueapp.keys import Keys
 from queueapp.store import QueueStore
+from queueapp.worker import Worker
+from tests.support import ROOT
 
 
 async def eventually(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05, message: str = "condition") -> Any:
@@ -76,3 +82,22 @@ def attempts(client: redis.Redis, ids: list[str], prefix: str = "a2a") -> dict[s
     for task_id in ids:
         pipe.hget(keys.deadletter(task_id), "attempts")
     return {task_id: int(value or 0) for task_id, value in zip(ids, pipe.execute(), strict=True)}
+
+
+def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a management command to its end and capture what it printed."""
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(store: QueueStore, config, agent: str = "demo"):
+    """A Worker running in this event loop for the duration of the block, then stopped gracefully."""
+    runtime.set_store(store)
+    worker = Worker(store, load_agent(agent, config), config)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+        runtime.set_store(None)
