@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -304,9 +302,7 @@ async def test_default_hooks_share_one_delivery_per_store(store, config):
     assert hooks == [push_delivery(store, config)]
     assert default_hooks(store, config)[0] is hooks[0]
     assert hooks[0].allow_private is False and hooks[0].max_attempts == config.push_max_attempts
-    with contextlib.suppress(Exception):
-        await hooks[0].aclose()
-    await asyncio.sleep(0)
+    await hooks[0].aclose()
 
 
 # ---- through the live endpoint ------------------------------------------------------------
