@@ -305,6 +305,10 @@ async def test_default_hooks_share_one_delivery_per_store(store, config):
     await hooks[0].aclose()
 
 
+def test_no_hooks_when_push_notifications_are_off(store, config):
+    assert default_hooks(store, config.replace(capabilities_push_notifications=False)) == []
+
+
 # ---- through the live endpoint ------------------------------------------------------------
 
 

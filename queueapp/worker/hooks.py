@@ -23,4 +23,6 @@ def push_delivery(store: QueueStore, config: Any) -> PushDelivery:
 
 
 def default_hooks(store: QueueStore, config: Any) -> list[EventHook]:
+    if not getattr(config, "capabilities_push_notifications", True):
+        return []  # no config can exist, so skip the per-event lookup
     return [push_delivery(store, config)]
