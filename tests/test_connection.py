@@ -1,0 +1,142 @@
+"""Connecting to Redis: the start-up line, no fallback, the eviction policy, and losing Redis while running."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from queueapp.connection import RedisUnavailable, check_eviction_policy, connect, describe
+from queueapp.store import QueueStore
+from tests.faults.tools import eventually, submit
+from tests.support import RedisServer, free_port, wait_until
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server this test may kill and restart, with AOF so that it keeps its data."""
+    servers = [RedisServer("--appendonly", "yes", "--appendfsync", "always")]
+    servers[0].start()
+
+    def restart() -> RedisServer:
+        old = servers[-1]
+        old.kill(signal.SIGKILL)
+        servers.append(RedisServer("--appendonly", "yes", "--appendfsync", "always", port=old.port, folder=old.folder).start())
+        return servers[-1]
+
+    servers[0].restart = restart
+    yield servers[0]
+    servers[-1].stop()
+
+
+async def test_connect_logs_the_address_and_db(make_config, redis_url, caplog):
+    caplog.set_level(logging.INFO, "queueapp.connection")
+    client = await connect(make_config(A2A_QUEUE_URL=redis_url, A2A_QUEUE_OPTIONS_DB="3"))
+    try:
+        assert await client.ping()
+        assert client.connection_pool.connection_kwargs["db"] == 3
+    finally:
+        await client.aclose()
+    port = redis_url.split(":")[2].split("/")[0]
+    assert f"Connected to Redis, addr=127.0.0.1:{port}, db=3" in caplog.text
+
+
+async def test_unreachable_redis_raises_a_clear_error(make_config):
+    port = free_port()
+    cfg = make_config(A2A_QUEUE_URL=f"redis://127.0.0.1:{port}/1", A2A_QUEUE_OPTIONS_MAX_RETRIES="1", A2A_QUEUE_OPTIONS_TIMEOUT="300ms")
+    with pytest.raises(RedisUnavailable, match=rf"^cannot reach Redis at addr=127.0.0.1:{port}, db=1: "):
+        await connect(cfg)
+
+
+@pytest.mark.parametrize(
+    ("url", "db", "expected"),
+    [
+        ("redis://user:secret@cache.example:6380/2", None, "addr=cache.example:6380, db=2"),
+        ("rediss://cache.example:6390", 4, "addr=cache.example:6390, db=4"),
+        ("unix:///run/redis.sock", None, "addr=/run/redis.sock, db=0"),
+    ],
+)
+def test_describe_never_shows_credentials(url, db, expected):
+    assert describe(url, db) == expected
+
+
+async def test_evicting_policy_is_warned_about(make_config, caplog):
+    server = RedisServer("--maxmemory-policy", "allkeys-lru").start()
+    try:
+        caplog.set_level(logging.INFO, "queueapp.connection")
+        client = await connect(make_config(A2A_QUEUE_URL=server.url))
+        await client.aclose()
+        assert "Redis maxmemory-policy=allkeys-lru can evict keys: queued and running tasks may be lost" in caplog.text
+
+        caplog.clear()
+        client = await connect(make_config(A2A_QUEUE_URL=server.url, A2A_QUEUE_OPTIONS_MAXMEMORY_POLICY="noeviction"))
+        await client.aclose()
+        assert "Set Redis maxmemory-policy, policy=noeviction" in caplog.text and "can evict" not in caplog.text
+        assert server.client().config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    finally:
+        server.stop()
+
+
+async def test_policy_that_cannot_be_set_is_reported(make_config, caplog):
+    server = RedisServer("--rename-command", "CONFIG", '""').start()
+    try:
+        caplog.set_level(logging.INFO, "queueapp.connection")
+        client = await connect(make_config(A2A_QUEUE_URL=server.url, A2A_QUEUE_OPTIONS="maxmemory_policy:noeviction"))
+        try:
+            assert await check_eviction_policy(client, "noeviction") is None
+        finally:
+            await client.aclose()
+        assert "Could not set Redis maxmemory-policy, policy=noeviction" in caplog.text
+        assert "Could not read Redis maxmemory-policy (CONFIG may be disabled)" in caplog.text
+    finally:
+        server.stop()
+
+
+def test_runworker_warns_about_an_evicting_redis(processes):
+    server = RedisServer("--maxmemory-policy", "volatile-ttl").start()
+    try:
+        worker = processes.worker(server.url)
+        wait_until(lambda: "Redis maxmemory-policy=volatile-ttl can evict keys" in worker.output, message="the eviction warning")
+        assert worker.stop() == 0
+    finally:
+        server.stop()
+
+
+async def test_redis_lost_while_running_then_back(processes, own_redis, make_config):
+    env = {"A2A_EMBEDDED_WORKERS": "0", "A2A_QUEUE_OPTIONS_TIMEOUT": "1s", "A2A_QUEUE_RECONNECT_BACKOFF_MAX": "500ms"}
+    server = processes.serve(own_redis.url, **env)
+    worker = processes.worker(own_redis.url, **env)
+
+    def health() -> httpx.Response:
+        return httpx.get(f"{server.url}/health", timeout=10)
+
+    client = aioredis.Redis.from_url(own_redis.url, decode_responses=True)
+    store = QueueStore(client)
+    [before] = await submit(store, 1, "before the outage")
+    await eventually(lambda: _is_finished(store, before), message="the first task")
+    await client.aclose()
+
+    own_redis.kill(signal.SIGKILL)
+    down = await eventually(lambda: health().status_code == 503 and health(), timeout=20, message="/health to report 503")
+    assert down.json()["status"] == "unhealthy" and "Redis" in down.json()["reason"]
+    await eventually(lambda: "Redis unavailable while claiming" in worker.output, timeout=20, message="the worker to log the outage")
+
+    own_redis.restart()
+    await eventually(lambda: health().status_code == 200, timeout=30, message="/health to recover")
+    assert health().json() == {"status": "healthy"}
+
+    client = aioredis.Redis.from_url(own_redis.url, decode_responses=True)
+    store = QueueStore(client)
+    assert (await store.require(before)).state.value == "completed"  # kept across the restart (AOF)
+    [after] = await submit(store, 1, "after the outage")
+    await eventually(lambda: _is_finished(store, after), timeout=30, message="the worker to process again")
+    await client.aclose()
+    assert worker.stop() == 0
+
+
+async def _is_finished(store, task_id: str) -> bool:
+    record = await store.get(task_id)
+    return record is not None and record.finished
