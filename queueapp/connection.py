@@ -152,7 +152,10 @@ def make_async_client(config: Config, url: str | None = None) -> Any:
         return sentinel_client(url, options)
     if url.startswith(CLUSTER_SCHEMES):
         return cluster_client(url, options)
-    return aioredis.Redis.from_url(url, **options)
+    client = aioredis.Redis.from_url(url, **options)
+    if config.queue_options_db is not None:  # from_url lets the URL's /db win; the setting must
+        client.connection_pool.connection_kwargs["db"] = config.queue_options_db
+    return client
 
 
 def describe(url: str, db: int | None) -> str:
