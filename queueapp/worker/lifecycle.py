@@ -115,6 +115,13 @@ class Worker:
             task_id = await self.store.wait_take(WAIT_TIMEOUT_S)
             if task_id is None:
                 return []
+            if await self.store.is_paused():
+                # Paused while this worker was blocked: give the id back to the front of the queue.
+                pipe = self.store.redis.pipeline(transaction=True)
+                pipe.lrem(self.store.keys.processing, 1, task_id)
+                pipe.rpush(self.store.keys.queue, task_id)
+                await pipe.execute()
+                return []
             ids = [task_id]
             if log.isEnabledFor(logging.INFO):
                 remaining = await self.store.redis.llen(self.store.keys.queue)
