@@ -6,8 +6,9 @@
   "use strict";
   var live = document.getElementById("live");
   var label = document.getElementById("live-state");
-  var socket = null, opened = false, failures = 0, pollTimer = null;
+  var socket = null, healthy = false, failures = 0, pollTimer = null;
   var POLL_AFTER_FAILURES = 3;
+  var RETRIED = [1006, 1011, 1012, 1013];
 
   function say(text) { if (label) label.textContent = "Live updates: " + text; }
   function visible() { return document.visibilityState !== "hidden"; }
@@ -20,21 +21,32 @@
     if (pollTimer) return;
     var every = Math.max(2000, 1000 / Math.max(parseFloat(live.dataset.fps) || 1, 0.2));
     pollTimer = setInterval(pollOnce, every);
-    say("polling every " + Math.round(every / 1000) + " s (WebSocket unavailable)");
+    say("polling every " + Math.round(every / 1000) + " s (no WebSocket)");
     pollOnce();
   }
   function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
 
   if (live) {
     if (!("WebSocket" in window)) { startPolling(); }
+    // A connection counts as working once its first frame (the re-sync) arrives: a proxy
+    // may accept the upgrade and still drop everything.
     live.addEventListener("htmx:wsOpen", function (e) {
-      socket = e.detail.socketWrapper; opened = true; failures = 0;
-      stopPolling(); say("on");
+      socket = e.detail.socketWrapper;
       socket.send(JSON.stringify({ visible: visible() }));
     });
-    live.addEventListener("htmx:wsClose", function () {
-      socket = null; failures += 1;
-      if (!opened && failures >= POLL_AFTER_FAILURES) startPolling();
+    live.addEventListener("htmx:wsAfterMessage", function () {
+      if (healthy) return;
+      healthy = true; failures = 0;
+      stopPolling(); say("on");
+    });
+    live.addEventListener("htmx:wsClose", function (e) {
+      var code = e.detail.event.code;
+      socket = null;
+      if (!healthy) failures += 1;
+      healthy = false;
+      // The extension retries only these codes; for any other it has given up.
+      var retrying = RETRIED.indexOf(code) >= 0;
+      if (!retrying || failures >= POLL_AFTER_FAILURES) startPolling();
       else if (!pollTimer) say("reconnecting…");
     });
     document.addEventListener("visibilitychange", function () {
