@@ -133,17 +133,26 @@ class Handler:
         if push_config and not self.config.capabilities_push_notifications:
             raise PushNotificationNotSupportedError()
         if push_config:
-            self._check_push_url(push_config)
+            await self._check_push_url(push_config)
         task_id, context_id = message.get("taskId"), message.get("contextId")
         if task_id:
             record = await self._continue(task_id, context_id, message)
             after, snapshot = await self.store.last_event_id(task_id), True
+            if push_config:
+                await self._store_push_config({**push_config, "taskId": task_id})
             record = await self._call(self.store.continue_task(task_id, message))
         else:
-            record, _ = await self._call(self.store.create_task(message, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata")))
+            # The push config is stored before the task is queued, so that a fast worker's
+            # first event is already pushed.
+            new_id = model.new_id()
+            stored = await self._store_push_config({**push_config, "taskId": new_id}) if push_config else None
+            record, created = await self._call(
+                self.store.create_task(message, task_id=new_id, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata"))
+            )
+            if stored and not created:  # a repeated message id: the config belongs to the first task
+                await self.store.delete_push_config(new_id, stored["id"])
+                await self._store_push_config({**stored, "taskId": record.id})
             after, snapshot = "0-0", False
-        if push_config:
-            await self._store_push_config({**push_config, "taskId": record.id})
         return record, after, snapshot
 
     async def _continue(self, task_id: str, context_id: str | None, message: Json) -> TaskRecord:
@@ -272,9 +281,10 @@ class Handler:
         if not self.config.capabilities_push_notifications:
             raise PushNotificationNotSupportedError("Push notifications are not enabled on this agent (A2A_CAPABILITIES_PUSH_NOTIFICATIONS=false).")
 
-    def _check_push_url(self, config: Json) -> None:
+    async def _check_push_url(self, config: Json) -> None:
         try:
-            push.check_url(config.get("url", ""), self.config.push_allow_private)
+            # check_url resolves the host name: keep that lookup off the event loop.
+            await asyncio.to_thread(push.check_url, config.get("url", ""), self.config.push_allow_private)
         except ValueError as exc:
             raise InvalidParamsError(str(exc)) from None
 
@@ -287,7 +297,7 @@ class Handler:
     async def create_push_config(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
         task_id = _required(params, "taskId")
-        self._check_push_url(params)
+        await self._check_push_url(params)
         await self._task(task_id)
         return await self._store_push_config(params)
 

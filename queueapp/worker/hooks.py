@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
 from typing import Any
 
 from queueapp.push import PushDelivery
 from queueapp.store import QueueStore
 from queueapp.worker.updater import EventHook
+
+log = logging.getLogger("queueapp.push")
 
 # One delivery (one HTTP client, one bound on pending events) per store, so the embedded
 # workers of a ``serve`` process share it.
@@ -26,3 +30,15 @@ def default_hooks(store: QueueStore, config: Any) -> list[EventHook]:
     if not getattr(config, "capabilities_push_notifications", True):
         return []  # no config can exist, so skip the per-event lookup
     return [push_delivery(store, config)]
+
+
+async def close_hooks(store: QueueStore, timeout: float) -> None:
+    """At shutdown: give pending push notifications ``timeout`` seconds, then close."""
+    delivery = _deliveries.pop(store, None)
+    if delivery is None:
+        return
+    try:
+        await asyncio.wait_for(delivery.drain(), timeout)
+    except TimeoutError:
+        log.warning("Shutdown left push notifications undelivered, pending=%s", delivery.pending)
+    await delivery.aclose()

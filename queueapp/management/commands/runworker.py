@@ -10,7 +10,7 @@ from queueapp import runtime
 from queueapp.agents import AgentLoadError, load_agent
 from queueapp.management.base import load_config, open_store
 from queueapp.worker import Worker
-from queueapp.worker.hooks import default_hooks
+from queueapp.worker.hooks import close_hooks, default_hooks
 
 
 class Command(BaseCommand):
@@ -38,4 +38,5 @@ class Command(BaseCommand):
         try:
             await worker.run()
         finally:
+            await close_hooks(store, cfg.worker_shutdown_grace)
             await store.redis.aclose()

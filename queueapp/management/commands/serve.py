@@ -8,7 +8,6 @@ import logging
 import signal
 
 import uvicorn
-
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -16,7 +15,7 @@ from queueapp import runtime
 from queueapp.agents import AgentLoadError, load_agent
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store
 from queueapp.worker import Worker
-from queueapp.worker.hooks import default_hooks
+from queueapp.worker.hooks import close_hooks, default_hooks
 
 log = logging.getLogger("queueapp.serve")
 
@@ -70,6 +69,8 @@ class Command(BaseCommand):
         for worker in workers:
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if workers:
+            await close_hooks(workers[0].store, workers[0].config.worker_shutdown_grace)
         await runtime.close_all()
 
     async def _run_uvicorn(self, cfg, agent) -> None:
