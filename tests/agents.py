@@ -61,3 +61,16 @@ class CountingAgent(Agent):
         if seconds > 0:
             await asyncio.sleep(seconds)
         await updater.complete(f"counted {context.task_id}")
+
+
+class FaultyAgent(Agent):
+    """Misbehaves as the text says: ``raise``, ``hang`` or ``invalid``; anything else completes."""
+
+    name = "faulty"
+
+    async def run(self, context: RunContext, updater: TaskUpdater) -> None:
+        behaviour = {"raise": RaisingAgent, "hang": HangingAgent, "invalid": InvalidEventAgent}.get(context.text.strip())
+        if behaviour is None:
+            await updater.complete("fine")
+            return
+        await behaviour(self.config).run(context, updater)

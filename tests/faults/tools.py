@@ -101,3 +101,22 @@ async def running_worker(store: QueueStore, config, agent: str = "demo"):
         worker.stop()
         await asyncio.wait_for(task, 30)
         runtime.set_store(None)
+
+
+def report(scenario: str, **figures: Any) -> None:
+    """Print one scenario's figures (``pytest -s`` shows them; docs/reliability.md quotes them)."""
+    print(f"\nFAULT-REPORT {scenario}: " + ", ".join(f"{name}={value}" for name, value in figures.items()), flush=True)
+
+
+A2A_HEADERS = {"A2A-Version": "1.0", "Content-Type": "application/json"}
+
+
+def send_message_body(text: str, message_id: str, *, context_id: str | None = None, blocking: bool = True, request_id: int | str = 1) -> dict:
+    """A 1.0 JSON-RPC SendMessage request."""
+    message: dict[str, Any] = {"messageId": message_id, "role": "ROLE_USER", "parts": [{"text": text}]}
+    if context_id:
+        message["contextId"] = context_id
+    params: dict[str, Any] = {"message": message}
+    if not blocking:
+        params["configuration"] = {"returnImmediately": True}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "SendMessage", "params": params}
