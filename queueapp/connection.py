@@ -191,9 +191,19 @@ async def connect(config: Config, *, check_policy: bool = True) -> Any:
         await client.aclose()
         raise RedisUnavailable(f"cannot reach Redis at {describe(url, config.queue_options_db)}: {last_error}")
     log.info("Connected to Redis, %s", describe(url, config.queue_options_db))
+    await check_key_access(client, config.queue_key_prefix)
     if check_policy:
         await check_eviction_policy(client, config.queue_options_maxmemory_policy)
     return client
+
+
+async def check_key_access(client: Any, prefix: str) -> None:
+    """Fail at start-up, not on the first request, when the Redis user may not use the prefix's keys."""
+    try:
+        await client.exists(f"{prefix}:queue")
+    except redis.exceptions.NoPermissionError as exc:
+        await client.aclose()
+        raise RedisUnavailable(f"the Redis user may not use the keys under {prefix}: grant it ~{prefix}:* and &{prefix}:* ({exc})") from None
 
 
 async def check_eviction_policy(client: Any, wanted: str) -> str | None:

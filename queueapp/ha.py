@@ -90,7 +90,7 @@ def first_node_url(url: str) -> str:
     return f"{scheme}://{userinfo}{host}:{port}/0" + (f"?{parsed.query}" if parsed.query else "")
 
 
-def url_problem(url: str, prefix: str, db: int | None, accepts: str) -> str | None:
+def url_problem(url: str, prefix: str, db: int | None, replica_acks: int, accepts: str) -> str | None:
     """What makes A2A_QUEUE_URL (with the prefix and db) unusable, worded as a config error; None if nothing."""
     if not url:
         return None
@@ -111,6 +111,8 @@ def url_problem(url: str, prefix: str, db: int | None, accepts: str) -> str | No
             )
         if db:
             return f"A2A_QUEUE_OPTIONS_DB={db} is invalid for a Redis Cluster: a cluster has only database 0"
+        if replica_acks:
+            return f"A2A_QUEUE_REPLICA_ACKS={replica_acks} is not supported on a Redis Cluster: use 0 (Cluster routes WAIT away from the write)"
     return None
 
 
@@ -122,13 +124,19 @@ def is_hash_tag(prefix: str) -> bool:
 # ---- Sentinel --------------------------------------------------------------------------------
 
 
+_NOT_MASTER_ERRORS = ("UNBLOCKED", "NOREPLICAS")
+
+
 class FailoverAwareConnection(SentinelManagedConnection):
     """Asks the sentinels for the master on *every* (re)connect.
 
     redis-py's async Sentinel connection resolves the master only in ``connect()``; the retry
     inside a command reconnects through ``connect_check_health()`` to the address it had,
     so after a failover each command's retries go to the old master (redis-py issue 3874).
-    A demoted master also answers blocked BLMOVEs with UNBLOCKED: treat it like READONLY.
+    Errors that mean "this is no longer the master to write to" become connection errors,
+    so the command is retried on whatever master the sentinels name now: READONLY (redis-py
+    does that already), UNBLOCKED (a BLMOVE cut short by a role change) and NOREPLICAS (an old
+    master with ``min-replicas-to-write`` refusing writes once its replica was promoted).
     """
 
     async def _connect(self) -> None:
@@ -140,7 +148,7 @@ class FailoverAwareConnection(SentinelManagedConnection):
         try:
             return await super().read_response(*args, **kwargs)
         except redis.ResponseError as exc:
-            if self.connection_pool.is_master and str(exc).startswith("UNBLOCKED"):
+            if self.connection_pool.is_master and str(exc).startswith(_NOT_MASTER_ERRORS):
                 await self.disconnect()
                 raise redis.ConnectionError(f"the master changed role: {exc}") from exc
             raise
@@ -260,7 +268,7 @@ async def publish(client: Any, channel: str, message: str) -> None:
     """Publish a notice the way the Lua scripts do (see ``lua/_common.lua``)."""
     if is_shard_channel(channel):
         try:
-            await client.spublish(channel, message)
+            await client.execute_command("SPUBLISH", channel, message)
             return
         except redis.ResponseError as exc:
             if "unknown command" not in str(exc).lower():

@@ -6,8 +6,10 @@ temporary folder, and is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,14 +19,18 @@ import redis
 from tests.support import RedisServer, free_port, redis_server_binary, wait_until
 
 MASTER_NAME = "mymaster"
+# What docs/redis-deployments.md asks of a Sentinel-managed Redis: AOF, and no write accepted
+# by a master that has lost its replica (so a demoted master cannot take tasks that vanish).
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2")
 
 
 class SentinelGroup:
     """A master, one replica and three sentinels watching them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fenced: bool = True) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="a2a-sentinel-"))
-        self.master = RedisServer("--appendonly", "yes", "--appendfsync", "always", folder=str(self._dir("master")))
+        self.args = DURABLE if fenced else DURABLE[:4]  # fenced: min-replicas-to-write 1
+        self.master = RedisServer(*self.args, folder=str(self._dir("master")))
         self.replica: RedisServer | None = None
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen] = []
@@ -40,9 +46,15 @@ class SentinelGroup:
         return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
 
     def start(self) -> SentinelGroup:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelGroup:
         self.master.start()
-        replica_args = ("--replicaof", "127.0.0.1", str(self.master.port), "--appendonly", "yes", "--appendfsync", "always")
-        self.replica = RedisServer(*replica_args, folder=str(self._dir("replica"))).start()
+        self.replica = RedisServer("--replicaof", "127.0.0.1", str(self.master.port), *self.args, folder=str(self._dir("replica"))).start()
         for port in self.sentinel_ports:
             conf = self._dir(f"sentinel-{port}") / "sentinel.conf"
             conf.write_text(
@@ -63,7 +75,8 @@ class SentinelGroup:
     def _ready(self) -> bool:
         try:
             for index in range(len(self.sentinel_ports)):
-                info = self.sentinel(index).sentinel_master(MASTER_NAME)
+                flat = self.sentinel(index).execute_command("SENTINEL", "MASTER", MASTER_NAME)
+                info = dict(zip(flat[0::2], flat[1::2], strict=True))
                 if int(info["num-slaves"]) < 1 or int(info["num-other-sentinels"]) < 2:
                     return False
             return self.replica is not None and self.replica.client().info("replication")["master_link_status"] == "up"
@@ -71,7 +84,10 @@ class SentinelGroup:
             return False
 
     def master_port(self) -> int:
-        host, port = self.sentinel().sentinel_get_master_addr_by_name(MASTER_NAME)
+        return self._master_port(0)
+
+    def _master_port(self, index: int) -> int:
+        _host, port = self.sentinel(index).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
         return int(port)
 
     def failover(self) -> int:
@@ -80,8 +96,13 @@ class SentinelGroup:
         old = self.master_port()
         self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
         new = wait_until(lambda: (port := self.master_port()) != old and port, timeout=30, interval=0.1, message="the failover")
-        wait_until(lambda: all(int(self.sentinel(i).sentinel_get_master_addr_by_name(MASTER_NAME)[1]) == new for i in range(3)), timeout=30)
+        wait_until(lambda: all(self._master_port(i) == new for i in range(3)), timeout=30, interval=0.1, message="every sentinel to name the new master")
         return new
+
+    def wait_for_new_master(self, old: int) -> int:
+        """After the master died: wait until every sentinel names another one; returns its port."""
+        wait_until(lambda: all(self._master_port(i) != old for i in range(3)), timeout=30, interval=0.1, message="the sentinels to elect a new master")
+        return self.master_port()
 
     def current_master(self) -> RedisServer:
         assert self.replica is not None
@@ -101,13 +122,30 @@ class SentinelGroup:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def free_cluster_port() -> int:
+    """A free port P whose bus port P + 10000 is free too (so P is at most 55535)."""
+    for _ in range(200):
+        port = random.randint(20000, 55535)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class LocalCluster:
     """A three-master Redis Cluster without replicas."""
 
     def __init__(self, size: int = 3) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="a2a-cluster-"))
         self.nodes = [
-            RedisServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", folder=str(self._dir(i)))
+            RedisServer(
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                port=free_cluster_port(), folder=str(self._dir(i)),
+            )  # fmt: skip
             for i in range(size)
         ]
 
@@ -121,6 +159,13 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
     def start(self) -> LocalCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalCluster:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]

@@ -1,0 +1,324 @@
+"""High availability and Redis security: Sentinel failover, Redis Cluster, TLS and ACL users.
+
+Every deployment is made of real redis-server processes on loopback (see ha_support.py), and
+the system under test runs as real ``serve``, ``runworker`` and ``cleanup_tasks`` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+import redis
+
+from queueapp import config as config_module
+from queueapp.connection import connect
+from queueapp.events import get_listener
+from queueapp.ha import parse_cluster_url, parse_sentinel_url
+from queueapp.keys import Keys
+from queueapp.store import QueueStore
+from tests.faults.audit import assert_clean
+from tests.faults.ha_support import LocalCluster, SentinelGroup, TLSRedis
+from tests.faults.tools import eventually, states, user_message
+
+pytestmark = pytest.mark.faults
+
+HASH_TAG = "{a2a}"
+
+
+def send(server_url: str, text: str, context_id: str, message_id: str | None = None, *, wait: bool = False) -> httpx.Response:
+    """SendMessage over HTTP+JSON 1.0, as any A2A client would."""
+    message = {"messageId": message_id or str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": text}], "contextId": context_id}
+    body = {"message": message, "configuration": {"returnImmediately": not wait}}
+    return httpx.post(f"{server_url}/message:send", json=body, headers={"A2A-Version": "1.0"}, timeout=30)
+
+
+async def open_store(**env: str) -> QueueStore:
+    cfg = config_module.load({"A2A_DATA_DIR": "/nonexistent", **env})
+    return QueueStore.from_config(await connect(cfg, check_policy=False), cfg)
+
+
+async def all_completed(client, ids: list[str], prefix: str = "a2a") -> None:
+    await eventually(lambda: set(states(client, ids, prefix).values()) == {"completed"}, timeout=60, message=f"{len(ids)} tasks completed")
+
+
+# ---- URLs and configuration -------------------------------------------------------------------
+
+
+def test_sentinel_and_cluster_urls_are_parsed():
+    hosts, master, db, auth = parse_sentinel_url("redis+sentinel://u:p%40ss@10.0.0.1:26379,10.0.0.2,[::1]:26380/mymaster/2")
+    assert (hosts, master, db, auth) == ([("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380)], "mymaster", 2, {"username": "u", "password": "p@ss"})
+    assert parse_cluster_url("rediss+cluster://n1:7000,n2:7001?ssl_ca_certs=/ca.pem") == ([("n1", 7000), ("n2", 7001)], {})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000"}, "A2A_QUEUE_KEY_PREFIX='a2a' is invalid for a Redis Cluster: expected a hash tag such as {a2a}"),
+        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": "{}"}, "expected a hash tag"),
+        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000/3", "A2A_QUEUE_KEY_PREFIX": HASH_TAG}, "a Redis Cluster has only database 0"),
+        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_QUEUE_OPTIONS_DB": "2"}, "A2A_QUEUE_OPTIONS_DB=2 is invalid"),
+        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_QUEUE_REPLICA_ACKS": "1"}, "A2A_QUEUE_REPLICA_ACKS=1 is not supported"),
+        ({"A2A_QUEUE_URL": "redis+cluster://host:port", "A2A_QUEUE_KEY_PREFIX": HASH_TAG}, "'host:port' is not host:port"),
+        ({"A2A_QUEUE_URL": "redis+sentinel://127.0.0.1:26379"}, "a Sentinel URL needs the master name"),
+        ({"A2A_QUEUE_URL": "redis+sentinel://127.0.0.1:26379/mymaster/zero"}, "must be a number, not 'zero'"),
+        ({"A2A_QUEUE_URL": "memcached://127.0.0.1"}, "redis+sentinel:// or redis+cluster:// URL"),
+        ({"A2A_QUEUE_REPLICA_ACKS": "-1"}, "A2A_QUEUE_REPLICA_ACKS='-1' is invalid"),
+    ],
+)
+def test_bad_high_availability_settings_are_refused(make_config, env, expected):
+    with pytest.raises(config_module.ConfigError, match="^A2A_") as info:
+        make_config(**env)
+    assert expected in str(info.value)
+
+
+def test_worker_refuses_a_cluster_without_hash_tag_prefix(processes):
+    worker = processes.worker(None, A2A_QUEUE_URL="redis+cluster://127.0.0.1:7000")
+    assert worker.wait(60) != 0
+    assert "A2A_QUEUE_KEY_PREFIX='a2a' is invalid for a Redis Cluster" in worker.output
+
+
+# ---- Sentinel ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sentinels():
+    group = SentinelGroup().start()
+    yield group
+    group.stop()
+
+
+async def test_sentinel_client_follows_the_new_master_after_the_old_one_dies():
+    """The pooled connection points at a dead master; the next command must go to the elected one."""
+    group = SentinelGroup(fenced=False).start()
+    store = await open_store(A2A_QUEUE_URL=group.url, A2A_QUEUE_OPTIONS_TIMEOUT="1s")
+    try:
+        record, _ = await store.create_task(user_message("before"))
+        old = group.master_port()
+        group.master.kill()
+        new = await asyncio.to_thread(group.wait_for_new_master, old)
+        assert new == group.replica.port
+        after, _ = await store.create_task(user_message("after"))
+        assert {record.id, after.id} <= set(group.replica.client().zrange("a2a:idx:all", 0, -1))
+    finally:
+        await store.redis.aclose()
+        group.stop()
+
+
+async def test_sentinel_retry_of_a_dropped_command_asks_the_sentinels_again():
+    """redis-py 6's async Sentinel retries reconnect to the address they had (redis-py issue 3874).
+
+    After a failover the old master stays a master for several seconds; a command whose
+    connection drops must be retried on the new master, not on the old one.
+    """
+    group = SentinelGroup(fenced=False).start()
+    store = await open_store(A2A_QUEUE_URL=group.url, A2A_QUEUE_OPTIONS_TIMEOUT="10s")
+    try:
+        await store.redis.ping()  # a pooled connection to the first master
+        await asyncio.to_thread(group.failover)
+        old, new = group.master.client(), group.replica.client()
+        waiting = asyncio.create_task(store.redis.blmove("a2a:queue", "a2a:processing", 4, "RIGHT", "LEFT"))
+        await eventually(lambda: old.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE blocked on the old master")
+        old.client_kill_filter(_type="normal", skipme=True)
+        await eventually(lambda: new.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE retried on the new master")
+        new.lpush("a2a:queue", "task-1")
+        assert await waiting == "task-1"
+    finally:
+        await store.redis.aclose()
+        group.stop()
+
+
+async def test_sentinel_failover_under_load_loses_no_acknowledged_task(sentinels, processes):
+    env = {
+        "A2A_AGENT": "demo", "A2A_QUEUE_REPLICA_ACKS": "1", "A2A_QUEUE_OPTIONS_TIMEOUT": "2s",
+        "A2A_WORKER_LEASE": "3s", "A2A_WORKER_HEARTBEAT_INTERVAL": "300ms", "A2A_WORKER_SHUTDOWN_GRACE": "2s",
+    }  # fmt: skip
+    processes.worker(sentinels.url, **env)
+    server = processes.serve(sentinels.url, A2A_EMBEDDED_WORKERS="0", **env)
+    store = await open_store(A2A_QUEUE_URL=sentinels.url, A2A_QUEUE_REPLICA_ACKS="1", A2A_QUEUE_OPTIONS_TIMEOUT="2s")
+    context_id = str(uuid.uuid4())
+    acknowledged: list[str] = []
+    refusals = 0
+
+    async def submit(count: int) -> None:
+        nonlocal refusals
+        for n in range(count):
+            message_id = str(uuid.uuid4())
+            while True:  # a client retries with the same messageId until the task is acknowledged
+                try:
+                    record, _ = await store.create_task(user_message(f"sleep 0.05 #{n}", message_id), context_id=context_id)
+                    acknowledged.append(record.id)
+                    break
+                except Exception:
+                    refusals += 1
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(0.01)
+
+    try:
+        before = send(server.url, "hello before", context_id, wait=True)
+        assert before.status_code == 200 and before.json()["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        load = asyncio.create_task(submit(150))
+        await eventually(lambda: len(acknowledged) >= 40, timeout=30, message="load before the failover")
+        old_port = sentinels.master_port()
+        assert await asyncio.to_thread(sentinels.failover) != old_port
+        await load
+        master = sentinels.current_master().client()
+        await all_completed(master, acknowledged)
+        # serve followed the new master too: a blocking send through it completes.
+        after = await eventually(lambda: (r := send(server.url, "hello after", context_id, wait=True)).status_code == 200 and r, timeout=60, interval=0.5)
+        assert after.json()["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        acknowledged += [before.json()["task"]["id"], after.json()["task"]["id"]]
+        await eventually(lambda: not master.zcard("a2a:leases") and not master.llen("a2a:processing"), timeout=30)
+        report = assert_clean(master, acknowledged)
+        assert report.by_state["completed"] == len(set(acknowledged)) == 152
+    finally:
+        await store.redis.aclose()
+
+
+# ---- Cluster ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    deployment = LocalCluster().start()
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture
+def cluster_client(cluster):
+    for node in cluster.nodes:
+        node.client().flushall()
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port, decode_responses=True)
+    yield client
+    client.close()
+
+
+async def test_cluster_runs_the_whole_flow_in_one_slot(cluster, cluster_client, processes):
+    env = {"A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_AGENT": "demo"}
+    processes.worker(cluster.url, **env)
+    server = processes.serve(cluster.url, A2A_EMBEDDED_WORKERS="0", **env)
+    store = await open_store(A2A_QUEUE_URL=cluster.url, **env)
+    try:
+        context_id = str(uuid.uuid4())
+        ids = [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(20)]
+        waited = send(server.url, "chunks 3", context_id, wait=True).json()["task"]
+        assert waited["status"]["state"] == "TASK_STATE_COMPLETED" and waited["artifacts"]
+        ids.append(waited["id"])
+        # input-required, then the reply continues it on the queue.
+        asked = send(server.url, "ask your name?", context_id, wait=True).json()["task"]
+        assert asked["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+        await store.continue_task(asked["id"], user_message("Ada"))
+        ids.append(asked["id"])
+        await all_completed(cluster_client, ids, HASH_TAG)
+        # Retry, list, stats and delete work on the cluster too.
+        await store.retry(ids[0])
+        await all_completed(cluster_client, ids, HASH_TAG)
+        page = await store.list_tasks(context_id=context_id, limit=5)
+        assert len(page.items) == 5 and page.total == len(ids)
+        assert (await store.stats()).by_state["completed"] == len(ids)
+        await store.delete(ids.pop())
+        cleanup = processes.command(cluster.url, "cleanup_tasks", **env, A2A_TASK_RETENTION_MAX_COMPLETED_TASKS="10")
+        assert cleanup.wait(60) == 0, cleanup.output
+        assert cluster_client.zcard(f"{HASH_TAG}:idx:history") == 10
+        # Every key of the queue is on the one node that owns the hash tag's slot.
+        owner = cluster.node_for(HASH_TAG)
+        for node in cluster.nodes:
+            keys = node.client().keys("*")
+            assert all(key.startswith(f"{HASH_TAG}:") for key in keys)
+            assert bool(keys) == (node is owner)
+        remaining = cluster_client.zrange(f"{HASH_TAG}:idx:history", 0, -1)
+        assert_clean(cluster_client, remaining, prefix=HASH_TAG)
+    finally:
+        await store.redis.aclose()
+
+
+async def test_cluster_notices_use_sharded_pubsub(cluster, cluster_client):
+    store = await open_store(A2A_QUEUE_URL=cluster.url, A2A_QUEUE_KEY_PREFIX=HASH_TAG)
+    owner = cluster.node_for(HASH_TAG).client()
+    plain = owner.pubsub(ignore_subscribe_messages=True)
+    plain.subscribe(Keys(HASH_TAG).notify)
+    notices: list[dict] = []
+    listener = get_listener(store)
+    listener.add(notices.append)
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        record, _ = await store.create_task(user_message("hello"))
+        await store.pause(True)
+        await eventually(lambda: len(notices) >= 2, timeout=10, message="two notices")
+        assert notices[0]["task_id"] == record.id and notices[0]["state"] == "submitted"
+        assert notices[1] == {"event": "paused"}
+        # Published with SPUBLISH: a plain SUBSCRIBE on the same channel hears nothing.
+        assert plain.get_message(timeout=0.5) is None
+    finally:
+        plain.close()
+        await listener.stop()
+        await store.redis.aclose()
+
+
+# ---- TLS and ACL ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_redis():
+    server = TLSRedis().start()
+    yield server
+    server.stop()
+
+
+async def test_tls_url_serves_and_works_end_to_end(tls_redis, processes):
+    tls_redis.server.client().flushall()
+    processes.worker(tls_redis.url)
+    server = processes.serve(tls_redis.url, A2A_EMBEDDED_WORKERS="0")
+    reply = send(server.url, "over TLS", str(uuid.uuid4()), wait=True)
+    assert reply.status_code == 200 and reply.json()["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    # The clients really are TLS clients of the TLS port.
+    others = [c for c in tls_redis.server.client().client_list() if c["cmd"] != "client|list"]
+    assert others and all(c["laddr"].endswith(f":{tls_redis.tls_port}") for c in others)
+
+
+def test_tls_with_an_unknown_certificate_authority_fails_clearly(tls_redis, processes):
+    url = tls_redis.url.partition("?")[0]  # the system's CAs do not know the test CA
+    worker = processes.worker(url, A2A_QUEUE_OPTIONS_MAX_RETRIES="0")
+    assert worker.wait(60) != 0
+    assert "cannot reach Redis" in worker.output and "certificate verify failed" in worker.output
+
+
+async def test_acl_user_limited_to_the_prefix_runs_every_command(redis_server, redis_url, processes):
+    admin = redis_server.client()
+    admin.execute_command("ACL", "SETUSER", "a2a-app", "reset", "on", ">s3cret", "~a2a:*", "&a2a:*", "+@all", "-@dangerous")
+    env = {"A2A_QUEUE_CREDENTIALS": "username:a2a-app,password:s3cret", "A2A_AGENT": "demo", "A2A_QUEUE_OPTIONS_MAXMEMORY_POLICY": "noeviction"}
+    try:
+        worker = processes.worker(redis_url, **env)
+        server = processes.serve(redis_url, A2A_EMBEDDED_WORKERS="0", **env)
+        context_id = str(uuid.uuid4())
+        ids = [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(10)]
+        failed = send(server.url, "fail on purpose", context_id, wait=True).json()["task"]
+        assert failed["status"]["state"] == "TASK_STATE_FAILED"
+        await all_completed(admin, ids)
+        cleanup = processes.command(redis_url, "cleanup_tasks", **env, A2A_TASK_RETENTION_MAX_COMPLETED_TASKS="4")
+        assert cleanup.wait(60) == 0, cleanup.output
+        assert admin.zcard("a2a:idx:history:completed") == 4
+        # CONFIG is refused to this user: the policy check warns and everything goes on.
+        assert "Could not set Redis maxmemory-policy" in worker.output and "Could not read Redis maxmemory-policy" in worker.output
+        assert "NOPERM" not in worker.output + server.output + cleanup.output
+        assert not [key for key in admin.keys("*") if not key.startswith("a2a:")]
+        assert_clean(admin, admin.zrange("a2a:idx:all", 0, -1))
+    finally:
+        admin.execute_command("ACL", "DELUSER", "a2a-app")
+
+
+def test_acl_user_outside_the_prefix_is_refused_at_start(redis_server, redis_url, processes):
+    admin = redis_server.client()
+    admin.execute_command("ACL", "SETUSER", "other-app", "reset", "on", ">pw", "~other:*", "&other:*", "+@all", "-@dangerous")
+    try:
+        server = processes.serve(redis_url, wait=False, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
+        worker = processes.worker(redis_url, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
+        for proc in (server, worker):
+            assert proc.wait(60) != 0
+            assert "the Redis user may not use the keys under a2a: grant it ~a2a:* and &a2a:*" in proc.output
+        assert admin.dbsize() == 0  # nothing half-written
+    finally:
+        admin.execute_command("ACL", "DELUSER", "other-app")
