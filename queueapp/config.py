@@ -147,6 +147,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_TASK_RETENTION_MAX_AGE", parse_duration, "168h", "a duration such as 168h", _positive),
         Setting("A2A_IDEMPOTENCY_TTL", parse_duration, "24h", "a duration such as 24h", _positive),
         Setting("A2A_EVENTS_TTL", parse_duration, "10m", "a duration such as 10m", _positive),
+        Setting("A2A_QUEUE_REPLICA_ACKS", int, "0", "a whole number of replicas, 0 or more (0: do not wait)", _int(0)),
         Setting("A2A_CAPABILITIES_STREAMING", parse_bool, "true", "true or false"),
         Setting("A2A_CAPABILITIES_PUSH_NOTIFICATIONS", parse_bool, "true", "true or false"),
         Setting("A2A_CAPABILITIES_STATE_TRANSITION_HISTORY", parse_bool, "false", "true or false"),
@@ -276,7 +277,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         )
     from queueapp.ha import url_problem
 
-    problem = url_problem(values["queue_url"], values["queue_key_prefix"], values["queue_options_db"], SETTINGS["A2A_QUEUE_URL"].accepts)
+    problem = url_problem(values["queue_url"], values["queue_key_prefix"], values["queue_options_db"], values["queue_replica_acks"], SETTINGS["A2A_QUEUE_URL"].accepts)
     if problem:
         raise ConfigError(problem)
 

@@ -19,6 +19,7 @@ from queueapp.ha import publish
 from queueapp.keys import TERMINAL_INDEX_STATES, Keys
 from queueapp.model import Json, TaskRecord
 from queueapp.scripts import Scripts
+from queueapp.scripts import source as script_source
 from queueapp.states import TERMINAL, TaskState
 
 log = logging.getLogger("queueapp.store")
@@ -26,6 +27,7 @@ log = logging.getLogger("queueapp.store")
 EVENTS_MAXLEN = 1000
 STATS_TTL_S = 2 * 3600
 CONFLICT_RETRIES = 20
+REPLICA_ACK_TIMEOUT_MS = 1000
 
 
 class StoreError(Exception):
@@ -51,6 +53,10 @@ class InvalidTransition(StoreError):
 
 class Conflict(StoreError):
     default_message = "the task changed while it was being updated"
+
+
+class NotReplicated(StoreError):
+    default_message = "Redis could not confirm the write on enough replicas; retry with the same messageId"
 
 
 @dataclass
@@ -89,8 +95,9 @@ def _check(result: list[Any], task_id: str) -> None:
 
 
 class QueueStore:
-    def __init__(self, redis: Any, keys: Keys | None = None, *, idempotency_ttl: float = 86400, events_ttl: float = 600):
+    def __init__(self, redis: Any, keys: Keys | None = None, *, idempotency_ttl: float = 86400, events_ttl: float = 600, replica_acks: int = 0):
         self.redis = redis
+        self.replica_acks = replica_acks
         self.keys = keys or Keys()
         self.scripts = Scripts(redis)
         self.idempotency_ttl_ms = int(idempotency_ttl * 1000)
@@ -98,7 +105,9 @@ class QueueStore:
 
     @classmethod
     def from_config(cls, redis: Any, config: Any) -> QueueStore:
-        return cls(redis, Keys(config.queue_key_prefix), idempotency_ttl=config.idempotency_ttl, events_ttl=config.events_ttl)
+        return cls(
+            redis, Keys(config.queue_key_prefix), idempotency_ttl=config.idempotency_ttl, events_ttl=config.events_ttl, replica_acks=config.queue_replica_acks
+        )
 
     # ---- creating and reading ----------------------------------------------------------
 
@@ -127,7 +136,7 @@ class QueueStore:
         extra = ["message_id", message_id]
         if identity:
             extra += ["identity", identity]
-        result = await self.scripts.create(
+        result = await self._create(
             keys=[
                 k.active(task_id), k.deadletter(task_id), k.queue, k.context(context_id), k.index_context(context_id),
                 k.contexts, k.index_all, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id),
@@ -146,6 +155,22 @@ class QueueStore:
             await self.redis.delete(k.message_id(context_id, message_id))
             return await self.create_task(user_message, context_id=context_id, identity=identity, metadata=metadata)
         raise Conflict(f"task id {task_id} already exists")
+
+    async def _create(self, keys: list[str], args: list[Any]) -> Any:
+        """Run the create script; with ``replica_acks``, acknowledge only once that many replicas have it.
+
+        WAIT counts the writes of its own connection, so it goes in one pipeline with the script.
+        A failover then promotes a replica that holds every acknowledged task (docs/redis-deployments.md).
+        """
+        if not self.replica_acks:
+            return await self.scripts.create(keys=keys, args=args)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.execute_command("EVAL", script_source("create"), len(keys), *keys, *args)
+        pipe.execute_command("WAIT", self.replica_acks, REPLICA_ACK_TIMEOUT_MS)
+        result, replicas = await pipe.execute()
+        if int(replicas) < self.replica_acks:
+            raise NotReplicated(f"{replicas} of {self.replica_acks} replicas confirmed the task within {REPLICA_ACK_TIMEOUT_MS} ms; retry with the same messageId")
+        return result
 
     async def get(self, task_id: str) -> TaskRecord | None:
         records = await self.get_many([task_id])
