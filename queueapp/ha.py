@@ -12,7 +12,9 @@ Redis before 7 has no sharded pub/sub; both sides then fall back to plain PUBLIS
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
@@ -21,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
-from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.utils import str_if_bytes
 
 log = logging.getLogger("queueapp.connection")
@@ -125,6 +127,7 @@ def is_hash_tag(prefix: str) -> bool:
 
 
 _NOT_MASTER_ERRORS = ("UNBLOCKED", "NOREPLICAS")
+MASTER_CHECK_INTERVAL_S = 1.0
 
 
 class FailoverAwareConnection(SentinelManagedConnection):
@@ -158,6 +161,30 @@ class FailoverAwareSSLConnection(FailoverAwareConnection, SSLConnection):
     pass
 
 
+class FailoverAwarePool(SentinelConnectionPool):
+    """Asks the sentinels who the master is at most once a second, on checkout.
+
+    After a failover the old master stays a master until Sentinel reconfigures it (about ten
+    seconds later); a connection that never breaks would keep reading from it. A connection
+    to anything but the current master is reconnected before it is handed out.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._checked_at = 0.0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_master and time.monotonic() - self._checked_at > MASTER_CHECK_INTERVAL_S:
+            self._checked_at = time.monotonic()
+            with contextlib.suppress(redis.ConnectionError):  # no master right now: the command will say so
+                await self.get_master_address()
+        connection = await super().get_connection(*args, **kwargs)
+        if self.is_master and self.master_address and (connection.host, connection.port) != tuple(self.master_address):
+            await connection.disconnect()
+            await connection.connect()
+        return connection
+
+
 def sentinel_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
     """A client of the master that a group of sentinels names, following every failover.
 
@@ -176,7 +203,7 @@ def sentinel_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
         sentinel_options.update(ssl=True, **query)
     connection_class = FailoverAwareSSLConnection if tls else FailoverAwareConnection
     sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_options)
-    return sentinel.master_for(master, connection_class=connection_class, **data_options)
+    return sentinel.master_for(master, connection_pool_class=FailoverAwarePool, connection_class=connection_class, **data_options)
 
 
 # ---- Cluster ---------------------------------------------------------------------------------

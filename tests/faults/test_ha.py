@@ -16,7 +16,7 @@ import redis
 from queueapp import config as config_module
 from queueapp.connection import connect
 from queueapp.events import get_listener
-from queueapp.ha import parse_cluster_url, parse_sentinel_url
+from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentinel_url
 from queueapp.keys import Keys
 from queueapp.store import QueueStore
 from tests.faults.audit import assert_clean
@@ -125,6 +125,23 @@ async def test_sentinel_retry_of_a_dropped_command_asks_the_sentinels_again():
         await eventually(lambda: new.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE retried on the new master")
         new.lpush("a2a:queue", "task-1")
         assert await waiting == "task-1"
+    finally:
+        await store.redis.aclose()
+        group.stop()
+
+
+async def test_sentinel_client_leaves_a_demoted_master_that_still_accepts_writes():
+    """Split brain: after SENTINEL FAILOVER the old master stays a master for seconds; writes must not go there."""
+    group = SentinelGroup(fenced=False).start()
+    store = await open_store(A2A_QUEUE_URL=group.url)
+    try:
+        await store.redis.set("a2a:probe", "before")  # a pooled connection to the first master
+        await asyncio.to_thread(group.failover)
+        assert group.master.client().info("replication")["role"] == "master"  # not reconfigured yet
+        await asyncio.sleep(MASTER_CHECK_INTERVAL_S)
+        await store.redis.set("a2a:probe", "after")
+        assert group.replica.client().get("a2a:probe") == "after"
+        assert group.master.client().get("a2a:probe") == "before"
     finally:
         await store.redis.aclose()
         group.stop()
