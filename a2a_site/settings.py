@@ -100,17 +100,14 @@ def _channel_layers() -> dict:
     if A2A.storage_kind == "memory":
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     url = A2A.queue_url or f"unix://{embedded_socket(A2A)}"
-    host: dict | str = url
+    # The same Redis user as the queue's (an ACL user limited to the prefix is enough).
+    auth = {k: v for k, v in (("username", A2A.queue_credentials_username), ("password", A2A.queue_credentials_password)) if v}
+    host: dict = {"address": url, **auth}
     if url.startswith(CLUSTER_SCHEMES):
-        host = first_node_url(url)  # plain pub/sub reaches every node of a cluster
+        host = {"address": first_node_url(url), **auth}  # plain pub/sub reaches every node of a cluster
     elif url.startswith(SENTINEL_SCHEMES):
-        hosts, master, db, _ = parse_sentinel_url(url)
-        return {
-            "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [{"sentinels": hosts, "master_name": master}], "prefix": f"{A2A.queue_key_prefix}:channels"},
-            }
-        }
+        hosts, master, _db, sentinel_auth = parse_sentinel_url(url)
+        host = {"sentinels": hosts, "master_name": master, "sentinel_kwargs": sentinel_auth or None, **(auth or sentinel_auth)}
     return {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
