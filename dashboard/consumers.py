@@ -25,6 +25,34 @@ from queueapp.runtime import get_store
 log = logging.getLogger("dashboard.live")
 
 REFUSED = 4403  # close code for a refused connection (anonymous or another origin)
+REFRESH_S = 5.0  # re-render this often anyway: worker heartbeats and the clock send no notices
+MAX_CACHED = 500
+
+
+class FrameCache:
+    """Frames shared by every browser of this process that watches the same view.
+
+    A frame rendered after the bridge had seen ``generation`` notices shows all of them,
+    so another browser wanting the same view at the same generation can reuse it: a
+    hundred browsers on the overview cost one render per change, not a hundred.
+    """
+
+    def __init__(self) -> None:
+        self.frames: dict[tuple, tuple[int, float, str]] = {}
+
+    def get(self, key: tuple, generation: int, now: float) -> str | None:
+        hit = self.frames.get(key)
+        if hit and hit[0] == generation and now - hit[1] < REFRESH_S:
+            return hit[2]
+        return None
+
+    def put(self, key: tuple, generation: int, now: float, frame: str) -> None:
+        if len(self.frames) >= MAX_CACHED:
+            self.frames.clear()
+        self.frames[key] = (generation, now, frame)
+
+
+frames = FrameCache()
 
 
 def same_origin(scope: dict[str, Any]) -> bool:
@@ -54,7 +82,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.visible = True
         self.dirty = asyncio.Event()
         self.store = await get_store()
-        live.ensure_bridge(self.store)
+        self.bridge = live.ensure_bridge(self.store)
+        self.cache_key = (self.page, tuple(sorted(params.items())), self.extra["can_act"], self.extra["read_only"])
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
         await self.accept()
         self.dirty.set()  # the first frame re-syncs the page (also after a reconnect)
@@ -82,10 +111,22 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if sections.relevant(self.page, self.params, event.get("tasks", []), event.get("contexts", []), event.get("everything", False)):
             self.dirty.set()
 
+    async def _frame(self) -> str:
+        loop = asyncio.get_running_loop()
+        generation, now = self.bridge.generation, loop.time()
+        frame = frames.get(self.cache_key, generation, now)
+        if frame is None:
+            frame = await sections.render_fragments(self.store, self.page, self.params, self.extra)
+            frames.put(self.cache_key, generation, now, frame)
+        return frame
+
     async def _render_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self.dirty.wait()
+            try:
+                await asyncio.wait_for(self.dirty.wait(), REFRESH_S)
+            except TimeoutError:
+                self.dirty.set()
             if not self.visible:
                 # Hidden tab: keep the change pending and send nothing until it is visible.
                 await asyncio.sleep(self.min_interval)
@@ -93,8 +134,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             self.dirty.clear()
             started = loop.time()
             try:
-                html = await sections.render_fragments(self.store, self.page, self.params, self.extra)
-                await self.send(text_data=html)
+                await self.send(text_data=await self._frame())
             except Exception:
                 log.exception("Dashboard render failed, page=%s", self.page)
             await asyncio.sleep(max(self.min_interval - (loop.time() - started), 0))

@@ -36,6 +36,7 @@ class Bridge:
         self.tasks: set[str] = set()
         self.contexts: set[str] = set()
         self.everything = False
+        self.generation = 0  # counts notices: a frame rendered after reading it shows them all
         self.wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -51,6 +52,7 @@ class Bridge:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def on_notice(self, notice: Json) -> None:
+        self.generation += 1
         task_id, context_id = notice.get("task_id"), notice.get("context_id")
         if not task_id:  # pause/resume and other queue-wide notices
             self.everything = True

@@ -163,3 +163,39 @@ async def test_real_browser_protocol_over_uvicorn(server, users, dash_store):
     with pytest.raises(websockets.InvalidStatus):
         async with websockets.connect(url, origin="http://evil.example", additional_headers=headers):
             pass
+
+
+async def test_worker_liveness_shows_up_without_any_task_change(staff_cookie, dash_store):
+    """Heartbeats publish no notice; the page re-renders every few seconds anyway."""
+    comm = communicator("/ws/dashboard/?page=overview", staff_cookie)
+    assert (await comm.connect())[0]
+    assert 'data-testid="worker-count">0<' in await comm.receive_from(10)
+    await dash_store.heartbeat("host-b:7:feed", {"host": "host-b", "pid": 7, "tasks": []}, [], 30)
+    async with asyncio.timeout(15):
+        while 'data-testid="worker-count">1<' not in (frame := await comm.receive_from(15)):
+            pass
+    assert "host-b:7" in frame
+    await comm.disconnect()
+
+
+async def test_browsers_on_the_same_view_share_one_render(staff_cookie, dash_store, monkeypatch):
+    from dashboard import sections
+
+    renders = []
+    original = sections.render_fragments
+
+    async def counting(*args, **kwargs):
+        renders.append(args[1])
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(sections, "render_fragments", counting)
+    clients = [communicator("/ws/dashboard/?page=active", staff_cookie) for _ in range(3)]
+    for comm in clients:
+        assert (await comm.connect())[0]
+        await comm.receive_from(10)
+    await submit(dash_store, "shared")
+    for comm in clients:
+        assert (await queue_length_frames(comm, until=1))[-1] == 1
+    assert len(renders) <= 2 + 1  # the first sync and the change, (+1 if a refresh fell in between), not 6
+    for comm in clients:
+        await comm.disconnect()

@@ -71,3 +71,14 @@ def test_parts_are_classified_and_unsafe_links_are_not_links():
     assert queries.raw_part(task, "a1.0") is None and queries.raw_part(task, "zz") is None and queries.raw_part(task, "m0.0") is None
     assert queries.part_view({"url": "data:text/html,x"}, "t", "a0.0")["safe"] is False
     assert queries.part_view({"data": {"b": 1, "a": [1]}}, "t", "a0.0")["json"].startswith('{\n  "a"')
+
+
+def test_frame_cache_shares_a_frame_only_for_the_same_view_generation_and_while_fresh():
+    from dashboard.consumers import REFRESH_S, FrameCache
+
+    cache = FrameCache()
+    cache.put(("overview",), 7, 100.0, "<frame>")
+    assert cache.get(("overview",), 7, 101.0) == "<frame>"
+    assert cache.get(("overview",), 8, 101.0) is None  # a change came in since
+    assert cache.get(("queue",), 7, 101.0) is None
+    assert cache.get(("overview",), 7, 100.0 + REFRESH_S) is None  # too old: heartbeats and clocks moved
