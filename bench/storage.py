@@ -1,0 +1,175 @@
+"""Benchmark 4, scale of storage: read times and memory with 10k, 100k, 1M finished tasks.
+
+The tasks are written by the store's own code (``create_task`` then ``finish``, many at
+once so that the automatic pipeline batches them), so Redis holds exactly what a real
+run leaves: the history hash, the indexes, the context set, the message-id key and the
+event stream. Each size is reached by adding to the previous one. Reads are timed as
+the median of many calls; memory is the growth of ``used_memory`` per task added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bench.common import RedisServer, Table, fmt, median
+from queueapp import model
+from queueapp.keys import Keys
+from queueapp.states import TaskState
+from queueapp.store import QueueStore
+
+BATCH = 500
+PROBE_CONTEXT = "bench-probe-context"
+PROBE_TASKS = 20
+READS = 30
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``10k,100k,1m`` -> [10000, 100000, 1000000], ascending."""
+    sizes = []
+    for item in filter(None, (part.strip().lower() for part in text.split(","))):
+        factor = {"k": 1_000, "m": 1_000_000}.get(item[-1], 1)
+        try:
+            number = float(item[:-1] if factor > 1 else item)
+        except ValueError:
+            raise ValueError(f"size {item!r} is not a number such as 10k, 100k or 1m") from None
+        if number <= 0:
+            raise ValueError(f"size {item!r} must be above zero")
+        sizes.append(int(number * factor))
+    if not sizes:
+        raise ValueError("no sizes given: expected a list such as 10k,100k,1m")
+    return sorted(set(sizes))
+
+
+async def finished_task(store: QueueStore, context_id: str | None = None) -> str:
+    """One small text task, created and completed the way a worker completes it."""
+    record, _ = await store.create_task(model.message("user", [model.text_part("What is the weather in Lisbon today?")]), context_id=context_id)
+    reply = model.agent_text("Sunny, 24 degrees, light wind from the north.", record.id, record.context_id)
+    record.task["history"].append(reply)
+    record.task["status"] = model.status(TaskState.COMPLETED, model.now_ms(), reply)
+    await store.finish(record, model.status_event(record.task))
+    return record.id
+
+
+async def fill(store: QueueStore, count: int) -> None:
+    for start in range(0, count, BATCH):
+        await asyncio.gather(*(finished_task(store) for _ in range(min(BATCH, count - start))))
+
+
+async def timed(call: Callable[[], Awaitable[Any]], repeat: int = READS) -> float:
+    """Median milliseconds of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - started) * 1000)
+    return median(times)
+
+
+async def middle_cursor(store: QueueStore) -> str:
+    """A history cursor halfway down the index, to read a page from the middle."""
+    index = store.keys.index_history
+    rank = await store.redis.zcard(index) // 2
+    rows = await store.redis.zrevrange(index, rank, rank, withscores=True)
+    member, score = rows[0]
+    return f"{int(score)}:{member}"
+
+
+READ_NAMES = (
+    "history page (first 50)",
+    "history page (50 from the middle)",
+    "one context (20 tasks)",
+    "ListTasks (50, no filter)",
+    "ListTasks (50, state completed)",
+    "stats",
+)
+
+
+async def measure(store: QueueStore) -> dict[str, float]:
+    cursor = await middle_cursor(store)
+    reads = (
+        lambda: store.history(limit=50),
+        lambda: store.history(cursor=cursor, limit=50),
+        lambda: store.context_tasks(PROBE_CONTEXT),
+        lambda: store.list_tasks(limit=50),
+        lambda: store.list_tasks(state=TaskState.COMPLETED, limit=50),
+        store.stats,
+    )
+    return {name: await timed(read) for name, read in zip(READ_NAMES, reads, strict=True)}
+
+
+async def expire_transient(client: aioredis.Redis, keys: Keys) -> None:
+    """Remove what expires on its own (event streams, message-id keys), as time would."""
+    for pattern in (keys.events("*"), keys.message_id("*", "*")):
+        batch = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)
+
+
+async def run_async(url: str, sizes: list[int]) -> tuple[Table, dict[int, dict[str, float]]]:
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    store = QueueStore(client, Keys("a2a"))
+    results: dict[int, dict[str, float]] = {}
+    try:
+        await client.flushall()
+        for _ in range(PROBE_TASKS):
+            await finished_task(store, PROBE_CONTEXT)
+        have = PROBE_TASKS
+        for size in sizes:
+            before = (await client.info("memory"))["used_memory"]
+            added_at = time.perf_counter()
+            await fill(store, size - have)
+            seconds = time.perf_counter() - added_at
+            grown = (await client.info("memory"))["used_memory"] - before
+            added, have = size - have, size
+            sample = (await store.history(limit=1)).items[0].id
+            reads = await measure(store)
+            await expire_transient(client, store.keys)
+            kept = (await client.info("memory"))["used_memory"] - before
+            results[size] = {
+                **reads,
+                "memory per task, first A2A_EVENTS_TTL (bytes)": grown / added if added else float("nan"),
+                "memory per task, after (bytes)": kept / added if added else float("nan"),
+                "history hash of one task (bytes)": float(await client.memory_usage(store.keys.deadletter(sample), samples=0) or 0),
+                "writes/s while filling": added / seconds if seconds else float("nan"),
+            }
+    finally:
+        await client.aclose()
+    return table(results, sizes), results
+
+
+def table(results: dict[int, dict[str, float]], sizes: list[int]) -> Table:
+    names = list(results[sizes[0]])
+    first, last = sizes[0], sizes[-1]
+    out = Table(
+        f"4. Storage scale: finished small text tasks ({', '.join(f'{s:,}' for s in sizes)}), read times in ms (median of {READS})",
+        ["measure", *(f"{s:,} tasks" for s in sizes), f"{last:,} vs {first:,}"],
+    )
+    for name in names:
+        values = [results[s][name] for s in sizes]
+        if name in READ_NAMES:  # a time: how many times slower at the largest size
+            out.add(name, *(fmt(v, 2) for v in values), f"{values[-1] / values[0]:.2f}x")
+        else:
+            out.add(name, *(fmt(v) for v in values), "-")
+    page = [results[s]["history page (first 50)"] for s in sizes]
+    memory = [results[s]["memory per task, after (bytes)"] for s in sizes]
+    out.notes.append(f"goal: history page at the largest size within 2x of the smallest: {page[-1] / page[0]:.2f}x")
+    out.notes.append(f"goal: under 2 KB of Redis memory per small finished task: {fmt(median(memory))} bytes once its events expire (median over the steps)")
+    out.notes.append(
+        "memory per task is the growth of used_memory per task added: history hash, index entries, context set and, for the first"
+        " A2A_EVENTS_TTL (10 min) and A2A_IDEMPOTENCY_TTL (24 h), its event stream and message-id key; 'after' is once those expired"
+    )
+    return out
+
+
+def run(server: RedisServer, sizes: list[int]) -> tuple[Table, dict[int, dict[str, float]]]:
+    return asyncio.run(run_async(server.url, sizes))
