@@ -1,0 +1,107 @@
+"""Each benchmark, run once at a tiny size, so that ``bench/`` cannot rot.
+
+These are real runs (real Redis, real worker and server processes, real HTTP and
+WebSocket), checked for what the tables report, never for speed. The peers (RQ, arq,
+dramatiq, Celery, from requirements-bench.txt) are run when they are installed; where
+they are not, the worker benchmark runs our side alone, and says so in its table.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import __main__ as cli
+from bench import dashboard, ingress, storage, throughput
+from bench.common import percentile, ratio
+from bench.peers import all_sides
+
+
+# The peers' enqueue calls run in this process, and some of them still use redis-py
+# arguments that redis-py 6 deprecates; that is theirs to fix, not a fault of ours.
+@pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage:DeprecationWarning")
+def test_worker_benchmark_runs_our_side_and_every_installed_peer(redis_server):
+    sides = [side for side in all_sides() if side.available()]
+    table, results = throughput.run(redis_server, sides, tasks=40, rounds=1, processes=1, concurrency=4)
+
+    assert sides[0].name == "ours"
+    for side in sides:
+        assert results[side.name].enqueue > 0, side.name
+        assert results[side.name].process > 0, side.name
+    rendered = table.render()
+    assert [row[0] for row in table.rows] == [side.name for side in sides]
+    assert "ours" in rendered and "processed/s" in rendered
+    # Our side really finished every task into the history the last time it ran.
+    assert sides[-1].done(redis_server.client()) >= 40
+
+
+def test_ingress_benchmark_sends_messages_to_ours_and_the_sdk_server(redis_server):
+    table, samples = ingress.run(redis_server, seconds=0.3, rounds=1, which=["sdk", "uvicorn"], levels=(1,))
+
+    for name in ("a2a-sdk (uvicorn)", "ours (uvicorn)"):
+        for mode in ("non-blocking", "blocking"):
+            key = (name, mode, 1)
+            assert samples.rps(key) > 0, key
+            assert samples.errors(key) == 0, key
+    assert not [n for n in table.notes if "did not start" in n]
+    assert len(table.rows) == 4
+
+
+def test_dashboard_benchmark_sees_every_change_in_a_frame(redis_server):
+    table, results = dashboard.run(redis_server, rates=[20], seconds=1.0, clients=2, rounds=1)
+
+    level = results[20]
+    assert level.missed == 0
+    assert len(level.latencies_ms) == 2 * 20  # every change, seen by both clients
+    assert all(latency >= 0 for latency in level.latencies_ms)
+    assert max(level.frames_per_s) <= 4 + 1  # bounded by A2A_DASHBOARD_MAX_FPS (default 4)
+    assert table.rows[0][0] == "20"
+
+
+def test_storage_benchmark_reads_and_weighs_finished_tasks(redis_server):
+    table, results = storage.run(redis_server, [60, 120])
+
+    for size in (60, 120):
+        for name in storage.READ_NAMES:
+            assert results[size][name] > 0
+        assert results[size]["memory per task, after (bytes)"] > 0
+    client = redis_server.client()
+    assert client.zcard("a2a:idx:history") == 120
+    assert client.hget("a2a:counts", "total_completed") == "120"
+    assert [row[0] for row in table.rows][: len(storage.READ_NAMES)] == list(storage.READ_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("ten", "is not a number"), ("0", "must be above zero"), ("", "no sizes given"), ("5x", "is not a number")],
+)
+def test_storage_sizes_that_make_no_sense_are_refused_clearly(text, message):
+    with pytest.raises(ValueError, match=message):
+        storage.parse_sizes(text)
+
+
+def test_storage_sizes_accept_k_and_m_and_sort():
+    assert storage.parse_sizes("1m, 10k,100k") == [10_000, 100_000, 1_000_000]
+
+
+def test_command_line_refuses_unknown_benchmarks_and_bad_numbers(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(["workers"])
+    assert exit_info.value.code == 2
+    assert "unknown benchmark workers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--rounds", "0"])
+    assert "--rounds must be 1 or more" in capsys.readouterr().err
+
+
+def test_command_line_reports_bad_sizes_without_a_traceback(capsys):
+    assert cli.main(["storage", "--sizes", "lots"]) == 2
+    assert "size 'lots' is not a number" in capsys.readouterr().err
+
+
+def test_percentiles_and_ratios_read_the_way_the_tables_use_them():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert ratio(300, 100) == "3.00x"
+    assert ratio(10, 20, lower_is_better=True) == "2.00x"
+    assert ratio(0, 100) == "-"
