@@ -191,3 +191,24 @@ def test_polling_takes_over_when_websocket_is_blocked(processes, redis_url, page
     expect(page.locator("#live-state")).to_contain_text("polling", timeout=30_000)
     send(server.url, "while polling")
     expect(page.get_by_test_id("queue-length")).to_have_text("1")
+
+
+SET_VISIBILITY = """state => {
+  Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_a_hidden_tab_stops_receiving_until_visible(processes, redis_url, page):
+    server = start(processes, redis_url, A2A_EMBEDDED_WORKERS="0")
+    log_in(page, server.url)
+    live_on(page)
+    length = page.get_by_test_id("queue-length")
+    page.evaluate(SET_VISIBILITY, "hidden")
+    page.wait_for_timeout(300)
+    for i in range(3):
+        send(server.url, f"unseen {i}")
+    page.wait_for_timeout(1500)
+    expect(length).to_have_text("0")  # nothing was delivered while hidden
+    page.evaluate(SET_VISIBILITY, "visible")
+    expect(length).to_have_text("3")
