@@ -414,3 +414,19 @@ async def test_contexts_and_their_history(any_store):
     assert {c["context_id"]: c["task_count"] for c in page.items} == {"conv": 2, "other": 1}
     texts = [model.message_text(m) for m in await any_store.context_history("conv")]
     assert texts == ["one", "two"]
+
+
+async def test_a_resent_lease_returns_the_same_claim(any_store):
+    """A claim whose reply was lost on a dropped connection is resent as is: it must not strand the task."""
+    k = any_store.keys
+    record = await create(any_store)
+    await any_store.take(1)
+    keys = [k.processing, k.leases, k.limbo, k.active(record.id)]
+    args = [model.now_ms(), model.now_ms() + 30_000, "w1", record.id, "token-1"]
+    first = await any_store.scripts.lease(keys=keys, args=args)
+    again = await any_store.scripts.lease(keys=keys, args=args)
+    assert [list(map(str, row)) for row in again] == [list(map(str, row)) for row in first]
+    assert len(first) == 1 and int(first[0][3]) == 1
+    assert (await any_store.redis.hgetall(k.active(record.id)))["attempts"] == "1"
+    other = await any_store.scripts.lease(keys=keys, args=[*args[:4], "token-2"])
+    assert other == []  # someone else's claim is still refused

@@ -8,9 +8,11 @@ import inspect
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import redis
 
 from queueapp import model, runtime
@@ -120,3 +122,44 @@ def send_message_body(text: str, message_id: str, *, context_id: str | None = No
     if not blocking:
         params["configuration"] = {"returnImmediately": True}
     return {"jsonrpc": "2.0", "id": request_id, "method": "SendMessage", "params": params}
+
+
+class SubmitFlow:
+    """Clients that keep submitting; each answer is an acknowledged id, an error, or (never) a hang."""
+
+    def __init__(self, url: str | list[str], limit: int | None = None, text: str = "hello"):
+        self.urls = [url] if isinstance(url, str) else url
+        self.limit = limit  # stop after this many requests (None: until ``running`` is cleared)
+        self.text = text
+        self.issued = 0
+        self.acknowledged: list[str] = []
+        self.errors: list[str] = []
+        self.hangs = 0
+        self.running = True
+        self.last_ack = 0.0
+
+    async def client(self, number: int) -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            while self.running and (self.limit is None or self.issued < self.limit):
+                self.issued += 1
+                body = send_message_body(self.text, str(uuid.uuid4()), blocking=False)
+                try:
+                    response = await http.post(f"{self.urls[number % len(self.urls)]}/a2a", json=body, headers=A2A_HEADERS)
+                except httpx.TimeoutException:
+                    self.hangs += 1
+                    continue
+                except httpx.TransportError as exc:
+                    self.errors.append(f"transport: {exc}")
+                    continue
+                answer = response.json()
+                if response.status_code == 200 and "result" in answer:
+                    self.acknowledged.append(answer["result"]["task"]["id"])
+                    self.last_ack = time.monotonic()
+                else:
+                    error = answer.get("error", {})
+                    assert error.get("message"), f"an error without a reason: {response.status_code} {answer}"
+                    self.errors.append(f"{response.status_code} {error.get('code')} {error.get('message')}")
+                await asyncio.sleep(0.01)
+
+    def start(self, clients: int) -> list[asyncio.Task]:
+        return [asyncio.create_task(self.client(n)) for n in range(clients)]
