@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from django.template.loader import render_to_string
@@ -129,7 +128,7 @@ async def render_fragments(store: QueueStore, page: str, params: Params, extra: 
     return "".join(render_to_string(f"dashboard/partials/{name}.html", context) for name in names)
 
 
-def page_context(page: str, params: Params) -> Any:
+def page_context(page: str, params: Params) -> Json:
     return {"page": page, "live_query": _live_query(page, params)}
 
 

@@ -4,8 +4,7 @@ free port, talking to the session's real Redis; users, logins and a channel laye
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import uvicorn
@@ -65,18 +64,12 @@ async def server(dash_store: QueueStore, channel_layer, transactional_db) -> Asy
     await asyncio.wait_for(task, 10)
 
 
-@dataclass
-class Users:
-    make: Callable
-
-    async def __call__(self, name: str, *, staff: bool = False) -> object:
-        return await self.make(name, staff)
-
-
 @pytest.fixture
-def users(transactional_db) -> Users:
+def users(transactional_db) -> Callable[..., Awaitable[object]]:
+    """Create a user with the test password: ``await users("name", staff=True)``."""
+
     @sync_to_async
-    def make(name: str, staff: bool):
+    def make(name: str, staff: bool = False):
         return get_user_model().objects.create_user(name, f"{name}@example.com", PASSWORD, is_staff=staff)
 
-    return Users(make)
+    return make
