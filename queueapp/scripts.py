@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from queueapp.pipelining import AutoPipeline, PipelinedScript
+
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 SCRIPT_NAMES = ("create", "take", "lease", "update", "finish", "retry", "delete", "heartbeat", "recover")
 
@@ -21,8 +23,12 @@ def source(name: str) -> str:
 
 
 class Scripts:
-    """The registered scripts of one Redis client, as attributes: ``scripts.create(keys, args)``."""
+    """The scripts of one Redis client, as attributes: ``scripts.create(keys, args)``.
+
+    Calls go through one :class:`AutoPipeline`, so the calls of many running tasks share round trips.
+    """
 
     def __init__(self, client: Any):
+        self.pipeline = AutoPipeline(client)
         for name in SCRIPT_NAMES:
-            setattr(self, name, client.register_script(source(name)))
+            setattr(self, name, PipelinedScript(self.pipeline, source(name)))

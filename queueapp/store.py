@@ -181,11 +181,8 @@ class QueueStore:
         ids = list(task_ids)
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hgetall(self.keys.active(task_id))
-            pipe.hgetall(self.keys.deadletter(task_id))
-        raw = await pipe.execute()
+        commands = [("HGETALL", key) for task_id in ids for key in (self.keys.active(task_id), self.keys.deadletter(task_id))]
+        raw = await self.scripts.pipeline.call_many(commands)
         records: list[TaskRecord | None] = []
         for i, task_id in enumerate(ids):
             active, finished = raw[2 * i], raw[2 * i + 1]
@@ -508,15 +505,15 @@ class QueueStore:
         records = [r for r in await self.get_many(ids) if r is not None]
         return Page(records, str(offset + limit) if offset + limit < length else "", length)
 
-    async def context_tasks(self, context_id: str, limit: int = 200) -> list[TaskRecord]:
-        """A context's tasks, oldest first."""
-        ids = await self.redis.zrange(self.keys.index_context(context_id), 0, limit - 1)
-        return [r for r in await self.get_many(ids) if r is not None]
+    async def context_tasks(self, context_id: str, limit: int = 200, *, exclude: str | None = None) -> list[TaskRecord]:
+        """A context's tasks, oldest first (without the task ``exclude``, which is not read)."""
+        ids = await self.scripts.pipeline.call("ZRANGE", self.keys.index_context(context_id), 0, limit - 1)
+        return [r for r in await self.get_many(i for i in ids if i != exclude) if r is not None]
 
-    async def context_history(self, context_id: str, limit: int = 200) -> list[Json]:
+    async def context_history(self, context_id: str, limit: int = 200, *, exclude: str | None = None) -> list[Json]:
         """Every message of a context's tasks, oldest first: the conversation for the agent."""
         messages: list[Json] = []
-        for record in await self.context_tasks(context_id, limit):
+        for record in await self.context_tasks(context_id, limit, exclude=exclude):
             messages.extend(record.task.get("history", []))
         return messages
 
@@ -598,7 +595,7 @@ class QueueStore:
         await self.redis.hset(self.keys.push_configs(task_id), config_id, model.dumps(config))
 
     async def get_push_configs(self, task_id: str) -> dict[str, Json]:
-        raw = await self.redis.hgetall(self.keys.push_configs(task_id))
+        raw = await self.scripts.pipeline.call("HGETALL", self.keys.push_configs(task_id))
         return {config_id: model.loads(value) for config_id, value in raw.items()}
 
     async def delete_push_config(self, task_id: str, config_id: str) -> bool:

@@ -29,7 +29,11 @@ redis.call('ZADD', KEYS[5], now, ARGV[1])
 redis.call('ZADD', KEYS[6], now, fields[2])
 redis.call('ZADD', KEYS[13], now, ARGV[1])
 redis.call('ZADD', KEYS[14], now, ARGV[1])
-redis.call('LREM', KEYS[9], 0, ARGV[1])
+if ARGV[2] ~= 'token' then
+  -- Only an unclaimed task can still be waiting; LREM scans the whole queue, so a worker's
+  -- finish (its claim proves the id left the queue) skips it.
+  redis.call('LREM', KEYS[9], 0, ARGV[1])
+end
 redis.call('LREM', KEYS[11], 0, ARGV[1])
 redis.call('ZREM', KEYS[10], ARGV[1])
 redis.call('SREM', KEYS[12], ARGV[1])

@@ -34,7 +34,7 @@ async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Even
     task = claim.record.task
     history = task.get("history", [])
     user_messages = [m for m in history if m.get("role") == "ROLE_USER"]
-    context_history = [m for m in await store.context_history(claim.record.context_id) if m.get("taskId") != claim.record.id]
+    context_history = await store.context_history(claim.record.context_id, exclude=claim.record.id)
     return RunContext(
         task_id=claim.record.id,
         context_id=claim.record.context_id,
