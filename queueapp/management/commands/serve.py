@@ -89,25 +89,22 @@ class Command(BaseCommand):
             await self._stop(workers, tasks)
 
     def _run_daphne(self, cfg, agent) -> None:
+        # Importing daphne's server installs Twisted's asyncio reactor on a loop of its own
+        # (Django setup already did so, with "daphne" in INSTALLED_APPS): run on that loop.
         from daphne.server import Server
-        from twisted.internet import asyncioreactor
-
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        asyncioreactor.install(loop)
         from twisted.internet import reactor
 
         from a2a_site.asgi import application
 
+        loop = reactor._asyncioEventloop
+        asyncio.set_event_loop(loop)
         workers, tasks = loop.run_until_complete(self._start(cfg, agent))
         endpoint = f"tcp:port={cfg.server_port}:interface={cfg.server_host}"
         server = Server(application, endpoints=[endpoint], signal_handlers=True, verbosity=1 if cfg.debug else 0)
         try:
             server.run()
         finally:
-            if not loop.is_closed():
-                loop.run_until_complete(self._stop(workers, tasks))
-            del reactor
+            loop.run_until_complete(self._stop(workers, tasks))
 
 
 class _Server(uvicorn.Server):

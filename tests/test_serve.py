@@ -1,0 +1,33 @@
+"""``serve`` on each ASGI server: the endpoint, the embedded worker and the dashboard's WebSocket."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support import wait_until
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_serve_runs_the_endpoint_and_an_embedded_worker(processes, redis_url, server):
+    serve = processes.serve(redis_url, extra_args=["--server", server])
+    body = {
+        "jsonrpc": "2.0",
+        "id": "req-1",
+        "method": "SendMessage",
+        "params": {"message": {"messageId": f"m-{server}", "role": "ROLE_USER", "parts": [{"text": "hello"}]}},
+    }
+    answer = httpx.post(f"{serve.url}/a2a", json=body, headers={"A2A-Version": "1.0"}, timeout=30).json()
+    task = answer["result"]["task"]
+    assert answer["id"] == "req-1"
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert task["artifacts"][0]["parts"][0]["text"].endswith("Original input: hello")
+    assert httpx.get(f"{serve.url}/health").json() == {"status": "healthy"}
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_sigterm_stops_serve_cleanly_with_exit_code_zero(processes, redis_url, server):
+    serve = processes.serve(redis_url, extra_args=["--server", server])
+    serve.signal(15)
+    assert serve.wait(30) == 0
+    wait_until(lambda: "Worker stopped" in serve.output, message="the embedded worker to stop")
