@@ -104,6 +104,17 @@ class NotifyListener:
 _listeners: dict[int, NotifyListener] = {}
 
 
+async def stop_listener() -> None:
+    """Stop the running loop's listener; do it before closing its store's client.
+
+    A subscription whose client was closed under it reconnects, and on a Sentinel pool
+    that reconnect can swallow the task's cancellation, so the process would never exit.
+    """
+    listener = _listeners.pop(id(asyncio.get_running_loop()), None)
+    if listener is not None:
+        await listener.stop()
+
+
 def get_listener(store: QueueStore) -> NotifyListener:
     """The listener of the running event loop, started on first use."""
     loop_id = id(asyncio.get_running_loop())

@@ -41,6 +41,9 @@ def set_store(store: QueueStore | None, loop: Any = None) -> None:
 
 
 async def close_all() -> None:
+    from queueapp.events import stop_listener
+
+    await stop_listener()
     for store in list(_stores.values()):
         await store.redis.aclose()
     _stores.clear()

@@ -190,6 +190,7 @@ async def test_sentinel_failover_under_load_loses_no_acknowledged_task(sentinels
         await eventually(lambda: not master.zcard("a2a:leases") and not master.llen("a2a:processing"), timeout=30)
         report = assert_clean(master, acknowledged)
         assert report.by_state["completed"] == len(set(acknowledged)) == 152
+        assert server.stop(timeout=10) == 0  # and it still shuts down cleanly
     finally:
         await store.redis.aclose()
 
