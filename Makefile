@@ -20,8 +20,9 @@ $(TEST_STAMP): requirements.txt requirements-test.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-test.txt
 	touch $(APP_STAMP) $@
 
-$(BENCH_STAMP): requirements.txt requirements-test.txt requirements-bench.txt | $(BIN)/python
+$(BENCH_STAMP): requirements.txt requirements-test.txt requirements-bench.txt bench/requirements-nodeps.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-bench.txt
+	$(BIN)/pip install -q --no-deps -r bench/requirements-nodeps.txt
 	touch $@
 
 ## run: install, migrate and start serve (server, embedded worker, dashboard)

@@ -10,6 +10,7 @@ concurrency 1, 16 and 64; blocking sends measure the round trip through queue an
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import tempfile
 import time
@@ -67,6 +68,11 @@ def send_message(port: int, *, blocking: bool) -> bytes:
     return request_bytes("127.0.0.1", port, "/a2a", body, {"A2A-Version": "1.0"})
 
 
+def sdk_available() -> bool:
+    """The SDK's server needs its ``http-server`` extra (Starlette), from requirements-bench.txt."""
+    return all(importlib.util.find_spec(name) is not None for name in ("starlette", "sse_starlette"))
+
+
 def servers(redis_url: str, which: list[str]) -> list[Server]:
     env = base_env(redis_url, tempfile.mkdtemp(prefix="a2a-bench-"), A2A_AGENT="noop", A2A_EMBEDDED_WORKERS="1")
     known = {
@@ -96,7 +102,9 @@ class Samples:
 
 def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | None = None, levels: tuple[int, ...] = LEVELS) -> tuple[Table, Samples]:
     log_dir = Path(tempfile.mkdtemp(prefix="a2a-bench-logs-"))
-    started = servers(server.url, which or ["sdk", "uvicorn", "daphne"])
+    which = which or ["sdk", "uvicorn", "daphne"]
+    skipped = "sdk" in which and not sdk_available()
+    started = servers(server.url, [name for name in which if not (name == "sdk" and skipped)])
     samples, failed = Samples(), []
     try:
         for srv in started:
@@ -114,7 +122,10 @@ def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | 
     finally:
         for srv in started:
             srv.stop()
-    return table(samples, started, failed, seconds=seconds, rounds=rounds, levels=levels), samples
+    out = table(samples, started, failed, seconds=seconds, rounds=rounds, levels=levels)
+    if skipped:
+        out.notes.append("a2a-sdk's server not run: it needs a2a-sdk[http-server] (pip install -r requirements-bench.txt)")
+    return out, samples
 
 
 def table(samples: Samples, started: list[Server], failed: list[Server], *, seconds: float, rounds: int, levels: tuple[int, ...]) -> Table:
