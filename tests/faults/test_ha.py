@@ -7,11 +7,13 @@ the system under test runs as real ``serve``, ``runworker`` and ``cleanup_tasks`
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import httpx
 import pytest
 import redis
+import websockets
 
 from queueapp import config as config_module
 from queueapp.connection import connect
@@ -26,6 +28,8 @@ from tests.faults.tools import eventually, states, user_message
 pytestmark = pytest.mark.faults
 
 HASH_TAG = "{a2a}"
+ADMIN_PASSWORD = "ha-admin-password"
+QUEUE_LENGTH = re.compile(r'data-testid="queue-length">(\d+)<')
 
 
 def send(server_url: str, text: str, context_id: str, message_id: str | None = None, *, wait: bool = False) -> httpx.Response:
@@ -33,6 +37,26 @@ def send(server_url: str, text: str, context_id: str, message_id: str | None = N
     message = {"messageId": message_id or str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": text}], "contextId": context_id}
     body = {"message": message, "configuration": {"returnImmediately": not wait}}
     return httpx.post(f"{server_url}/message:send", json=body, headers={"A2A-Version": "1.0"}, timeout=30)
+
+
+async def dashboard_follows_the_queue(server_url: str, submit_one) -> None:
+    """Log in, open the dashboard's WebSocket, submit a task: the queue length rises live.
+
+    Live updates travel through the notify channel and the Channels layer, so this checks
+    both on the deployment under test. Call it while no worker runs.
+    """
+    async with httpx.AsyncClient(base_url=server_url) as http:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', (await http.get("/accounts/login/")).text).group(1)
+        form = {"username": "admin", "password": ADMIN_PASSWORD, "csrfmiddlewaretoken": token, "next": "/"}
+        assert (await http.post("/accounts/login/", data=form)).status_code == 302
+        cookie = http.cookies["sessionid"]
+    url = server_url.replace("http://", "ws://") + "/ws/dashboard/?page=overview"
+    async with websockets.connect(url, origin=server_url, additional_headers={"Cookie": f"sessionid={cookie}"}) as ws:
+        before = int(QUEUE_LENGTH.search(await asyncio.wait_for(ws.recv(), 10)).group(1))
+        await asyncio.to_thread(submit_one)
+        async with asyncio.timeout(10):
+            while int(QUEUE_LENGTH.search(await ws.recv()).group(1)) != before + 1:
+                pass
 
 
 async def open_store(**env: str) -> QueueStore:
@@ -216,12 +240,14 @@ def cluster_client(cluster):
 
 async def test_cluster_runs_the_whole_flow_in_one_slot(cluster, cluster_client, processes):
     env = {"A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_AGENT": "demo"}
-    processes.worker(cluster.url, **env)
-    server = processes.serve(cluster.url, A2A_EMBEDDED_WORKERS="0", **env)
+    server = processes.serve(cluster.url, A2A_EMBEDDED_WORKERS="0", A2A_DASHBOARD_ADMIN_PASSWORD=ADMIN_PASSWORD, **env)
     store = await open_store(A2A_QUEUE_URL=cluster.url, **env)
     try:
         context_id = str(uuid.uuid4())
-        ids = [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(20)]
+        ids = []
+        await dashboard_follows_the_queue(server.url, lambda: ids.append(send(server.url, "first", context_id).json()["task"]["id"]))
+        processes.worker(cluster.url, **env)
+        ids += [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(20)]
         waited = send(server.url, "chunks 3", context_id, wait=True).json()["task"]
         assert waited["status"]["state"] == "TASK_STATE_COMPLETED" and waited["artifacts"]
         ids.append(waited["id"])
@@ -247,6 +273,7 @@ async def test_cluster_runs_the_whole_flow_in_one_slot(cluster, cluster_client, 
             keys = node.client().keys("*")
             assert all(key.startswith(f"{HASH_TAG}:") for key in keys)
             assert bool(keys) == (node is owner)
+        assert " ERROR " not in server.output
         remaining = cluster_client.zrange(f"{HASH_TAG}:idx:history", 0, -1)
         assert_clean(cluster_client, remaining, prefix=HASH_TAG)
     finally:
@@ -304,39 +331,51 @@ def test_tls_with_an_unknown_certificate_authority_fails_clearly(tls_redis, proc
     assert "cannot reach Redis" in worker.output and "certificate verify failed" in worker.output
 
 
-async def test_acl_user_limited_to_the_prefix_runs_every_command(redis_server, redis_url, processes):
-    admin = redis_server.client()
+@pytest.fixture
+def acl_only(redis_server, redis_url):
+    """The session's Redis with its password-less default user switched off; yields an admin client."""
+    root = redis_server.client()
+    root.execute_command("ACL", "SETUSER", "ha-admin", "reset", "on", ">admin-pw", "~*", "&*", "+@all")
+    admin = redis_server.client(username="ha-admin", password="admin-pw")
+    admin.execute_command("ACL", "SETUSER", "default", "off")
+    try:
+        yield admin
+    finally:
+        admin.execute_command("ACL", "SETUSER", "default", "on")
+        admin.execute_command("ACL", "DELUSER", "ha-admin", "a2a-app", "other-app")
+
+
+async def test_acl_user_limited_to_the_prefix_runs_every_command(acl_only, redis_url, processes):
+    """Every feature works as a user that may touch only a2a:* (processes stop before the default user returns)."""
+    admin = acl_only
     admin.execute_command("ACL", "SETUSER", "a2a-app", "reset", "on", ">s3cret", "~a2a:*", "&a2a:*", "+@all", "-@dangerous")
     env = {"A2A_QUEUE_CREDENTIALS": "username:a2a-app,password:s3cret", "A2A_AGENT": "demo", "A2A_QUEUE_OPTIONS_MAXMEMORY_POLICY": "noeviction"}
-    try:
-        worker = processes.worker(redis_url, **env)
-        server = processes.serve(redis_url, A2A_EMBEDDED_WORKERS="0", **env)
-        context_id = str(uuid.uuid4())
-        ids = [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(10)]
-        failed = send(server.url, "fail on purpose", context_id, wait=True).json()["task"]
-        assert failed["status"]["state"] == "TASK_STATE_FAILED"
-        await all_completed(admin, ids)
-        cleanup = processes.command(redis_url, "cleanup_tasks", **env, A2A_TASK_RETENTION_MAX_COMPLETED_TASKS="4")
-        assert cleanup.wait(60) == 0, cleanup.output
-        assert admin.zcard("a2a:idx:history:completed") == 4
-        # CONFIG is refused to this user: the policy check warns and everything goes on.
-        assert "Could not set Redis maxmemory-policy" in worker.output and "Could not read Redis maxmemory-policy" in worker.output
-        assert "NOPERM" not in worker.output + server.output + cleanup.output
-        assert not [key for key in admin.keys("*") if not key.startswith("a2a:")]
-        assert_clean(admin, admin.zrange("a2a:idx:all", 0, -1))
-    finally:
-        admin.execute_command("ACL", "DELUSER", "a2a-app")
+    server = processes.serve(redis_url, A2A_EMBEDDED_WORKERS="0", A2A_DASHBOARD_ADMIN_PASSWORD=ADMIN_PASSWORD, **env)
+    context_id = str(uuid.uuid4())
+    ids = []
+    await dashboard_follows_the_queue(server.url, lambda: ids.append(send(server.url, "first", context_id).json()["task"]["id"]))
+    worker = processes.worker(redis_url, **env)
+    ids += [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(10)]
+    failed = send(server.url, "fail on purpose", context_id, wait=True).json()["task"]
+    assert failed["status"]["state"] == "TASK_STATE_FAILED"
+    await all_completed(admin, ids)
+    assert len(ids) == 11
+    cleanup = processes.command(redis_url, "cleanup_tasks", **env, A2A_TASK_RETENTION_MAX_COMPLETED_TASKS="4")
+    assert cleanup.wait(60) == 0, cleanup.output
+    assert admin.zcard("a2a:idx:history:completed") == 4
+    # CONFIG is refused to this user: the policy check warns and everything goes on.
+    assert "Could not set Redis maxmemory-policy" in worker.output and "Could not read Redis maxmemory-policy" in worker.output
+    assert "NOPERM" not in worker.output + server.output + cleanup.output
+    assert " ERROR " not in server.output  # the dashboard's Channels layer authenticated too
+    assert not [key for key in admin.keys("*") if not key.startswith("a2a:")]
+    assert_clean(admin, admin.zrange("a2a:idx:all", 0, -1))
 
 
-def test_acl_user_outside_the_prefix_is_refused_at_start(redis_server, redis_url, processes):
-    admin = redis_server.client()
-    admin.execute_command("ACL", "SETUSER", "other-app", "reset", "on", ">pw", "~other:*", "&other:*", "+@all", "-@dangerous")
-    try:
-        server = processes.serve(redis_url, wait=False, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
-        worker = processes.worker(redis_url, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
-        for proc in (server, worker):
-            assert proc.wait(60) != 0
-            assert "the Redis user may not use the keys under a2a: grant it ~a2a:* and &a2a:*" in proc.output
-        assert admin.dbsize() == 0  # nothing half-written
-    finally:
-        admin.execute_command("ACL", "DELUSER", "other-app")
+def test_acl_user_outside_the_prefix_is_refused_at_start(acl_only, redis_url, processes):
+    acl_only.execute_command("ACL", "SETUSER", "other-app", "reset", "on", ">pw", "~other:*", "&other:*", "+@all", "-@dangerous")
+    server = processes.serve(redis_url, wait=False, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
+    worker = processes.worker(redis_url, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
+    for proc in (server, worker):
+        assert proc.wait(60) != 0
+        assert "the Redis user may not use the keys under a2a: grant it ~a2a:* and &a2a:*" in proc.output
+    assert acl_only.dbsize() == 0  # nothing half-written
