@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.faults.audit import assert_clean
-from tests.faults.tools import SubmitFlow, count_finished, eventually, report, states
+from tests.faults.tools import SubmitFlow, attempts, count_finished, eventually, report, states
 from tests.support import RedisServer
 
 pytestmark = pytest.mark.faults
@@ -47,7 +47,7 @@ async def test_client_kill_type_normal_during_load(processes):
         assert len(ids) + len(flow.errors) == TASKS
         audit = assert_clean(client, ids)
         report(
-            "client-kill", requests=TASKS, acknowledged=len(ids), refused=len(flow.errors), lost=0, duplicated_history=0,
+            "client-kill", requests=TASKS, acknowledged=len(ids), refused=len(flow.errors), lost=0, duplicated_history=0, rerun=sum(n > 1 for n in attempts(client, ids).values()),
             kill_rounds=kills, connections_dropped=dropped, load_s=round(last_kill - started, 1), done_after_last_kill_s=round(drained_s, 1), audit=audit,
         )  # fmt: skip
     finally:

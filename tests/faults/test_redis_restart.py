@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.faults.audit import assert_clean
-from tests.faults.tools import SubmitFlow, count_finished, eventually, report, states
+from tests.faults.tools import SubmitFlow, attempts, count_finished, eventually, report, states
 from tests.support import RedisServer
 
 pytestmark = pytest.mark.faults
@@ -68,7 +68,7 @@ async def test_redis_killed_and_restarted_under_load(processes, tmp_path):
         audit = assert_clean(client, ids)
         report(
             "redis-restart", acknowledged=len(ids), refused_while_down=len(flow.errors), hangs=flow.hangs, lost=lost,
-            duplicated_history=0, outages=OUTAGES, down_s=DOWN_S, recover_s=max(round(r, 1) for r in recoveries), all_done_after_restart_s=round(drained_s, 1),
+            duplicated_history=0, rerun=sum(n > 1 for n in attempts(client, ids).values()), outages=OUTAGES, down_s=DOWN_S, recover_s=max(round(r, 1) for r in recoveries), all_done_after_restart_s=round(drained_s, 1),
             sample_error=flow.errors[0][:120], audit=audit,
         )  # fmt: skip
     finally:
