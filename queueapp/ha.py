@@ -95,7 +95,7 @@ def first_node_url(url: str) -> str:
 def url_problem(url: str, prefix: str, db: int | None, replica_acks: int, accepts: str) -> str | None:
     """What makes A2A_QUEUE_URL (with the prefix and db) unusable, worded as a config error; None if nothing."""
     if not url:
-        return None
+        return f"A2A_QUEUE_REPLICA_ACKS={replica_acks} needs A2A_QUEUE_URL: the embedded Redis has no replicas" if replica_acks else None
     if not url.startswith(("redis://", "rediss://", "unix://", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)):
         return f"A2A_QUEUE_URL={url!r} is invalid: expected {accepts}"
     try:

@@ -21,7 +21,7 @@ from queueapp.connection import connect
 from queueapp.events import get_listener
 from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentinel_url
 from queueapp.keys import Keys
-from queueapp.store import QueueStore
+from queueapp.store import NotReplicated, QueueStore
 from tests.faults.audit import assert_clean
 from tests.faults.ha_support import LocalCluster, Redis6, SentinelGroup, TLSRedis
 from tests.faults.tools import eventually, states, user_message
@@ -101,6 +101,7 @@ def test_sentinel_and_cluster_urls_are_parsed():
         ({"A2A_QUEUE_URL": "redis+sentinel://127.0.0.1:26379/mymaster/zero"}, "must be a number, not 'zero'"),
         ({"A2A_QUEUE_URL": "memcached://127.0.0.1"}, "redis+sentinel:// or redis+cluster:// URL"),
         ({"A2A_QUEUE_REPLICA_ACKS": "-1"}, "A2A_QUEUE_REPLICA_ACKS='-1' is invalid"),
+        ({"A2A_QUEUE_REPLICA_ACKS": "1"}, "A2A_QUEUE_REPLICA_ACKS=1 needs A2A_QUEUE_URL"),
     ],
 )
 def test_bad_high_availability_settings_are_refused(make_config, env, expected):
@@ -180,6 +181,19 @@ async def test_sentinel_client_leaves_a_demoted_master_that_still_accepts_writes
     finally:
         await store.redis.aclose()
         group.stop()
+
+
+async def test_unconfirmed_task_is_not_acknowledged_and_a_retry_makes_no_duplicate(redis_server, redis_url):
+    """A Redis without replicas cannot confirm: the caller gets a clear error, and retries stay idempotent."""
+    store = await open_store(A2A_QUEUE_URL=redis_url, A2A_QUEUE_REPLICA_ACKS="1")
+    try:
+        message = user_message("hello", "message-1")
+        for _ in range(2):
+            with pytest.raises(NotReplicated, match="0 of 1 replicas confirmed the task within 1000 ms; retry with the same messageId"):
+                await store.create_task(message, context_id="ctx-1")
+        assert redis_server.client().zcard("a2a:idx:all") == 1
+    finally:
+        await store.redis.aclose()
 
 
 async def test_sentinel_failover_under_load_loses_no_acknowledged_task(sentinels, processes):
