@@ -231,45 +231,50 @@ def load_env_file(path: Path | None = None) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
 
 
-def load(environ: Mapping[str, str] | None = None) -> Config:
-    """Build the :class:`Config` from the environment (plus ``.env``), or raise :class:`ConfigError`."""
-    if environ is None:
-        environ = {**load_env_file(), **os.environ}
+def _read_maps(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The map forms A2A_QUEUE_OPTIONS and A2A_QUEUE_CREDENTIALS, with their keys checked."""
+    known = {s.map_key for s in SETTINGS.values() if s.map_key}
     maps: dict[str, dict[str, str]] = {}
     for map_var in ("A2A_QUEUE_OPTIONS", "A2A_QUEUE_CREDENTIALS"):
         try:
             maps[map_var] = parse_map(environ.get(map_var, ""))
         except ValueError as exc:
             raise ConfigError(f"{map_var}={environ[map_var]!r} is invalid: expected key:value pairs separated by commas, near {exc}") from None
-
-    values: dict[str, Any] = {}
-    for setting in SETTINGS.values():
-        raw = environ.get(setting.env)
-        source = setting.env
-        if raw is None and setting.map_key:
-            map_var, key = setting.map_key
-            if key in maps[map_var]:
-                raw, source = maps[map_var][key], f"{map_var} ({key})"
-        if raw is None or (raw.strip() == "" and setting.default == ""):
-            raw = setting.default
-        if raw == "" and setting.env == "A2A_QUEUE_OPTIONS_DB":
-            values[_attr(setting.env)] = None
-            continue
-        try:
-            value = setting.parse(raw)
-            ok = setting.check(value)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ConfigError(f"{source}={raw!r} is invalid: expected {setting.accepts}")
-        values[_attr(setting.env)] = value
-
-    known_map_keys = {s.map_key for s in SETTINGS.values() if s.map_key}
-    for map_var, entries in maps.items():
-        for key in entries:
-            if (map_var, key) not in known_map_keys:
-                accepted = sorted(k for m, k in known_map_keys if m == map_var)
+        for key in maps[map_var]:
+            if (map_var, key) not in known:
+                accepted = sorted(k for m, k in known if m == map_var)
                 raise ConfigError(f"{map_var} has an unknown key {key!r}: expected {', '.join(accepted)}")
+    return maps
+
+
+def _read_setting(setting: Setting, environ: Mapping[str, str], maps: dict[str, dict[str, str]]) -> Any:
+    """One setting's value: its own variable wins over the map form, which wins over the default."""
+    raw = environ.get(setting.env)
+    source = setting.env
+    if raw is None and setting.map_key:
+        map_var, key = setting.map_key
+        if key in maps[map_var]:
+            raw, source = maps[map_var][key], f"{map_var} ({key})"
+    if raw is None or (raw.strip() == "" and setting.default == ""):
+        raw = setting.default
+    if raw == "" and setting.env == "A2A_QUEUE_OPTIONS_DB":
+        return None  # unset: the URL's database
+    try:
+        value = setting.parse(raw)
+        ok = setting.check(value)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{source}={raw!r} is invalid: expected {setting.accepts}")
+    return value
+
+
+def load(environ: Mapping[str, str] | None = None) -> Config:
+    """Build the :class:`Config` from the environment (plus ``.env``), or raise :class:`ConfigError`."""
+    if environ is None:
+        environ = {**load_env_file(), **os.environ}
+    maps = _read_maps(environ)
+    values = {_attr(setting.env): _read_setting(setting, environ, maps) for setting in SETTINGS.values()}
 
     if values["worker_heartbeat_interval"] >= values["worker_lease"]:
         raise ConfigError(

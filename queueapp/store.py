@@ -215,13 +215,17 @@ class QueueStore:
         """Block until one id can be moved from the queue into processing (BLMOVE)."""
         return await self.redis.blmove(self.keys.queue, self.keys.processing, timeout, "RIGHT", "LEFT")
 
-    async def lease(self, task_ids: list[str], worker_id: str, lease_seconds: float) -> list[Claim]:
-        """Claim ids that are in processing; returns the ones that are still waiting tasks."""
+    async def lease(self, task_ids: list[str], worker_id: str, lease_seconds: float, tokens: dict[str, str] | None = None) -> list[Claim]:
+        """Claim ids that are in processing; returns the ones that are still waiting tasks.
+
+        Calling it again with the same ``tokens`` returns the same claims, so a caller whose
+        reply was lost can ask again instead of stranding the tasks for a lease period.
+        """
         if not task_ids:
             return []
         k = self.keys
         ms = model.now_ms()
-        tokens = {task_id: model.new_id() for task_id in task_ids}
+        tokens = tokens or {task_id: model.new_id() for task_id in task_ids}
         args: list[Any] = [ms, ms + int(lease_seconds * 1000), worker_id]
         for task_id in task_ids:
             args += [task_id, tokens[task_id]]

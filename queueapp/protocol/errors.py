@@ -7,9 +7,15 @@ error's code, HTTP status and reason live in :data:`ERROR_TABLE` and nowhere els
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
+import redis
+
 from queueapp import store
+from queueapp.connection import RedisUnavailable
+
+log = logging.getLogger("queueapp.protocol")
 
 ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 ERROR_DOMAIN = "a2a-protocol.org"
@@ -44,6 +50,10 @@ class InvalidParamsError(ProtocolError):
 
 class InternalError(ProtocolError):
     default_message = "Internal error."
+
+
+class StorageUnavailableError(InternalError):
+    default_message = "The task store (Redis) is unavailable; retry shortly."
 
 
 class TaskNotFoundError(ProtocolError):
@@ -103,6 +113,7 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
     MethodNotFoundError: Wire(-32601, 404, "NOT_FOUND", "METHOD_NOT_FOUND"),
     InvalidParamsError: Wire(-32602, 400, "INVALID_ARGUMENT", "INVALID_PARAMS"),
     InternalError: Wire(-32603, 500, "INTERNAL", "INTERNAL_ERROR"),
+    StorageUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "STORAGE_UNAVAILABLE"),
     TaskNotFoundError: Wire(-32001, 404, "NOT_FOUND", "TASK_NOT_FOUND"),
     TaskNotCancelableError: Wire(-32002, 400, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE"),
     PushNotificationNotSupportedError: Wire(-32003, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED"),
@@ -132,6 +143,7 @@ V03_TYPE_NAMES = {
     InvalidRequestError: "InvalidRequestError",
     MethodNotFoundError: "MethodNotFoundError",
     InternalError: "InternalError",
+    StorageUnavailableError: "InternalError",
 }
 
 
@@ -175,3 +187,16 @@ def from_store_error(exc: store.StoreError) -> ProtocolError:
     if isinstance(exc, store.InvalidTransition):
         return UnsupportedOperationError(str(exc))
     return InternalError(f"The task changed while the request was handled; try again ({exc}).")
+
+
+def from_unexpected(exc: Exception, request: str) -> InternalError:
+    """Log an exception nothing expected and say what to answer.
+
+    Redis being down is an outage, not a bug: it gets its own reason and a one-line
+    warning. Anything else is logged with its traceback.
+    """
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisUnavailable | OSError):
+        log.warning("Redis unavailable during %s: %s: %s", request, exc.__class__.__name__, exc)
+        return StorageUnavailableError(f"The task store (Redis) is unavailable ({exc.__class__.__name__}: {exc}); retry shortly.")
+    log.error("Unexpected error in %s", request, exc_info=exc)
+    return InternalError(f"Internal error: {exc.__class__.__name__}. The server log has the details.")

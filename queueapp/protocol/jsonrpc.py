@@ -17,12 +17,12 @@ from queueapp import config as config_module
 from queueapp.model import Json
 from queueapp.protocol import codec, codec03, transport
 from queueapp.protocol.errors import (
-    InternalError,
     InvalidRequestError,
     JSONParseError,
     MethodNotFoundError,
     ProtocolError,
     UnauthenticatedError,
+    from_unexpected,
     jsonrpc_error,
     wire,
 )
@@ -100,8 +100,7 @@ async def endpoint(request: HttpRequest) -> HttpResponse:
             request_id = exc.data.pop("id")
         return _answer(request_id, version, error=exc)
     except Exception as exc:
-        log.exception("Unexpected error in JSON-RPC request, id=%s", request_id)
-        return _answer(request_id, version, error=InternalError(f"Internal error: {exc.__class__.__name__}. The server log has the details."))
+        return _answer(request_id, version, error=from_unexpected(exc, f"JSON-RPC request id={request_id}"))
 
 
 def _stream(events: Any, request_id: RequestId, version: str) -> HttpResponse:

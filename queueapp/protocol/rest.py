@@ -19,12 +19,12 @@ from queueapp import config as config_module
 from queueapp.model import Json
 from queueapp.protocol import codec, codec03, transport
 from queueapp.protocol.errors import (
-    InternalError,
     InvalidParamsError,
     JSONParseError,
     MethodNotFoundError,
     ProtocolError,
     UnauthenticatedError,
+    from_unexpected,
     rest_error,
 )
 from queueapp.protocol.sse import sse_response
@@ -101,8 +101,7 @@ async def _serve(request: HttpRequest, version: str, method: str, path: Json) ->
     except ProtocolError as exc:
         return _error_response(exc, version)
     except Exception as exc:
-        log.exception("Unexpected error in HTTP+JSON request, method=%s", method)
-        return _error_response(InternalError(f"Internal error: {exc.__class__.__name__}. The server log has the details."), version)
+        return _error_response(from_unexpected(exc, f"HTTP+JSON request method={method}"), version)
 
 
 def _same(event: Json) -> Json:

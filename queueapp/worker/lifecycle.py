@@ -17,12 +17,15 @@ from queueapp.agents.base import Agent
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
 from queueapp.worker.runner import RunningTask, execute
-from queueapp.worker.updater import EventHook
+from queueapp.worker.updater import EventHook, through_outage
 
 log = logging.getLogger("queueapp.worker")
 
 WAIT_TIMEOUT_S = 1.0  # how long one BLMOVE blocks, so that stop requests are seen promptly
 CANCEL_GRACE_S = 2.0  # how long an agent may take to notice a cancel before it is interrupted
+# An id sits in the processing list only between a take and its lease (normally well under
+# a millisecond); one still there after this is stranded. Its late lease, if any, is refused.
+PROCESSING_GRACE_S = 5.0
 
 
 class Worker:
@@ -125,7 +128,10 @@ class Worker:
             ids = [task_id]
             if log.isEnabledFor(logging.INFO):
                 remaining = await self.store.redis.llen(self.store.keys.queue)
-        claims = await self.store.lease(ids, self.id, self.config.worker_lease)
+        # The same tokens on every try: a retried lease whose first reply was lost returns the
+        # claims it made, instead of leaving them to expire.
+        tokens = {task_id: model.new_id() for task_id in ids}
+        claims = await through_outage(lambda _: self.store.lease(ids, self.id, self.config.worker_lease, tokens), self.config.worker_lease, "claiming tasks")
         for claim in claims:
             log.info("Task dequeued for processing, task_id=%s, remaining_queue_length=%s", claim.record.id, remaining)
         return claims
@@ -137,7 +143,7 @@ class Worker:
 
     async def _execute(self, running: RunningTask) -> None:
         try:
-            await execute(self.store, self.agent, running, self.config.task_timeout, self.hooks)
+            await execute(self.store, self.agent, running, self.config.task_timeout, self.hooks, self.config.worker_lease)
         except asyncio.CancelledError:
             pass
         finally:
@@ -240,7 +246,7 @@ class Worker:
 
 async def reap(store: QueueStore, config: Any) -> int:
     """Put back tasks whose worker stopped heartbeating; fail those out of attempts."""
-    returned = await store.recover_processing(config.worker_lease)
+    returned = await store.recover_processing(min(config.worker_lease, PROCESSING_GRACE_S))
     for task_id in returned:
         log.warning("Task requeued, task_id=%s, reason=taken by a worker that died before claiming it", task_id)
     count = len(returned)

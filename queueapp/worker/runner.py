@@ -6,17 +6,15 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+import redis
+
 from queueapp import model
 from queueapp.agents.base import Agent, RunContext
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
-from queueapp.worker.updater import ClaimUpdater, EventHook, InvalidAgentResponse
+from queueapp.worker.updater import ClaimUpdater, EventHook, InvalidAgentResponse, through_outage
 
 log = logging.getLogger("queueapp.worker")
-
-
-class LeaseLost(Exception):
-    """Another worker took the task over (our lease expired): stop without writing."""
 
 
 @dataclass
@@ -46,13 +44,13 @@ async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Even
     )
 
 
-async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook]) -> None:
+async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook], lease: float = 30.0) -> None:
     """Run the agent on a claimed task and record how it ended. Never raises."""
     claim = running.claim
     task_id = claim.record.id
-    updater = ClaimUpdater(store, claim, hooks)
+    updater = ClaimUpdater(store, claim, hooks, write_patience=lease)
     try:
-        context = await build_context(store, claim, running.cancelled)
+        context = await through_outage(lambda _: build_context(store, claim, running.cancelled), lease, f"reading task {task_id}")
         await updater.working()
         async with asyncio.timeout(timeout):
             await agent.run(context, updater)
@@ -66,26 +64,38 @@ async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout
             await _safely(updater.cancel(running.cancel_reason), task_id)
         if not running.returning:
             raise
-    except TimeoutError:
-        log.warning("Task failed, task_id=%s, reason=time limit of %gs exceeded", task_id, timeout)
-        await _safely(updater.fail(f"Task exceeded the time limit of {timeout:g}s"), task_id, updater)
     except (Conflict, TaskNotFound):
         log.warning("Task lost to another worker or removed, task_id=%s", task_id)
-    except InvalidAgentResponse as exc:
-        log.warning("Task failed, task_id=%s, reason=invalid agent response: %s", task_id, exc)
-        await _safely(updater.fail(f"Invalid agent response: {exc}"), task_id, updater)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Redis stayed away for longer than the lease: the reaper will hand the task to a
+        # worker that can reach it. The agent did nothing wrong, so the task does not fail.
+        log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, exc)
     except Exception as exc:
-        log.warning("Task failed, task_id=%s, reason=%s: %s", task_id, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-        await _safely(updater.fail(f"{type(exc).__name__}: {exc}"), task_id, updater)
+        reason = _failure_reason(exc, timeout)
+        log.warning("Task failed, task_id=%s, reason=%s", task_id, reason, exc_info=log.isEnabledFor(logging.DEBUG))
+        await _safely(updater.fail(reason), task_id, updater)
     else:
-        if updater.final_state is TaskState.COMPLETED:
-            log.info("Task completed successfully, task_id=%s", task_id)
-        elif updater.final_state is TaskState.FAILED:
-            log.warning("Task failed, task_id=%s, reason=%s", task_id, model.message_text(claim.record.task["status"].get("message")))
-        else:
-            log.info("Task ended, task_id=%s, state=%s", task_id, updater.final_state.value if updater.final_state else "?")
+        _log_outcome(task_id, updater)
     finally:
         running.done.set()
+
+
+def _failure_reason(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"Task exceeded the time limit of {timeout:g}s"
+    if isinstance(exc, InvalidAgentResponse):
+        return f"Invalid agent response: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _log_outcome(task_id: str, updater: ClaimUpdater) -> None:
+    state = updater.final_state
+    if state is TaskState.COMPLETED:
+        log.info("Task completed successfully, task_id=%s", task_id)
+    elif state is TaskState.FAILED:
+        log.warning("Task failed, task_id=%s, reason=%s", task_id, model.message_text(updater.record.task["status"].get("message")))
+    else:
+        log.info("Task ended, task_id=%s, state=%s", task_id, state.value if state else "?")
 
 
 async def _safely(coro, task_id: str, updater: ClaimUpdater | None = None) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+
+import redis
 
 from queueapp import model
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TaskState
-from queueapp.store import Claim, QueueStore
+from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
 
 log = logging.getLogger("queueapp.worker")
 
+T = TypeVar("T")
 EventHook = Callable[[TaskRecord, Json], Awaitable[None]]
 PART_KINDS = ("text", "raw", "url", "data")
 
@@ -32,13 +36,33 @@ def validate_parts(parts: Any) -> list[Json]:
     return parts
 
 
+async def through_outage(call: Callable[[int], Awaitable[T]], patience: float, what: str) -> T:
+    """Call ``call(attempt_number)``, retrying while Redis is unreachable, for up to ``patience`` s.
+
+    Without it a task whose work is done would wait out its lease and run again.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay, number = 0.1, 1
+    while True:
+        try:
+            return await call(number)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("Redis unavailable while %s, retrying in %.1fs, error=%s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay, number = min(delay * 2, 2.0), number + 1
+
+
 class ClaimUpdater:
     """Implements :class:`queueapp.agents.TaskUpdater` for one claimed task."""
 
-    def __init__(self, store: QueueStore, claim: Claim, hooks: list[EventHook] | None = None):
+    def __init__(self, store: QueueStore, claim: Claim, hooks: list[EventHook] | None = None, *, write_patience: float = 30.0):
         self.store = store
         self.claim = claim
         self.hooks = hooks or []
+        self.write_patience = write_patience
         self.final_state: TaskState | None = None
 
     @property
@@ -73,7 +97,7 @@ class ClaimUpdater:
         if progress is not None:
             extra["progress"] = round(progress, 3)
         event = model.status_event(self.record.task)
-        await self.store.update(self.record, event, token=self.claim.token, extra=extra)
+        await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, extra=extra))
         await self._emit(event)
 
     async def artifact(self, parts: list[Json], *, name: str | None = None, artifact_id: str | None = None, append: bool = False, last_chunk: bool = True) -> str:
@@ -83,7 +107,7 @@ class ClaimUpdater:
             artifact["name"] = name
         model.merge_artifact(self.record.task, artifact, append)
         event = model.artifact_event(self.record.task, artifact, append, last_chunk)
-        await self.store.update(self.record, event, token=self.claim.token)
+        await self._write(lambda: self.store.update(self.record, event, token=self.claim.token))
         await self._emit(event)
         return artifact["artifactId"]
 
@@ -97,10 +121,27 @@ class ClaimUpdater:
         self.final_state = state
         if state.is_terminal:
             extra = {"error": text} if state is TaskState.FAILED and text else None
-            await self.store.finish(self.record, event, token=self.claim.token, extra=extra)
+            await self._write(lambda: self.store.finish(self.record, event, token=self.claim.token, extra=extra))
         else:
-            await self.store.update(self.record, event, token=self.claim.token, action="release", extra={"last_message": text or ""})
+            await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, action="release", extra={"last_message": text or ""}))
         await self._emit(event)
+
+    async def _write(self, write: Callable[[], Awaitable[Any]]) -> None:
+        """Write through a Redis outage of up to the lease (see :func:`through_outage`).
+
+        A retry whose earlier attempt landed but lost its reply either repeats the event
+        (the task JSON is the same; followers may see the event twice) or, for a finish,
+        finds the task gone from the active set: both are taken as success.
+        """
+
+        async def attempt(number: int) -> None:
+            try:
+                await write()
+            except (Conflict, TaskNotFound):
+                if number == 1:
+                    raise
+
+        await through_outage(attempt, self.write_patience, f"recording task {self.record.id}")
 
     async def complete(self, text: str | None = None) -> None:
         await self._end(TaskState.COMPLETED, text)

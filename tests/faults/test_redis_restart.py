@@ -62,6 +62,8 @@ async def test_redis_killed_and_restarted_under_load(processes, tmp_path):
         assert lost == 0 and set(final.values()) == {"completed"}
         assert flow.hangs == 0
         assert flow.errors, "no request met the outage: the test did not test anything"
+        answered = [e for e in flow.errors if not e.startswith("transport")]
+        assert answered and all(" -32603 " in e and "Redis" in e for e in answered), answered[:3]
         assert health_while_down == [503] * OUTAGES
         for worker in workers:
             assert "Redis unavailable while claiming" in worker.output or "Heartbeat failed" in worker.output
