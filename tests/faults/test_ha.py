@@ -150,13 +150,13 @@ async def test_sentinel_retry_of_a_dropped_command_asks_the_sentinels_again():
     connection drops must be retried on the new master, not on the old one.
     """
     group = SentinelGroup(fenced=False).start()
-    store = await open_store(A2A_QUEUE_URL=group.url, A2A_QUEUE_OPTIONS_TIMEOUT="10s")
+    store = await open_store(A2A_QUEUE_URL=group.url, A2A_QUEUE_OPTIONS_TIMEOUT="20s")
     try:
-        await store.redis.ping()  # a pooled connection to the first master
-        await asyncio.to_thread(group.failover)
         old, new = group.master.client(), group.replica.client()
-        waiting = asyncio.create_task(store.redis.blmove("a2a:queue", "a2a:processing", 4, "RIGHT", "LEFT"))
-        await eventually(lambda: old.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE blocked on the old master")
+        waiting = asyncio.create_task(store.redis.blmove("a2a:queue", "a2a:processing", 10, "RIGHT", "LEFT"))
+        await eventually(lambda: old.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE blocked on the first master")
+        await asyncio.to_thread(group.failover)
+        assert old.info("clients")["blocked_clients"] == 1  # still a master, still blocked there
         old.client_kill_filter(_type="normal", skipme=True)
         await eventually(lambda: new.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE retried on the new master")
         new.lpush("a2a:queue", "task-1")
