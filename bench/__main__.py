@@ -34,6 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--servers", default="sdk,uvicorn,daphne", help="ingress: servers to compare (default sdk,uvicorn,daphne)")
     parser.add_argument("--rates", default="10,100,1000", help="dashboard: changes per second (default 10,100,1000)")
     parser.add_argument("--clients", type=int, default=5, help="dashboard: WebSocket clients (default 5)")
+    parser.add_argument("--fps", type=float, help="dashboard: A2A_DASHBOARD_MAX_FPS for the server (default: its own default)")
     parser.add_argument("--sizes", help="storage: finished tasks, ascending (default 10k,100k; quick 1k,5k; 1m takes minutes)")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
@@ -44,6 +45,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be 1 or more, not {value}")
+    if args.fps is not None and not 0.2 <= args.fps <= 60:
+        parser.error(f"--fps must be from 0.2 to 60 (what A2A_DASHBOARD_MAX_FPS accepts), not {args.fps:g}")
     if args.seconds is not None and args.seconds <= 0:
         parser.error(f"--seconds must be above zero, not {args.seconds}")
     return args
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> list[Table]:
             tables.append(_show(ingress.run(server, seconds=seconds, rounds=rounds, which=args.servers.split(","))[0]))
         if "dashboard" in chosen:
             rates = [int(r) for r in args.rates.split(",") if r.strip()]
-            tables.append(_show(dashboard.run(server, rates=rates, seconds=seconds, clients=args.clients, rounds=rounds)[0]))
+            tables.append(_show(dashboard.run(server, rates=rates, seconds=seconds, clients=args.clients, rounds=rounds, max_fps=args.fps)[0]))
         if "storage" in chosen:
             tables.append(_show(storage.run(server, storage.parse_sizes(args.sizes or ("1k,5k" if quick else "10k,100k")))[0]))
     return tables

@@ -104,8 +104,9 @@ async def one_level(server: Server, redis_url: str, rate: int, seconds: float, c
         await redis_client.aclose()
 
 
-def run(server: RedisServer, *, rates: list[int], seconds: float, clients: int, rounds: int) -> tuple[Table, dict[int, LevelResult]]:
-    env = base_env(server.url, tempfile.mkdtemp(prefix="a2a-bench-"), A2A_EMBEDDED_WORKERS="0", A2A_DASHBOARD_PUBLIC="true")
+def run(server: RedisServer, *, rates: list[int], seconds: float, clients: int, rounds: int, max_fps: float | None = None) -> tuple[Table, dict[int, LevelResult]]:
+    extra = {"A2A_DASHBOARD_MAX_FPS": str(max_fps)} if max_fps else {}
+    env = base_env(server.url, tempfile.mkdtemp(prefix="a2a-bench-"), A2A_EMBEDDED_WORKERS="0", A2A_DASHBOARD_PUBLIC="true", **extra)
     serve = Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env)
     results = {rate: LevelResult() for rate in rates}
     if not serve.start(Path(tempfile.mkdtemp(prefix="a2a-bench-logs-"))):
@@ -116,12 +117,13 @@ def run(server: RedisServer, *, rates: list[int], seconds: float, clients: int, 
                 asyncio.run(one_level(serve, server.url, rate, seconds, clients, results[rate]))
     finally:
         serve.stop()
-    return table(results, seconds=seconds, clients=clients, rounds=rounds), results
+    return table(results, seconds=seconds, clients=clients, rounds=rounds, max_fps=max_fps), results
 
 
-def table(results: dict[int, LevelResult], *, seconds: float, clients: int, rounds: int) -> Table:
+def table(results: dict[int, LevelResult], *, seconds: float, clients: int, rounds: int, max_fps: float | None = None) -> Table:
+    fps = f"A2A_DASHBOARD_MAX_FPS={max_fps:g}" if max_fps else "A2A_DASHBOARD_MAX_FPS at its default"
     out = Table(
-        f"3. Dashboard latency: change in Redis to WebSocket frame, {clients} clients on the overview, {seconds:g} s per rate, {rounds} round(s)",
+        f"3. Dashboard latency: change in Redis to WebSocket frame, {clients} clients on the overview, {fps}, {seconds:g} s per rate, {rounds} round(s)",
         ["changes/s asked", "changes/s made", "p50 ms", "p99 ms", "frames/s per client (median)", "changes never shown"],
     )
     for rate, res in results.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
@@ -20,7 +21,9 @@ def _results_url(url: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{RESULT_DB}"
 
 
+@functools.cache
 def make_app(url: str):
+    """One app per Redis URL: Celery warns when a task name is registered twice."""
     from celery import Celery
 
     app = Celery("bench", broker=url, backend=_results_url(url))
