@@ -158,7 +158,7 @@ async def test_sentinel_retry_of_a_dropped_command_asks_the_sentinels_again():
         await asyncio.to_thread(group.failover)
         assert old.info("clients")["blocked_clients"] == 1  # still a master, still blocked there
         old.client_kill_filter(_type="normal", skipme=True)
-        await eventually(lambda: new.info("clients")["blocked_clients"] == 1, timeout=5, message="BLMOVE retried on the new master")
+        await eventually(lambda: new.info("clients")["blocked_clients"] == 1, timeout=15, message="BLMOVE retried on the new master")
         new.lpush("a2a:queue", "task-1")
         assert await waiting == "task-1"
     finally:
