@@ -17,7 +17,9 @@ from a2a.compat.v0_3 import a2a_v0_3_pb2 as pb03
 from a2a.compat.v0_3 import conversions, proto_utils
 from a2a.compat.v0_3 import types as t03
 from a2a.types import a2a_pb2 as pb
+from a2a.utils.errors import A2AError
 from google.protobuf.json_format import MessageToDict, Parse, ParseError
+from google.protobuf.message import DecodeError
 
 from queueapp.model import Json
 from queueapp.protocol import codec
@@ -98,7 +100,7 @@ def _send_params(params: Any, method: str) -> Json:
 def send_params_from_model(parsed: t03.MessageSendParams) -> Json:
     try:
         core = conversions.to_core_send_message_request(t03.SendMessageRequest(id=0, params=parsed))
-    except (ValueError, TypeError, ParseError) as exc:
+    except (ValueError, TypeError, ParseError, DecodeError) as exc:  # DecodeError: data nested past protobuf's depth limit
         raise InvalidParamsError(f"Invalid message: {exc}") from None
     return codec.from_proto(core)
 
@@ -231,7 +233,11 @@ def rest_send_params(body: bytes) -> Json:
 
 def rest_push_config_params(task_id: str, body: bytes) -> Json:
     request = _parse_body(body, pb03.CreateTaskPushNotificationConfigRequest(), "push notification config")
-    parsed = proto_utils.FromProto.task_push_notification_config_request(request)
+    request.parent = request.parent or f"tasks/{task_id}"  # the path names the task; the body need not repeat it
+    try:
+        parsed = proto_utils.FromProto.task_push_notification_config_request(request)
+    except A2AError as exc:
+        raise InvalidParamsError(f"Invalid push notification config: {exc.message}") from None
     parsed.task_id = task_id
     return push_config_from_model(parsed)
 

@@ -32,6 +32,9 @@ from queueapp.store import QueueStore, StoreError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+# How deeply a data part or metadata may nest: deeper values pass the 1.0 parser but break
+# the 0.3 conversion (protobuf's depth limit), so one such task would fail every 0.3 read.
+MAX_DATA_DEPTH = 24
 
 
 @dataclass
@@ -113,9 +116,11 @@ class Handler:
         if len(parts) > self.config.max_parts:
             raise InvalidParamsError(f"message has {len(parts)} parts; at most {self.config.max_parts} are accepted (A2A_MAX_PARTS).")
         accepted = card.agent_profile(self.config).input_modes
+        _check_depth({"metadata": params.get("metadata"), "message.metadata": message.get("metadata")})
         for index, part in enumerate(parts):
             if not any(key in part for key in ("text", "raw", "url", "data")):
                 raise InvalidParamsError(f"message.parts[{index}] has no content: set one of text, raw, url or data.")
+            _check_depth({f"message.parts[{index}].data": part.get("data"), f"message.parts[{index}].metadata": part.get("metadata")})
             media_type = part.get("mediaType")
             if media_type and not _accepts(accepted, media_type):
                 raise ContentTypeNotSupportedError(f"message.parts[{index}] is {media_type}; this agent accepts {', '.join(accepted)}.")
@@ -352,6 +357,24 @@ UNARY = {
     "DeleteTaskPushNotificationConfig": "delete_push_config",
     "GetExtendedAgentCard": "get_extended_card",
 }
+
+
+def _nesting(value: Any) -> int:
+    """How many levels of objects and lists ``value`` holds (iterative: the value is untrusted)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _check_depth(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if value is not None and _nesting(value) > MAX_DATA_DEPTH:
+            raise InvalidParamsError(f"{name} nests {_nesting(value)} levels deep; at most {MAX_DATA_DEPTH} levels of objects and lists are accepted.")
 
 
 def _accepts(accepted: tuple[str, ...], media_type: str) -> bool:

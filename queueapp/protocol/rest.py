@@ -116,10 +116,9 @@ def route(version: str, methods: dict[str, str]) -> Callable[..., Any]:
         rpc = methods.get(request.method or "")
         if rpc is None:
             error = MethodNotFoundError(f"{request.method} is not allowed here; use {' or '.join(methods)}.")
-            response = _error_response(error, version)
-            response.status_code = 405
-            response["Allow"] = ", ".join(methods)
-            return response
+            _, body = rest_error(error, version)
+            body["error"]["code"] = 405  # the Status code is the HTTP status the client gets
+            return transport.json_response(body, status=405, headers={"Allow": ", ".join(methods)})
         path: Json = {}
         if task_id is not None:
             path["taskId" if "PushNotificationConfig" in rpc else "id"] = task_id
