@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from queueapp import config as config_module
 from queueapp.auth import Authenticator, AuthError
 from queueapp.model import dumps
-from queueapp.protocol.errors import UnauthenticatedError, VersionNotSupportedError
+from queueapp.protocol.errors import InvalidRequestError, UnauthenticatedError, VersionNotSupportedError
 from queueapp.protocol.handler import CallContext, Handler
 from queueapp.runtime import get_store
 
@@ -53,9 +53,18 @@ async def make_handler() -> Handler:
 
 
 def read_body(request: HttpRequest) -> bytes:
+    """The request body, which must be JSON when a Content-Type says what it is.
+
+    Refusing text/plain and form types keeps a browser from posting a task cross-site with a
+    plain HTML form; a body sent without a Content-Type (command-line clients) is read as JSON.
+    """
     # request.read() rather than request.body: the size cap is A2A_MAX_BODY_BYTES, enforced
     # by the ASGI middleware before Django buffers anything, not Django's own upload limit.
-    return request.read()
+    body = request.read()
+    declared = (request.content_type or "").lower()
+    if body and declared and declared != "application/json" and not declared.endswith("+json"):
+        raise InvalidRequestError(f"The request body is sent as {declared}; send it as JSON with Content-Type: application/json.")
+    return body
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None, content_type: str = "application/json") -> HttpResponse:
