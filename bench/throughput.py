@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from bench.common import RedisServer, Table, fmt, median, ratio, stop_all
 from bench.peers import Side
 
@@ -24,6 +26,8 @@ class SideResult:
     name: str
     enqueue_rates: list[float] = field(default_factory=list)
     process_rates: list[float] = field(default_factory=list)
+    worker_cpu_us: list[float] = field(default_factory=list)  # per job, workers' processes
+    redis_cpu_us: list[float] = field(default_factory=list)  # per job, redis-server
 
     @property
     def enqueue(self) -> float:
@@ -45,32 +49,73 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
     return (end[1] - started[1]) / (end[0] - started[0]) if end[0] > started[0] else float("nan")
 
 
-def follow(side: Side, server: RedisServer, total: int, workers: list, timeout: float) -> list[tuple[float, int]]:
-    """Sample (time, jobs done) until every job is done."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and their children (dramatiq and Celery fork)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            for each in (proc, *proc.children(recursive=True)):
+                times = each.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass
+class Window:
+    """CPU (workers, Redis) and jobs done at 10% and at 90% of the jobs (or at the end)."""
+
+    start: tuple[float, float, int] | None = None
+    end: tuple[float, float, int] | None = None
+
+    def per_job_us(self) -> tuple[float, float] | None:
+        if not (self.start and self.end) or self.end[2] <= self.start[2]:
+            return None
+        jobs = self.end[2] - self.start[2]
+        return (self.end[0] - self.start[0]) / jobs * 1e6, (self.end[1] - self.start[1]) / jobs * 1e6
+
+
+def follow(side: Side, server: RedisServer, total: int, workers: list, timeout: float, window: Window) -> list[tuple[float, int]]:
+    """Sample (time, jobs done) until every job is done; note the CPU at 10% and 90%."""
     client = server.client()
     samples: list[tuple[float, int]] = []
     deadline = time.monotonic() + timeout
+    pids, redis_pid = [w.pid for w in workers], server.process.pid if server.process else 0
     while True:
         now, done = time.perf_counter(), side.done(client)
         samples.append((now, done))
+        if window.start is None and done >= 0.1 * total:
+            window.start = (cpu_seconds(pids), cpu_seconds([redis_pid]), done)
+        elif window.end is None and done >= 0.9 * total:
+            window.end = (cpu_seconds(pids), cpu_seconds([redis_pid]), done)
         if done >= total:
+            if window.end is None:  # so fast that 10% to 90% fell between two samples
+                window.end = (cpu_seconds(pids), cpu_seconds([redis_pid]), done)
             return samples
         if time.monotonic() > deadline or all(w.poll() is not None for w in workers):
             raise RuntimeError(f"{side.name}: {done} of {total} jobs done when its workers stopped or time ran out")
         time.sleep(POLL_S)
 
 
-def run_round(side: Side, server: RedisServer, tasks: int, processes: int, concurrency: int, log_dir: Path) -> tuple[float, float]:
+def run_round(side: Side, server: RedisServer, tasks: int, processes: int, concurrency: int, log_dir: Path, result: SideResult) -> None:
     client = server.client()
     client.flushall()
     seconds = side.enqueue(server.url, tasks)
     client.set("bench:enqueued", tasks)
     workers = side.start_workers(server.url, processes, concurrency, log_dir)
+    window = Window()
     try:
-        samples = follow(side, server, tasks, workers, timeout=max(60.0, tasks / 20))
+        samples = follow(side, server, tasks, workers, timeout=max(60.0, tasks / 20), window=window)
     finally:
         stop_all(workers)
-    return tasks / seconds, steady_rate(samples, tasks)
+    result.enqueue_rates.append(tasks / seconds)
+    result.process_rates.append(steady_rate(samples, tasks))
+    cpu = window.per_job_us()
+    if cpu:
+        result.worker_cpu_us.append(cpu[0])
+        result.redis_cpu_us.append(cpu[1])
 
 
 def run(server: RedisServer, sides: list[Side], *, tasks: int, rounds: int, processes: int, concurrency: int) -> tuple[Table, dict[str, SideResult]]:
@@ -78,9 +123,7 @@ def run(server: RedisServer, sides: list[Side], *, tasks: int, rounds: int, proc
     results = {side.name: SideResult(side.name) for side in sides}
     for _ in range(rounds):
         for side in sides:  # sides take turns, so that noise spreads over all of them
-            enqueue_rate, process_rate = run_round(side, server, tasks, processes, concurrency, log_dir)
-            results[side.name].enqueue_rates.append(enqueue_rate)
-            results[side.name].process_rates.append(process_rate)
+            run_round(side, server, tasks, processes, concurrency, log_dir, results[side.name])
     return table(results, sides, tasks=tasks, rounds=rounds, processes=processes, concurrency=concurrency), results
 
 
@@ -88,11 +131,14 @@ def table(results: dict[str, SideResult], sides: list[Side], *, tasks: int, roun
     ours = results["ours"]
     out = Table(
         f"1. Worker throughput: {tasks:,} no-op tasks, {processes} worker processes a side, median of {rounds} rounds",
-        ["queue", "enqueued/s", "processed/s", "ours vs it: enqueue", "ours vs it: processing"],
+        ["queue", "enqueued/s", "processed/s", "ours vs it: enqueue", "ours vs it: processing", "worker CPU us/task", "Redis CPU us/task"],
     )
     for side in sides:
         res = results[side.name]
-        out.add(side.name, fmt(res.enqueue), fmt(res.process), ratio(ours.enqueue, res.enqueue), ratio(ours.process, res.process))
+        out.add(
+            side.name, fmt(res.enqueue), fmt(res.process), ratio(ours.enqueue, res.enqueue), ratio(ours.process, res.process),
+            fmt(median(res.worker_cpu_us)), fmt(median(res.redis_cpu_us)),
+        )
     peers = [results[s.name] for s in sides if s.name != "ours"]
     if peers:
         fastest = max(peers, key=lambda r: r.process if r.process == r.process else 0)
@@ -100,5 +146,6 @@ def table(results: dict[str, SideResult], sides: list[Side], *, tasks: int, roun
     if "celery" in results:
         out.notes.append(f"goal: processing >= 3x Celery: {ratio(ours.process, results['celery'].process)}")
     out.notes.append("enqueue: one client, one job after another; processing: steady rate between 10% and 90% of the jobs done")
+    out.notes.append("CPU per task: user + system time of the worker processes (and their children) and of redis-server over the same window; steadier than rates on a busy machine")
     out.notes.extend(side.setup for side in sides)
     return out
