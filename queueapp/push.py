@@ -225,7 +225,13 @@ class PushDelivery:
         except ValueError as exc:
             raise DeliveryRefused(str(exc)) from None
         async with self._slots:
-            response = await self._http().post(url, content=body, headers=notification_headers(push_config))
+            try:
+                # httpx's timeout bounds each read, so a webhook answering a byte at a time would
+                # never trip it: the whole exchange gets the same bound.
+                async with asyncio.timeout(self.timeout):
+                    response = await self._http().post(url, content=body, headers=notification_headers(push_config))
+            except TimeoutError:
+                raise httpx.TimeoutException(f"no complete answer within {self.timeout:g}s") from None
         if response.status_code in RETRY_STATUSES:
             raise RetryableStatus(f"HTTP {response.status_code}")
         if response.is_redirect:
