@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP to Django (static files included), WebSocket to the dashboard."""
+"""ASGI entry point: HTTP to Django (machine paths without browser middleware), WebSocket to the dashboard."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from a2a_site.handlers import MachineASGIHandler, PathRouter  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from queueapp.protocol.limits import BodyLimitMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BodyLimitMiddleware(ASGIStaticFilesHandler(django_http)),
+        "http": BodyLimitMiddleware(PathRouter(MachineASGIHandler(), ASGIStaticFilesHandler(django_http))),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -31,3 +31,15 @@ def test_sigterm_stops_serve_cleanly_with_exit_code_zero(processes, redis_url, s
     serve.signal(15)
     assert serve.wait(30) == 0
     wait_until(lambda: "Worker stopped" in serve.output, message="the embedded worker to stop")
+
+
+def test_machine_paths_skip_the_browser_middleware(processes, redis_url):
+    """The endpoint answers without session, CSRF or frame middleware; the dashboard keeps them."""
+    serve = processes.serve(redis_url)
+    card = httpx.get(f"{serve.url}/.well-known/agent-card.json")
+    health = httpx.get(f"{serve.url}/health")
+    login = httpx.get(f"{serve.url}/accounts/login/")
+    assert card.status_code == health.status_code == login.status_code == 200
+    assert "X-Frame-Options" not in card.headers and "X-Frame-Options" not in health.headers
+    assert login.headers["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in login.cookies

@@ -39,3 +39,10 @@ urlpatterns = [
     *_rest("", "1.0"),
     *_rest("v1/", "0.3"),
 ]
+
+# Paths served to programs, not browsers: they need no session, CSRF or login middleware.
+MACHINE_PATH_PREFIXES = ("/a2a", "/.well-known/", "/message:", "/tasks", "/v1/", "/extendedAgentCard", "/health", "/metrics")
+
+
+def is_machine_path(path: str) -> bool:
+    return path.startswith(MACHINE_PATH_PREFIXES)
