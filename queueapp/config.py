@@ -160,7 +160,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_CARD_MAX_AGE", parse_duration, "5m", "a duration such as 5m", lambda v: v >= 0),
         Setting("A2A_AUTH_TOKENS", parse_list, "", "bearer tokens separated by commas, each optionally named: alice:token1,bob:token2"),
         Setting("A2A_AUTH_API_KEYS", parse_list, "", "API keys (header X-API-Key) separated by commas, each optionally named: ci:key1"),
-        Setting("A2A_DASHBOARD_MAX_FPS", float, "4", "renders per second per browser, from 0.2 to 60", lambda v: 0.2 <= v <= 60),
+        Setting("A2A_DASHBOARD_MAX_FPS", float, "10", "renders per second per browser, from 0.2 to 60", lambda v: 0.2 <= v <= 60),
         Setting("A2A_DASHBOARD_READ_ONLY", parse_bool, "false", "true or false"),
         Setting("A2A_DASHBOARD_PUBLIC", parse_bool, "false", "true or false"),
         Setting("A2A_DASHBOARD_ADMIN_PASSWORD", str, "", "the password of the admin user created on first start (unset: one is generated and printed once)"),
