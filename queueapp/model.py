@@ -140,6 +140,8 @@ class TaskRecord:
     identity: str | None
     error: str | None
     finished: bool
+    has_push_configs: bool = False
+    """Whether the task had push configs at its last write (the push hook skips it otherwise)."""
 
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str], finished: bool) -> TaskRecord:

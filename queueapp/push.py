@@ -144,7 +144,9 @@ class PushDelivery:
         )
 
     async def __call__(self, record: TaskRecord, event: Json) -> None:
-        if not any(kind in event for kind in DELIVERED_KINDS):
+        # The write that recorded the event also said whether the task has push configs,
+        # so tasks without any cost nothing here.
+        if not record.has_push_configs or not any(kind in event for kind in DELIVERED_KINDS):
             return
         if self._pending >= self.max_pending:
             self.stats["dropped"] += 1

@@ -264,7 +264,7 @@ class QueueStore:
         k = self.keys
         return [
             k.active(record.id), k.index_all, k.index_active, k.index_context(record.context_id), k.contexts,
-            k.counts, k.events(record.id), k.queue, k.leases, k.processing,
+            k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.push_configs(record.id),
         ]
 
     async def update(
@@ -290,7 +290,7 @@ class QueueStore:
             args=[record.id, *guard, state.value, model.dumps(record.task), model.now_ms(), model.dumps(event) if event else "", action, self.keys.notify, EVENTS_MAXLEN, *pairs],
         )
         _check(result, record.id)
-        record.rev, record.state = str(result[1]), state
+        record.rev, record.state, record.has_push_configs = str(result[1]), state, bool(result[3])
         return record
 
     async def finish(self, record: TaskRecord, event: Json, *, token: str | None = None, extra: dict[str, Any] | None = None) -> TaskRecord:
@@ -309,6 +309,7 @@ class QueueStore:
                 k.active(record.id), k.deadletter(record.id), k.index_all, k.index_active, k.index_context(record.context_id),
                 k.contexts, k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.cancels,
                 k.index_history, k.index_history_state(state.value), k.stats_minute(ms // 60000), k.limbo,
+                k.push_configs(record.id),
             ],
             args=[
                 record.id, *guard, state.value, model.dumps(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
@@ -316,7 +317,7 @@ class QueueStore:
             ],
         )
         _check(result, record.id)
-        record.state, record.finished, record.finished_ms = state, True, ms
+        record.state, record.finished, record.finished_ms, record.has_push_configs = state, True, ms, bool(result[2])
         return record
 
     async def _modify(self, task_id: str, change: Any) -> TaskRecord:

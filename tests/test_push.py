@@ -84,7 +84,13 @@ async def delivery(store):
 
 
 async def new_task(store, text: str = "hello"):
+    """A task whose next event the hook will be given directly.
+
+    The worker's writes tell the hook whether a task has push configs; these tests store
+    the configs themselves, so they mark the record as a write would have.
+    """
     record, _ = await store.create_task(model.message("user", [model.text_part(text)]))
+    record.has_push_configs = True
     return record
 
 
@@ -176,6 +182,17 @@ async def test_worker_posts_every_event_in_order_with_the_token(store, config, r
     assert all(e[kinds([e])[0]]["taskId"] == record.id for e in events)
     assert {r["headers"]["X-A2A-Notification-Token"] for r in receiver.received} == {"secret-token"}
     assert all(r["headers"]["Content-Type"] == "application/json" for r in receiver.received)
+
+
+async def test_a_task_without_push_configs_is_skipped_without_a_lookup(store, receiver, delivery):
+    push = delivery()
+    record, _ = await store.create_task(model.message("user", [model.text_part("hi")]))
+    await store.set_push_config(record.id, "cfg-1", push_config(record.id, receiver.url))
+    record.has_push_configs = False  # as the write before the config existed reported
+    await push(record, model.status_event(record.task))
+    assert push.pending == 0
+    await push.drain()
+    assert receiver.received == []
 
 
 async def test_authentication_header_is_sent(store, receiver, delivery):

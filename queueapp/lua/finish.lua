@@ -2,11 +2,12 @@
 -- KEYS: 1 active hash, 2 deadletter hash, 3 all index, 4 active index, 5 context index,
 --       6 contexts index, 7 counts, 8 events stream, 9 queue, 10 leases, 11 processing,
 --       12 cancels, 13 history index, 14 history index of the final state, 15 stats minute,
---       16 processing-seen hash
+--       16 processing-seen hash, 17 push configs
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 final state,
 --       5 task JSON, 6 now (ms), 7 event JSON, 8 notify channel, 9 events max length,
 --       10 events TTL (ms), 11 stats TTL (s), 12 wait ms, 13 run ms, 14.. extra field/value pairs
--- Returns {1, queue length}, {-1} when the task is not active, {-2} when the guard fails.
+-- Returns {1, queue length, 1 if the task has push configs else 0}, {-1} when the task is not
+-- active, {-2} when the guard fails.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {-1}
 end
@@ -51,4 +52,4 @@ if tonumber(ARGV[13]) >= 0 then
 end
 redis.call('EXPIRE', KEYS[15], ARGV[11])
 local qlen = notify(ARGV[8], KEYS[9], ARGV[1], fields[2], state, 'finished')
-return {1, qlen}
+return {1, qlen, redis.call('EXISTS', KEYS[17])}

@@ -1,12 +1,13 @@
 -- Record a change on an unfinished task: state, task JSON, an event, and optionally
 -- release its claim or put it back on the queue.
 -- KEYS: 1 active hash, 2 all index, 3 active index, 4 context index, 5 contexts index,
---       6 counts, 7 events stream, 8 queue, 9 leases, 10 processing
+--       6 counts, 7 events stream, 8 queue, 9 leases, 10 processing, 11 push configs
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 new state,
 --       5 task JSON, 6 now (ms), 7 event JSON ('' for none), 8 action ('' | 'release' |
 --       'requeue' | 'requeue_front'), 9 notify channel, 10 events max length,
 --       11.. extra field/value pairs
--- Returns {1, new rev, queue length}, {-1} when the task is not active, {-2} when the guard fails.
+-- Returns {1, new rev, queue length, 1 if the task has push configs else 0}, {-1} when the task
+-- is not active, {-2} when the guard fails.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {-1}
 end
@@ -39,4 +40,4 @@ if action ~= '' then
   end
 end
 local qlen = notify(ARGV[9], KEYS[8], ARGV[1], fields[2], ARGV[4], action ~= '' and action or 'update')
-return {1, rev, qlen}
+return {1, rev, qlen, redis.call('EXISTS', KEYS[11])}

@@ -220,6 +220,7 @@ async def delivery(store):
 async def pushed_once(store, push: PushDelivery, url: str) -> None:
     record, _ = await store.create_task(model.message("user", [model.text_part("hi")]))
     await store.set_push_config(record.id, "cfg-1", push_config(record.id, url))
+    record.has_push_configs = True  # what the worker's next write reports
     await push(record, model.status_event(record.task))
     await asyncio.wait_for(push.drain(), 30)
 
@@ -359,6 +360,7 @@ async def test_a_webhook_that_never_answers_costs_one_timeout_per_attempt(store,
     push = delivery(allow_private=True, timeout=0.5, max_attempts=3)
     record, _ = await store.create_task(model.message("user", [model.text_part("hi")]))
     await store.set_push_config(record.id, "cfg-1", push_config(record.id, stalling.url))
+    record.has_push_configs = True  # what the worker's next write reports
     await push(record, model.status_event(record.task))
     await asyncio.wait_for(push.drain(), 30)  # would wait forever if an attempt were unbounded
     assert push.stats["given_up"] == 1 and push.stats["failed_attempts"] == 3 and stalling.connections == 3
