@@ -7,8 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from tests.support import ROOT, RedisServer, base_env, free_port
 
-__all__ = ["ROOT", "RedisServer", "Table", "base_env", "child", "free_port", "median", "percentile", "private_redis", "ratio", "stop_all", "wait_for"]
+__all__ = ["ROOT", "RedisServer", "Table", "base_env", "child", "free_port", "median", "percentile", "private_redis", "ratio", "stop_all"]
 
 
 def median(values: Sequence[float]) -> float:
@@ -94,12 +93,3 @@ def stop_all(processes: Sequence[subprocess.Popen], timeout: float = 15) -> None
             proc.wait(5)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
-    """Poll until ``predicate`` is truthy; raise with ``what`` if it never is."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
