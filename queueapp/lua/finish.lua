@@ -19,7 +19,7 @@ local state = ARGV[4]
 local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id')
 redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'state', state, 'task', ARGV[5], 'updated_ms', now, 'finished_ms', now)
-redis.call('HDEL', KEYS[1], 'token')
+redis.call('HDEL', KEYS[1], 'token', 'progress')
 set_fields(KEYS[1], ARGV, 14)
 redis.call('RENAME', KEYS[1], KEYS[2])
 move_count(KEYS[7], fields[1], state)

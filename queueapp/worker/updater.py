@@ -93,9 +93,8 @@ class ClaimUpdater:
         if msg is not None and progress is not None:
             msg["metadata"] = {"progress": round(progress, 3)}
         self.record.task["status"] = model.status(TaskState.WORKING, model.now_ms(), msg)
-        extra: dict[str, Any] = {"last_message": text or ""}
-        if progress is not None:
-            extra["progress"] = round(progress, 3)
+        # The status message lives in the task JSON; the hash carries progress for redis-cli.
+        extra = {"progress": round(progress, 3)} if progress is not None else None
         event = model.status_event(self.record.task)
         await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, extra=extra))
         await self._emit(event)
@@ -123,7 +122,7 @@ class ClaimUpdater:
             extra = {"error": text} if state is TaskState.FAILED and text else None
             await self._write(lambda: self.store.finish(self.record, event, token=self.claim.token, extra=extra))
         else:
-            await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, action="release", extra={"last_message": text or ""}))
+            await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, action="release"))
         await self._emit(event)
 
     async def _write(self, write: Callable[[], Awaitable[Any]]) -> None:
