@@ -11,14 +11,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core import signals
+from django.core.cache import close_caches
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import close_old_connections, reset_queries
 
 from queueapp.protocol.urls import is_machine_path
 
 
+def _scope_request_signals_to_browsers() -> None:
+    """Run Django's per-request database and cache housekeeping for browser requests only.
+
+    Its receivers are synchronous, so each request would hop to a thread and back for
+    them; machine paths touch neither the database nor Django's caches.
+    """
+    for signal in (signals.request_started, signals.request_finished):
+        for receiver in (reset_queries, close_old_connections, close_caches):
+            if signal.disconnect(receiver):
+                signal.connect(receiver, sender=ASGIHandler)
+
+
 class MachineASGIHandler(ASGIHandler):
     """Django's ASGI handler with an empty middleware chain."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        _scope_request_signals_to_browsers()
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []
