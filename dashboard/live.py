@@ -19,7 +19,7 @@ import uuid
 
 from channels.layers import get_channel_layer
 
-from queueapp.events import get_listener
+from queueapp.events import get_listener, started_per_loop
 from queueapp.model import Json
 from queueapp.store import QueueStore
 
@@ -89,9 +89,4 @@ _bridges: dict[int, Bridge] = {}
 
 def ensure_bridge(store: QueueStore) -> Bridge:
     """The bridge of the running event loop, started on first use."""
-    loop_id = id(asyncio.get_running_loop())
-    bridge = _bridges.get(loop_id)
-    if bridge is None or bridge.store is not store:
-        bridge = _bridges[loop_id] = Bridge(store)
-    bridge.start()
-    return bridge
+    return started_per_loop(_bridges, store, Bridge)

@@ -5,14 +5,14 @@ from dashboard import actions, metrics, views
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", views.page, {"page": "overview"}, name="overview"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("dashboard/", views.overview),
-    path("dashboard/queue/", views.queue, name="queue"),
-    path("dashboard/active/", views.active, name="active"),
-    path("dashboard/history/", views.history, name="history"),
+    path("dashboard/", views.page, {"page": "overview"}),
+    path("dashboard/queue/", views.page, {"page": "queue"}, name="queue"),
+    path("dashboard/active/", views.page, {"page": "active"}, name="active"),
+    path("dashboard/history/", views.page, {"page": "history"}, name="history"),
     path("dashboard/history/purge/", actions.purge_confirm, name="purge_confirm"),
-    path("dashboard/contexts/", views.contexts, name="contexts"),
+    path("dashboard/contexts/", views.page, {"page": "contexts"}, name="contexts"),
     path("dashboard/contexts/<path:context_id>/", views.context, name="context"),  # clients choose context ids, "/" included
     path("dashboard/tasks/<str:task_id>/", views.task, name="task"),
     re_path(r"^dashboard/tasks/(?P<task_id>[^/]+)/parts/(?P<ref>[am]\d+\.\d+)$", views.task_part, name="task_part"),

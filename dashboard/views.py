@@ -45,28 +45,9 @@ async def _page(request: HttpRequest, page: str, **extra: str) -> HttpResponse:
 
 
 @viewer
-async def overview(request: HttpRequest) -> HttpResponse:
-    return await _page(request, "overview")
-
-
-@viewer
-async def queue(request: HttpRequest) -> HttpResponse:
-    return await _page(request, "queue")
-
-
-@viewer
-async def active(request: HttpRequest) -> HttpResponse:
-    return await _page(request, "active")
-
-
-@viewer
-async def history(request: HttpRequest) -> HttpResponse:
-    return await _page(request, "history")
-
-
-@viewer
-async def contexts(request: HttpRequest) -> HttpResponse:
-    return await _page(request, "contexts")
+async def page(request: HttpRequest, page: str) -> HttpResponse:
+    """A list page (overview, queue, active, history, contexts); ``page`` comes from the URL conf."""
+    return await _page(request, page)
 
 
 @viewer

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol, TypeVar
 
 from queueapp import model
 from queueapp.ha import subscribe
@@ -115,14 +116,28 @@ async def stop_listener() -> None:
         await listener.stop()
 
 
+class StoreService(Protocol):
+    store: QueueStore
+
+    def start(self) -> None: ...
+
+
+S = TypeVar("S", bound=StoreService)
+
+
+def started_per_loop(registry: dict[int, S], store: QueueStore, make: Callable[[QueueStore], S]) -> S:
+    """The running event loop's one ``make(store)``, created on first use and (re)started."""
+    loop_id = id(asyncio.get_running_loop())
+    service = registry.get(loop_id)
+    if service is None or service.store is not store:
+        service = registry[loop_id] = make(store)
+    service.start()
+    return service
+
+
 def get_listener(store: QueueStore) -> NotifyListener:
     """The listener of the running event loop, started on first use."""
-    loop_id = id(asyncio.get_running_loop())
-    listener = _listeners.get(loop_id)
-    if listener is None or listener.store is not store:
-        listener = _listeners[loop_id] = NotifyListener(store)
-    listener.start()
-    return listener
+    return started_per_loop(_listeners, store, NotifyListener)
 
 
 async def follow_task(store: QueueStore, task_id: str, after: str = "0-0", *, poll_interval: float = POLL_FALLBACK_S) -> AsyncIterator[tuple[str, Json]]:
