@@ -10,6 +10,8 @@ the median of many calls; memory is the growth of ``used_memory`` per task added
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +23,7 @@ from queueapp import model
 from queueapp.keys import Keys
 from queueapp.states import TaskState
 from queueapp.store import QueueStore
+from queueapp.worker.updater import ClaimUpdater
 
 BATCH = 500
 PROBE_CONTEXT = "bench-probe-context"
@@ -46,20 +49,26 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-async def finished_task(store: QueueStore, context_id: str | None = None) -> str:
-    """One small text task, created and completed the way a worker completes it."""
-    record, _ = await store.create_task(model.message("user", [model.text_part("What is the weather in Lisbon today?")]), context_id=context_id)
-    reply = model.agent_text("Sunny, 24 degrees, light wind from the north.", record.id, record.context_id)
-    record.task["history"].append(reply)
-    record.task["status"] = model.status(TaskState.COMPLETED, model.now_ms(), reply)
-    await store.finish(record, model.status_event(record.task))
-    return record.id
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[:8]}"  # shaped like a real worker's
+
+
+async def finished_tasks(store: QueueStore, count: int, context_id: str | None = None) -> list[str]:
+    """Small text tasks, created, claimed and completed the way a worker does it.
+
+    The queue must hold nothing else: the claim takes the oldest waiting ids.
+    """
+    question = model.message("user", [model.text_part("What is the weather in Lisbon today?")])
+    await asyncio.gather(*(store.create_task({**question, "messageId": model.new_id()}, context_id=context_id) for _ in range(count)))
+    ids, _ = await store.take(count)
+    claims = await store.lease(ids, WORKER_ID, 60)
+    await asyncio.gather(*(ClaimUpdater(store, claim).complete("Sunny, 24 degrees, light wind from the north.") for claim in claims))
+    return ids
 
 
 async def fill(store: QueueStore, count: int, expire_every: int = 0) -> None:
     """Add ``count`` finished tasks; with ``expire_every``, let the transient keys expire that often."""
     for start in range(0, count, BATCH):
-        await asyncio.gather(*(finished_task(store) for _ in range(min(BATCH, count - start))))
+        await finished_tasks(store, min(BATCH, count - start))
         if expire_every and (start // BATCH + 1) % max(expire_every // BATCH, 1) == 0:
             await expire_transient(store.redis, store.keys)
 
@@ -76,7 +85,7 @@ async def timed(call: Callable[[], Awaitable[Any]], repeat: int = READS) -> floa
 
 async def middle_cursor(store: QueueStore) -> str:
     """A history cursor halfway down the index, to read a page from the middle."""
-    index = store.keys.index_history
+    index = store.keys.index_history_state("completed")
     rank = await store.redis.zcard(index) // 2
     rows = await store.redis.zrevrange(index, rank, rank, withscores=True)
     member, score = rows[0]
@@ -125,8 +134,7 @@ async def run_async(url: str, sizes: list[int]) -> tuple[Table, dict[int, dict[s
     results: dict[int, dict[str, float]] = {}
     try:
         await client.flushall()
-        for _ in range(PROBE_TASKS):
-            await finished_task(store, PROBE_CONTEXT)
+        await finished_tasks(store, PROBE_TASKS, PROBE_CONTEXT)
         have = PROBE_TASKS
         for size in sizes:
             before = (await client.info("memory"))["used_memory"]

@@ -65,19 +65,9 @@ class Keys:
         return self._k("cancels")
 
     @property
-    def index_all(self) -> str:
-        """Sorted set of every task id, scored by its last status time (ms)."""
-        return self._k("idx", "all")
-
-    @property
     def index_active(self) -> str:
         """Sorted set of unfinished task ids, scored by last status time (ms)."""
         return self._k("idx", "active")
-
-    @property
-    def index_history(self) -> str:
-        """Sorted set of finished task ids, scored by finish time (ms)."""
-        return self._k("idx", "history")
 
     def index_history_state(self, state: str) -> str:
         """Sorted set of finished task ids in one terminal state, scored by finish time (ms)."""
@@ -85,6 +75,7 @@ class Keys:
 
     @property
     def index_history_states(self) -> list[str]:
+        """Together, every finished task: lists of all tasks merge these with ``index_active``."""
         return [self.index_history_state(state) for state in TERMINAL_INDEX_STATES]
 
     def index_context(self, context_id: str) -> str:

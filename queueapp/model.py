@@ -85,6 +85,60 @@ def new_task(task_id: str, context_id: str, user_message: Json, ms: int, metadat
     return task
 
 
+# ---- the stored form -------------------------------------------------------------------
+# A task is stored as its 1.0 JSON minus what the record already says: the task's own id and
+# context id (the key and the context_id field), the same ids on each message (every message
+# of a task carries them), and a final status message that is also the last history message.
+# That halves a small task's JSON, and the history keeps every finished task.
+STATUS_MESSAGE_IN_HISTORY = "messageInHistory"
+
+
+def pack_task(task: Json) -> str:
+    """The stored form of ``task``: see the comment above. :func:`unpack_task` reverses it."""
+    task_id, context_id = task.get("id"), task.get("contextId")
+    packed = {key: value for key, value in task.items() if key not in ("id", "contextId")}
+    history = [_strip_ids(m, task_id, context_id) for m in task.get("history", [])]
+    if history:
+        packed["history"] = history
+    status_message = task.get("status", {}).get("message")
+    if status_message is not None:
+        packed["status"] = {**task["status"]}
+        stripped = _strip_ids(status_message, task_id, context_id)
+        if history and stripped == history[-1]:
+            del packed["status"]["message"]
+            packed["status"][STATUS_MESSAGE_IN_HISTORY] = True
+        else:
+            packed["status"]["message"] = stripped
+    return dumps(packed)
+
+
+def unpack_task(text: str | bytes, task_id: str, context_id: str) -> Json:
+    """The 1.0 JSON of a stored task (also reads tasks stored whole)."""
+    task = loads(text)
+    task = {"id": task_id, "contextId": context_id, **task}
+    history = task.get("history")
+    if history:
+        task["history"] = [_with_ids(m, task_id, context_id) for m in history]
+    status_value = task.get("status", {})
+    if status_value.pop(STATUS_MESSAGE_IN_HISTORY, False) and history:
+        status_value["message"] = task["history"][-1]
+    elif "message" in status_value:
+        status_value["message"] = _with_ids(status_value["message"], task_id, context_id)
+    return task
+
+
+def _strip_ids(msg: Json, task_id: str | None, context_id: str | None) -> Json:
+    if msg.get("taskId") != task_id or msg.get("contextId") != context_id:
+        return msg
+    return {key: value for key, value in msg.items() if key not in ("taskId", "contextId")}
+
+
+def _with_ids(msg: Json, task_id: str, context_id: str) -> Json:
+    if "taskId" in msg:
+        return msg
+    return {**msg, "taskId": task_id, "contextId": msg.get("contextId", context_id)}
+
+
 def task_state(task: Json) -> TaskState:
     return TaskState.parse(task["status"]["state"])
 
@@ -145,19 +199,23 @@ class TaskRecord:
 
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str], finished: bool) -> TaskRecord:
+        if "meta" in fields:  # a finished task keeps its bookkeeping in one field (finish.lua)
+            fields = {**loads(fields["meta"]), **fields}
+        context_id = fields.get("context_id", "")
+
         def opt_int(name: str) -> int | None:
             value = fields.get(name)
             return int(value) if value else None
 
         return cls(
             id=task_id,
-            context_id=fields.get("context_id", ""),
+            context_id=context_id,
             state=TaskState.parse(fields.get("state", "unknown")),
-            task=loads(fields["task"]),
+            task=unpack_task(fields["task"], task_id, context_id),
             rev=fields.get("rev", "0"),
             attempts=int(fields.get("attempts", 0)),
             created_ms=int(fields.get("created_ms", 0)),
-            updated_ms=int(fields.get("updated_ms", 0)),
+            updated_ms=int(fields.get("updated_ms") or fields.get("finished_ms") or 0),
             enqueued_ms=opt_int("enqueued_ms"),
             started_ms=opt_int("started_ms"),
             finished_ms=opt_int("finished_ms"),

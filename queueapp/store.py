@@ -9,6 +9,7 @@ It knows nothing about HTTP or A2A wire versions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -133,15 +134,13 @@ class QueueStore:
         task = model.new_task(task_id, context_id, user_message, ms, metadata)
         message_id = user_message.get("messageId", "")
         ttl = self.idempotency_ttl_ms if message_id else 0
-        extra = ["message_id", message_id]
-        if identity:
-            extra += ["identity", identity]
+        extra = ["identity", identity] if identity else []
         result = await self._create(
             keys=[
                 k.active(task_id), k.deadletter(task_id), k.queue, k.context(context_id), k.index_context(context_id),
-                k.contexts, k.index_all, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id),
+                k.contexts, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id),
             ],
-            args=[task_id, context_id, model.dumps(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN, *extra],
+            args=[task_id, context_id, model.pack_task(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN, *extra],
         )
         code = int(result[0])
         if code == 1:
@@ -232,7 +231,7 @@ class QueueStore:
         rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, *(k.active(t) for t in task_ids)], args=args)
         claims = []
         for task_id, task_json, rev, attempts, enqueued_ms, context_id in rows:
-            task = model.loads(task_json)
+            task = model.unpack_task(task_json, task_id, context_id)
             record = TaskRecord(
                 task_id, context_id, model.task_state(task), task, str(rev), int(attempts), 0, ms,
                 int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, None, None, False,
@@ -263,7 +262,7 @@ class QueueStore:
     def _update_keys(self, record: TaskRecord) -> list[str]:
         k = self.keys
         return [
-            k.active(record.id), k.index_all, k.index_active, k.index_context(record.context_id), k.contexts,
+            k.active(record.id), k.index_active, k.index_context(record.context_id), k.contexts,
             k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.push_configs(record.id),
         ]
 
@@ -287,7 +286,7 @@ class QueueStore:
         pairs = [str(v) for item in (extra or {}).items() for v in item]
         result = await self.scripts.update(
             keys=self._update_keys(record),
-            args=[record.id, *guard, state.value, model.dumps(record.task), model.now_ms(), model.dumps(event) if event else "", action, self.keys.notify, EVENTS_MAXLEN, *pairs],
+            args=[record.id, *guard, state.value, model.pack_task(record.task), model.now_ms(), model.dumps(event) if event else "", action, self.keys.notify, EVENTS_MAXLEN, *pairs],
         )
         _check(result, record.id)
         record.rev, record.state, record.has_push_configs = str(result[1]), state, bool(result[3])
@@ -306,13 +305,13 @@ class QueueStore:
         pairs = [str(v) for item in (extra or {}).items() for v in item]
         result = await self.scripts.finish(
             keys=[
-                k.active(record.id), k.deadletter(record.id), k.index_all, k.index_active, k.index_context(record.context_id),
+                k.active(record.id), k.deadletter(record.id), k.index_active, k.index_context(record.context_id),
                 k.contexts, k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.cancels,
-                k.index_history, k.index_history_state(state.value), k.stats_minute(ms // 60000), k.limbo,
+                k.index_history_state(state.value), k.stats_minute(ms // 60000), k.limbo,
                 k.push_configs(record.id),
             ],
             args=[
-                record.id, *guard, state.value, model.dumps(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
+                record.id, *guard, state.value, model.pack_task(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
                 self.events_ttl_ms, STATS_TTL_S, wait_ms, run_ms, *pairs,
             ],
         )
@@ -394,10 +393,10 @@ class QueueStore:
             task["status"] = model.status(TaskState.SUBMITTED, ms)
             result = await self.scripts.retry(
                 keys=[
-                    k.deadletter(task_id), k.active(task_id), k.queue, k.index_history, *k.index_history_states,
-                    k.index_all, k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id),
+                    k.deadletter(task_id), k.active(task_id), k.queue, *k.index_history_states,
+                    k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id),
                 ],
-                args=[task_id, record.rev, model.dumps(task), ms, model.dumps(model.status_event(task)), k.notify, EVENTS_MAXLEN],
+                args=[task_id, record.rev, model.pack_task(task), ms, model.dumps(model.status_event(task)), k.notify, EVENTS_MAXLEN],
             )
             _check(result, task_id)
             log.info("Task requeued for retry, task_id=%s, queue_length=%s", task_id, result[1])
@@ -412,7 +411,7 @@ class QueueStore:
         result = await self.scripts.delete(
             keys=[
                 k.active(task_id), k.deadletter(task_id), k.context(record.context_id), k.index_context(record.context_id),
-                k.contexts, k.index_all, k.index_active, k.index_history, *k.index_history_states, k.counts,
+                k.contexts, k.index_active, *k.index_history_states, k.counts,
                 k.events(task_id), k.push_configs(task_id), k.queue, k.leases, k.processing, k.cancels,
             ],
             args=[task_id, record.context_id, k.notify, "1" if only_finished else "0"],
@@ -444,51 +443,70 @@ class QueueStore:
 
     # ---- lists ---------------------------------------------------------------------------
 
-    async def _page_from_index(self, index: str, cursor: str, limit: int, predicate: Any = None) -> Page:
-        """Newest first from a sorted set, continuing after an opaque cursor ``score:id``.
+    async def _page_from_indexes(self, indexes: list[str], cursor: str, limit: int, predicate: Any = None) -> Page:
+        """Newest first from one or more sorted sets, continuing after an opaque cursor ``score:id``.
 
-        Members with equal scores come in reverse id order, so the cursor's id breaks ties.
-        Reads one page (plus what the predicate drops), never the whole index.
+        Several indexes (every finished state, say) are merged as if they were one. Members
+        with equal scores come in reverse id order, so the cursor's id breaks ties. Reads one
+        page from each index (plus what the predicate drops), never a whole index.
         """
-        total = await self.redis.zcard(index)
-        max_score, after = "+inf", None
-        if cursor:
-            max_score, _, after = cursor.partition(":")
-        found: list[tuple[TaskRecord, float]] = []
-        offset, batch = 0, limit + 1
-        while len(found) <= limit:
-            rows = await self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=batch, withscores=True)
-            offset += len(rows)
-            candidates = [(m, s) for m, s in rows if after is None or s < float(max_score) or m < after]
-            for (_, score), record in zip(candidates, await self.get_many(m for m, _ in candidates), strict=True):
+        pipe = self.redis.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zcard(index)
+        total = sum(await pipe.execute())
+        max_score, after = ("+inf", None) if not cursor else (cursor.partition(":")[0], cursor.partition(":")[2])
+        found: list[tuple[TaskRecord, str, float]] = []
+        batch = limit + 1
+        while True:
+            rows = await self._newest_after(indexes, max_score, after, batch)
+            for (member, score), record in zip(rows, await self.get_many(m for m, _ in rows), strict=True):
                 if record is not None and (predicate is None or predicate(record)):
-                    found.append((record, score))
-            if len(rows) < batch:
+                    found.append((record, member, score))
+            if len(found) > limit or len(rows) < batch:
                 break
+            max_score, after = str(int(rows[-1][1])), rows[-1][0]
         next_cursor = ""
         if len(found) > limit:
-            record, score = found[limit - 1]
-            next_cursor = f"{int(score)}:{record.id}"
-        return Page([record for record, _ in found[:limit]], next_cursor, total)
+            _, member, score = found[limit - 1]
+            next_cursor = f"{int(score)}:{member}"
+        return Page([record for record, _, _ in found[:limit]], next_cursor, total)
+
+    async def _newest_after(self, indexes: list[str], max_score: str, after: str | None, count: int) -> list[tuple[str, float]]:
+        """The ``count`` newest members of the indexes together that come after the cursor."""
+
+        async def from_one(index: str) -> list[tuple[str, float]]:
+            rows: list[tuple[str, float]] = []
+            offset = 0
+            while len(rows) < count:
+                chunk = await self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=count, withscores=True)
+                offset += len(chunk)
+                rows += [(m, s) for m, s in chunk if after is None or s < float(max_score) or m < after]
+                if len(chunk) < count:
+                    break
+            return rows[:count]
+
+        merged = [row for rows in await asyncio.gather(*(from_one(index) for index in indexes)) for row in rows]
+        merged.sort(key=lambda row: (row[1], row[0]), reverse=True)
+        return merged[:count]
 
     async def list_tasks(self, *, state: TaskState | None = None, context_id: str | None = None, cursor: str = "", limit: int = 50) -> Page:
         """Tasks newest first (by last status time), filtered by state and/or context."""
         k = self.keys
         predicate = None
         if context_id:
-            index = k.index_context(context_id)
+            indexes = [k.index_context(context_id)]
             if state is not None:
                 predicate = lambda r: r.state == state  # noqa: E731
         elif state is not None and state.value in TERMINAL_INDEX_STATES:
-            index = k.index_history_state(state.value)
+            indexes = [k.index_history_state(state.value)]
         elif state is not None:
-            index = k.index_active
+            indexes = [k.index_active]
             predicate = lambda r: r.state == state  # noqa: E731
         else:
-            index = k.index_all
-        page = await self._page_from_index(index, cursor, limit, predicate)
+            indexes = [k.index_active, *k.index_history_states]
+        page = await self._page_from_indexes(indexes, cursor, limit, predicate)
         if predicate is not None:
-            page.total = int(await self.redis.hget(k.counts, state.value) or 0) if not context_id else await self._count_in(page, index, predicate)
+            page.total = int(await self.redis.hget(k.counts, state.value) or 0) if not context_id else await self._count_in(page, indexes[0], predicate)
         return page
 
     async def _count_in(self, page: Page, index: str, predicate: Any) -> int:
@@ -496,11 +514,11 @@ class QueueStore:
         return sum(1 for r in await self.get_many(ids) if r is not None and predicate(r))
 
     async def history(self, *, state: TaskState | None = None, cursor: str = "", limit: int = 50) -> Page:
-        index = self.keys.index_history_state(state.value) if state else self.keys.index_history
-        return await self._page_from_index(index, cursor, limit)
+        indexes = [self.keys.index_history_state(state.value)] if state else self.keys.index_history_states
+        return await self._page_from_indexes(indexes, cursor, limit)
 
     async def active_tasks(self, *, cursor: str = "", limit: int = 50) -> Page:
-        return await self._page_from_index(self.keys.index_active, cursor, limit)
+        return await self._page_from_indexes([self.keys.index_active], cursor, limit)
 
     async def queue_page(self, offset: int = 0, limit: int = 50) -> Page:
         """Waiting tasks in the order they will be taken (position 1 is next)."""

@@ -71,7 +71,7 @@ def test_storage_benchmark_reads_and_weighs_finished_tasks(redis_server):
             assert results[size][name] > 0
         assert results[size]["memory per task, after (bytes)"] > 0
     client = redis_server.client()
-    assert client.zcard("a2a:idx:history") == 120
+    assert client.zcard("a2a:idx:history:completed") == 120
     assert client.hget("a2a:counts", "total_completed") == "120"
     assert [row[0] for row in table.rows][: len(storage.READ_NAMES)] == list(storage.READ_NAMES)
 

@@ -138,7 +138,7 @@ async def test_workers_apply_the_policy_periodically(store, config):
     ids = await finished_tasks(store, TaskState.COMPLETED, 4)
     cfg = config.replace(task_retention_max_completed_tasks=1, queue_cleanup_interval=0.1)
     async with running_worker(store, cfg):
-        await eventually(lambda: _equals(store.redis.zcard(store.keys.index_history), 1), message="the periodic cleaner")
+        await eventually(lambda: _equals(store.redis.zcard(store.keys.index_history_state("completed")), 1), message="the periodic cleaner")
     assert await store.get(ids[-1]) is not None
 
 

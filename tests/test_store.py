@@ -13,6 +13,7 @@ import logging
 import pytest
 
 from queueapp import model
+from queueapp.keys import TERMINAL_INDEX_STATES
 from queueapp.states import TaskState
 from queueapp.store import Conflict, InvalidTransition, QueueStore, TaskNotCancelable, TaskNotFound
 from queueapp.worker.updater import ClaimUpdater
@@ -64,14 +65,14 @@ async def test_create_writes_every_documented_key(any_store, caplog):
     assert stored["state"] == "submitted"
     assert stored["context_id"] == "ctx-1"
     assert stored["attempts"] == "0"
-    task = json.loads(stored["task"])
-    assert task["id"] == record.id and task["contextId"] == "ctx-1"
+    task = json.loads(stored["task"])  # the stored form leaves out the ids the record already has
     assert task["status"]["state"] == "TASK_STATE_SUBMITTED"
     assert task["history"][0]["parts"] == [{"text": "first"}]
+    assert (await any_store.get(record.id)).task == record.task
     assert await r.lrange("a2a:queue", 0, -1) == [record.id]
     assert await r.smembers("a2a:context:ctx-1") == {record.id}
     assert not await r.exists(f"a2a:deadletter:{record.id}")
-    for index in (k.index_all, k.index_active, k.index_context("ctx-1")):
+    for index in (k.index_active, k.index_context("ctx-1")):
         assert await r.zscore(index, record.id) is not None, index
     assert await r.zscore(k.contexts, "ctx-1") is not None
     assert (await r.hgetall(k.counts))["submitted"] == "1"
@@ -203,7 +204,7 @@ async def test_release_to_input_required_then_continue(any_store):
     record = await any_store.continue_task(task_id, user_message("blue"))
     assert record.state is TaskState.SUBMITTED
     assert await r.lrange(k.queue, 0, -1) == [task_id]
-    history = json.loads((await r.hgetall(k.active(task_id)))["task"])["history"]
+    history = (await any_store.get(task_id)).task["history"]
     assert [m["role"] for m in history] == ["ROLE_USER", "ROLE_AGENT", "ROLE_USER"]
     assert history[-1]["taskId"] == task_id
 
@@ -229,12 +230,15 @@ async def test_finish_moves_the_task_to_the_history(any_store, state):
     task_id = record.id
     assert not await r.exists(k.active(task_id))
     stored = await r.hgetall(k.deadletter(task_id))
-    assert stored["state"] == state.value and "token" not in stored and stored["finished_ms"]
+    # The history hash keeps four fields; the rest of the bookkeeping is one JSON field.
+    assert set(stored) == {"state", "context_id", "task", "meta"}  # and identity, with auth on
+    meta = json.loads(stored["meta"])
+    assert stored["state"] == state.value and "token" not in meta and int(meta["finished_ms"]) > 0
     assert json.loads(stored["task"])["status"]["state"] == state.v1
     if state is TaskState.FAILED:
-        assert stored["error"] == "the end"
+        assert meta["error"] == "the end"
     assert await r.zscore(k.index_active, task_id) is None
-    assert await r.zscore(k.index_history, task_id) is not None
+    assert [s for s in TERMINAL_INDEX_STATES if await r.zscore(k.index_history_state(s), task_id) is not None] == [state.value]
     assert await r.zscore(k.index_history_state(state.value), task_id) is not None
     assert await r.zscore(k.leases, task_id) is None
     assert await r.smembers(k.context(record.context_id)) == {task_id}
@@ -295,7 +299,6 @@ async def test_retry_puts_a_finished_task_back_on_the_queue(any_store):
     assert retried.state is TaskState.SUBMITTED and not retried.finished and retried.attempts == 0
     assert await r.lrange(k.queue, 0, -1) == [record.id]
     assert not await r.exists(k.deadletter(record.id))
-    assert await r.zscore(k.index_history, record.id) is None
     assert await r.zscore(k.index_history_state("failed"), record.id) is None
     assert await r.zscore(k.index_active, record.id) is not None
     assert "error" not in await r.hgetall(k.active(record.id))
@@ -391,6 +394,42 @@ async def test_list_tasks_newest_first_with_cursor(any_store):
     assert seen == list(reversed(ids))
     in_c1 = await any_store.list_tasks(context_id="c1")
     assert [r.id for r in in_c1.items] == [ids[5], ids[3], ids[1]]
+
+
+async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_store):
+    finished = []
+    for state in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.COMPLETED):
+        finished.append(await finish_as(any_store, state))
+        await asyncio.sleep(0.002)  # distinct finish times, so the history order is known
+    # Created in one go, so several share a millisecond: the cursor must break those ties.
+    waiting = await asyncio.gather(*(create(any_store, f"w{i}") for i in range(9)))
+    expected = {r.id for r in [*finished, *waiting]}
+    seen, cursor, scores = [], "", []
+    while True:
+        page = await any_store.list_tasks(limit=4, cursor=cursor)
+        assert page.total == len(expected)
+        seen += [r.id for r in page.items]
+        scores += [(r.updated_ms, r.id) for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
+    assert scores == sorted(scores, reverse=True)
+    history = await any_store.history(limit=3)
+    assert history.total == 4 and [r.id for r in history.items] == [r.id for r in reversed(finished)][:3]
+    rest = await any_store.history(limit=3, cursor=history.next_cursor)
+    assert [r.id for r in rest.items] == [finished[0].id] and rest.next_cursor == ""
+
+
+async def test_a_retried_task_gets_its_bookkeeping_back(any_store):
+    r, k = any_store.redis, any_store.keys
+    record = await finish_as(any_store, TaskState.FAILED, "boom")
+    before = await any_store.get(record.id)
+    retried = await any_store.retry(record.id)
+    stored = await r.hgetall(k.active(record.id))
+    assert "meta" not in stored and stored["created_ms"] == str(before.created_ms)
+    assert int(stored["rev"]) == int(before.rev) + 1 and retried.created_ms == before.created_ms
+    assert retried.task["history"] == before.task["history"]
 
 
 async def test_list_tasks_by_state(any_store):

@@ -1,8 +1,7 @@
 -- Delete a task and every trace of it.
 -- KEYS: 1 active hash, 2 deadletter hash, 3 context set, 4 context index, 5 contexts index,
---       6 all index, 7 active index, 8 history index, 9-12 history index per terminal state,
---       13 counts, 14 events stream, 15 push configs, 16 queue, 17 leases, 18 processing,
---       19 cancels
+--       6 active index, 7-10 history index per terminal state, 11 counts, 12 events stream,
+--       13 push configs, 14 queue, 15 leases, 16 processing, 17 cancels
 -- ARGV: 1 task id, 2 context id, 3 notify channel, 4 '1' to delete only finished tasks
 -- Returns {1, old state}, {-1} when there is no such task, {-3} when it is unfinished and
 -- only finished tasks may be deleted.
@@ -17,19 +16,19 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   key = KEYS[1]
 end
 local state = redis.call('HGET', key, 'state')
-redis.call('DEL', key, KEYS[14], KEYS[15])
-redis.call('HINCRBY', KEYS[13], state, -1)
+redis.call('DEL', key, KEYS[12], KEYS[13])
+redis.call('HINCRBY', KEYS[11], state, -1)
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 if redis.call('ZCARD', KEYS[4]) == 0 then
   redis.call('ZREM', KEYS[5], ARGV[2])
 end
-for i = 6, 12 do
+for i = 6, 10 do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
+redis.call('LREM', KEYS[14], 0, ARGV[1])
+redis.call('ZREM', KEYS[15], ARGV[1])
 redis.call('LREM', KEYS[16], 0, ARGV[1])
-redis.call('ZREM', KEYS[17], ARGV[1])
-redis.call('LREM', KEYS[18], 0, ARGV[1])
-redis.call('SREM', KEYS[19], ARGV[1])
-notify(ARGV[3], KEYS[16], ARGV[1], ARGV[2], state, 'deleted')
+redis.call('SREM', KEYS[17], ARGV[1])
+notify(ARGV[3], KEYS[14], ARGV[1], ARGV[2], state, 'deleted')
 return {1, state}

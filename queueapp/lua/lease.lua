@@ -18,7 +18,7 @@ for i = 4, #KEYS do
     claimed[#claimed + 1] = {id, fields[2], fields[3], fields[4], fields[5], fields[6]}
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == 'submitted' or fields[1] == 'working') then
     local attempts = redis.call('HINCRBY', KEYS[i], 'attempts', 1)
-    redis.call('HSET', KEYS[i], 'token', token, 'worker', ARGV[3], 'claimed_ms', ARGV[1])
+    redis.call('HSET', KEYS[i], 'token', token, 'worker', ARGV[3], 'started_ms', ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[2], id)
     claimed[#claimed + 1] = {id, fields[2], fields[3], attempts, fields[5], fields[6]}
   end

@@ -1,7 +1,7 @@
 -- Record a change on an unfinished task: state, task JSON, an event, and optionally
 -- release its claim or put it back on the queue.
--- KEYS: 1 active hash, 2 all index, 3 active index, 4 context index, 5 contexts index,
---       6 counts, 7 events stream, 8 queue, 9 leases, 10 processing, 11 push configs
+-- KEYS: 1 active hash, 2 active index, 3 context index, 4 contexts index, 5 counts,
+--       6 events stream, 7 queue, 8 leases, 9 processing, 10 push configs
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 new state,
 --       5 task JSON, 6 now (ms), 7 event JSON ('' for none), 8 action ('' | 'release' |
 --       'requeue' | 'requeue_front'), 9 notify channel, 10 events max length,
@@ -19,25 +19,24 @@ local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id')
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'state', ARGV[4], 'task', ARGV[5], 'updated_ms', now)
 set_fields(KEYS[1], ARGV, 11)
-move_count(KEYS[6], fields[1], ARGV[4])
+move_count(KEYS[5], fields[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('ZADD', KEYS[3], now, ARGV[1])
-redis.call('ZADD', KEYS[4], now, ARGV[1])
-redis.call('ZADD', KEYS[5], now, fields[2])
+redis.call('ZADD', KEYS[4], now, fields[2])
 if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'e', ARGV[7])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'e', ARGV[7])
 end
 local action = ARGV[8]
 if action ~= '' then
   redis.call('HDEL', KEYS[1], 'token', 'worker')
-  redis.call('ZREM', KEYS[9], ARGV[1])
-  redis.call('LREM', KEYS[10], 0, ARGV[1])
+  redis.call('ZREM', KEYS[8], ARGV[1])
+  redis.call('LREM', KEYS[9], 0, ARGV[1])
   if action == 'requeue' then
     redis.call('HSET', KEYS[1], 'enqueued_ms', now)
-    redis.call('LPUSH', KEYS[8], ARGV[1])
+    redis.call('LPUSH', KEYS[7], ARGV[1])
   elseif action == 'requeue_front' then
-    redis.call('RPUSH', KEYS[8], ARGV[1])
+    redis.call('RPUSH', KEYS[7], ARGV[1])
   end
 end
-local qlen = notify(ARGV[9], KEYS[8], ARGV[1], fields[2], ARGV[4], action ~= '' and action or 'update')
-return {1, rev, qlen, redis.call('EXISTS', KEYS[11])}
+local qlen = notify(ARGV[9], KEYS[7], ARGV[1], fields[2], ARGV[4], action ~= '' and action or 'update')
+return {1, rev, qlen, redis.call('EXISTS', KEYS[10])}

@@ -65,18 +65,18 @@ def _check_task(client: redis.Redis, keys: Keys, task_id: str, active: dict, fin
     pipe.sismember(keys.context(context_id), task_id)
     pipe.zscore(keys.index_context(context_id), task_id)
     pipe.zscore(keys.contexts, context_id)
-    pipe.zscore(keys.index_all, task_id)
     pipe.zscore(keys.index_active, task_id)
-    pipe.zscore(keys.index_history, task_id)
-    pipe.zscore(keys.index_history_state(state) if state in TERMINAL else keys.index_history, task_id)
+    for terminal in TERMINAL_INDEX_STATES:
+        pipe.zscore(keys.index_history_state(terminal), task_id)
     pipe.zscore(keys.leases, task_id)
-    in_context, in_ctx_index, ctx_listed, in_all, in_active, in_history, in_state_history, leased = pipe.execute()
-    for ok, what in ((in_context, "context set"), (in_ctx_index is not None, "context index"), (ctx_listed is not None, "contexts index"), (in_all is not None, "all index")):
+    in_context, in_ctx_index, ctx_listed, in_active, *in_states, leased = pipe.execute()
+    in_history = [terminal for terminal, score in zip(TERMINAL_INDEX_STATES, in_states, strict=True) if score is not None]
+    for ok, what in ((in_context, "context set"), (in_ctx_index is not None, "context index"), (ctx_listed is not None, "contexts index")):
         if not ok:
             problems.append(f"{task_id}: missing from the {what}")
-    if finished and (in_active is not None or in_history is None or in_state_history is None or leased is not None):
-        problems.append(f"{task_id}: finished but indexes disagree (active={in_active}, history={in_history}, state={in_state_history}, lease={leased})")
-    if active and (in_active is None or in_history is not None):
+    if finished and (in_active is not None or in_history != [state] or leased is not None):
+        problems.append(f"{task_id}: finished but indexes disagree (active={in_active}, history={in_history}, lease={leased})")
+    if active and (in_active is None or in_history):
         problems.append(f"{task_id}: active but indexes disagree (active={in_active}, history={in_history})")
 
 
@@ -92,12 +92,13 @@ def audit(client: redis.Redis, acknowledged: Iterable[str], *, prefix: str = "a2
     duplicates = [task_id for task_id, n in queued.items() if n > 1]
     if duplicates:
         report.problems.append(f"ids queued more than once: {duplicates[:5]}")
-    history_ids = client.zrange(keys.index_history, 0, -1)
-    if len(history_ids) != len(set(history_ids)) or sum(client.zcard(keys.index_history_state(s)) for s in TERMINAL) != len(history_ids):
-        report.problems.append("the history index and the per-state history indexes disagree")
+    history_ids = [task_id for terminal in TERMINAL_INDEX_STATES for task_id in client.zrange(keys.index_history_state(terminal), 0, -1)]
+    if len(history_ids) != len(set(history_ids)):
+        report.problems.append("a task is in more than one per-state history index")
     stored = Counter(report.by_state)
+    every_task = client.zcard(keys.index_active) + len(history_ids)
     for state, value in counts.items():
-        if not state.startswith("total_") and int(value) != stored.get(state, 0) and len(ids) == client.zcard(keys.index_all):
+        if not state.startswith("total_") and int(value) != stored.get(state, 0) and len(ids) == every_task:
             report.problems.append(f"counter {state}={value} but {stored.get(state, 0)} tasks are {state}")
     if quiet:
         processing = client.lrange(keys.processing, 0, -1)
@@ -107,6 +108,12 @@ def audit(client: redis.Redis, acknowledged: Iterable[str], *, prefix: str = "a2
         if leases:
             report.problems.append(f"{len(leases)} ids left in the leases: {leases[:5]}")
     return report
+
+
+def every_task_id(client: redis.Redis, prefix: str = "a2a") -> list[str]:
+    """Every task the indexes know of: the unfinished ones and each finished state's."""
+    keys = Keys(prefix)
+    return [task_id for index in (keys.index_active, *keys.index_history_states) for task_id in client.zrange(index, 0, -1)]
 
 
 def assert_clean(client: redis.Redis, acknowledged: Iterable[str], **kwargs) -> AuditReport:

@@ -22,7 +22,7 @@ from queueapp.events import get_listener
 from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentinel_url
 from queueapp.keys import Keys
 from queueapp.store import NotReplicated, QueueStore
-from tests.faults.audit import assert_clean
+from tests.faults.audit import assert_clean, every_task_id
 from tests.faults.ha_support import LocalCluster, Redis6, SentinelGroup, TLSRedis
 from tests.faults.tools import eventually, states, user_message
 
@@ -137,7 +137,7 @@ async def test_sentinel_client_follows_the_new_master_after_the_old_one_dies():
         new = await asyncio.to_thread(group.wait_for_new_master, old)
         assert new == group.replica.port
         after, _ = await store.create_task(user_message("after"))
-        assert {record.id, after.id} <= set(group.replica.client().zrange("a2a:idx:all", 0, -1))
+        assert {record.id, after.id} <= set(every_task_id(group.replica.client()))
     finally:
         await store.redis.aclose()
         group.stop()
@@ -191,7 +191,7 @@ async def test_unconfirmed_task_is_not_acknowledged_and_a_retry_makes_no_duplica
         for _ in range(2):
             with pytest.raises(NotReplicated, match="0 of 1 replicas confirmed the task within 1000 ms; retry with the same messageId"):
                 await store.create_task(message, context_id="ctx-1")
-        assert redis_server.client().zcard("a2a:idx:all") == 1
+        assert len(every_task_id(redis_server.client())) == 1
     finally:
         await store.redis.aclose()
 
@@ -291,7 +291,7 @@ async def test_cluster_runs_the_whole_flow_in_one_slot(cluster, cluster_client, 
         await store.delete(ids.pop())
         cleanup = processes.command(cluster.url, "cleanup_tasks", **env, A2A_TASK_RETENTION_MAX_COMPLETED_TASKS="10")
         assert cleanup.wait(60) == 0, cleanup.output
-        assert cluster_client.zcard(f"{HASH_TAG}:idx:history") == 10
+        assert cluster_client.zcard(f"{HASH_TAG}:idx:history:completed") == 10
         # Every key of the queue is on the one node that owns the hash tag's slot.
         owner = cluster.node_for(HASH_TAG)
         for node in cluster.nodes:
@@ -299,7 +299,7 @@ async def test_cluster_runs_the_whole_flow_in_one_slot(cluster, cluster_client, 
             assert all(key.startswith(f"{HASH_TAG}:") for key in keys)
             assert bool(keys) == (node is owner)
         assert " ERROR " not in server.output
-        remaining = cluster_client.zrange(f"{HASH_TAG}:idx:history", 0, -1)
+        remaining = every_task_id(cluster_client, prefix=HASH_TAG)
         assert_clean(cluster_client, remaining, prefix=HASH_TAG)
     finally:
         await store.redis.aclose()
@@ -430,7 +430,7 @@ async def test_acl_user_limited_to_the_prefix_runs_every_command(acl_only, redis
     assert "NOPERM" not in worker.output + server.output + cleanup.output
     assert " ERROR " not in server.output  # the dashboard's Channels layer authenticated too
     assert not [key for key in admin.keys("*") if not key.startswith("a2a:")]
-    assert_clean(admin, admin.zrange("a2a:idx:all", 0, -1))
+    assert_clean(admin, every_task_id(admin))
 
 
 def test_acl_user_outside_the_prefix_is_refused_at_start(acl_only, redis_url, processes):

@@ -21,6 +21,7 @@ import redis
 
 from queueapp.keys import Keys
 from queueapp.protocol.handler import MAX_DATA_DEPTH
+from tests.faults.audit import every_task_id
 from tests.faults.test_fuzz import audit_everything, nested
 from tests.protocol.conftest import Live, start_live
 from tests.support import wait_until
@@ -52,7 +53,7 @@ def http(live) -> Iterator[httpx.Client]:
 def footprint(client: redis.Redis) -> tuple[int, int, int, int]:
     """What a created task leaves behind: records, queue entries, index entries, contexts."""
     records = sum(1 for _ in client.scan_iter("a2a:active:*")) + sum(1 for _ in client.scan_iter("a2a:deadletter:*"))
-    return records, client.llen(KEYS.queue), client.zcard(KEYS.index_all), client.zcard(KEYS.contexts)
+    return records, client.llen(KEYS.queue), len(every_task_id(client)), client.zcard(KEYS.contexts)
 
 
 class Nothing:

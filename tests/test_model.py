@@ -1,0 +1,52 @@
+"""The stored form of a task: what it leaves out comes back exactly on reading."""
+
+from __future__ import annotations
+
+import orjson
+
+from queueapp import model
+from queueapp.states import TaskState
+
+
+def finished_task() -> dict:
+    task = model.new_task("task-one", "context-one", model.message("user", [model.text_part("hi")], task_id="task-one", context_id="context-one"), 1_000)
+    reply = model.agent_text("hello", "task-one", "context-one")
+    task["history"].append(reply)
+    task["status"] = model.status(TaskState.COMPLETED, 2_000, reply)
+    task["artifacts"] = [{"artifactId": "a-1", "parts": [{"text": "result"}]}]
+    task["metadata"] = {"source": "test"}
+    return task
+
+
+def test_a_packed_task_reads_back_exactly_and_is_much_smaller():
+    task = finished_task()
+    packed = model.pack_task(task)
+    assert model.unpack_task(packed, "task-one", "context-one") == task
+    assert list(model.unpack_task(packed, "task-one", "context-one")) == list(task)  # the same key order too
+    stored = orjson.loads(packed)
+    assert "id" not in stored and "task-one" not in packed and "context-one" not in packed
+    assert "message" not in stored["status"]  # the final message is the last history message
+    assert len(packed) < 0.7 * len(model.dumps(task))
+
+
+def test_a_status_message_that_is_not_in_the_history_is_kept():
+    task = finished_task()
+    task["status"] = model.status(TaskState.WORKING, 3_000, model.agent_text("halfway", "task-one", "context-one"))
+    assert model.unpack_task(model.pack_task(task), "task-one", "context-one") == task
+    assert "halfway" in model.pack_task(task)
+
+
+def test_messages_that_name_another_task_keep_their_ids():
+    task = finished_task()
+    task["history"][0] = model.message("user", [model.text_part("hi")], task_id="task-one", context_id="other-context")
+    assert model.unpack_task(model.pack_task(task), "task-one", "context-one") == task
+
+
+def test_a_task_stored_whole_still_reads():
+    task = finished_task()
+    assert model.unpack_task(model.dumps(task), "task-one", "context-one") == task
+
+
+def test_a_task_without_history_or_status_message_round_trips():
+    task = {"id": "task-one", "contextId": "context-one", "status": model.status(TaskState.SUBMITTED, 1_000)}
+    assert model.unpack_task(model.pack_task(task), "task-one", "context-one") == task
