@@ -112,10 +112,15 @@ def pack_task(task: Json) -> str:
     return dumps(packed)
 
 
-def unpack_task(text: str | bytes, task_id: str, context_id: str) -> Json:
-    """The 1.0 JSON of a stored task (also reads tasks stored whole)."""
+def unpack_task(text: str | bytes, task_id: str, context_id: str, status_json: str | None = None) -> Json:
+    """The 1.0 JSON of a stored task (also reads tasks stored whole).
+
+    ``status_json`` is the status a claim recorded in a field of its own (lease.lua).
+    """
     task = loads(text)
     task = {"id": task_id, "contextId": context_id, **task}
+    if status_json:
+        task["status"] = loads(status_json)
     history = task.get("history")
     if history:
         task["history"] = [_with_ids(m, task_id, context_id) for m in history]
@@ -211,7 +216,7 @@ class TaskRecord:
             id=task_id,
             context_id=context_id,
             state=TaskState.parse(fields.get("state", "unknown")),
-            task=unpack_task(fields["task"], task_id, context_id),
+            task=unpack_task(fields["task"], task_id, context_id, fields.get("status")),
             rev=fields.get("rev", "0"),
             attempts=int(fields.get("attempts", 0)),
             created_ms=int(fields.get("created_ms", 0)),

@@ -215,7 +215,7 @@ class QueueStore:
         return await self.redis.blmove(self.keys.queue, self.keys.processing, timeout, "RIGHT", "LEFT")
 
     async def lease(self, task_ids: list[str], worker_id: str, lease_seconds: float, tokens: dict[str, str] | None = None) -> list[Claim]:
-        """Claim ids that are in processing; returns the ones that are still waiting tasks.
+        """Claim ids that are in processing and mark them working; returns the ones that were waiting tasks.
 
         Calling it again with the same ``tokens`` returns the same claims, so a caller whose
         reply was lost can ask again instead of stranding the tasks for a lease period.
@@ -225,16 +225,18 @@ class QueueStore:
         k = self.keys
         ms = model.now_ms()
         tokens = tokens or {task_id: model.new_id() for task_id in task_ids}
-        args: list[Any] = [ms, ms + int(lease_seconds * 1000), worker_id]
+        args: list[Any] = [ms, ms + int(lease_seconds * 1000), worker_id, model.iso_from_ms(ms), k.notify, EVENTS_MAXLEN]
+        per_task: list[str] = []
         for task_id in task_ids:
             args += [task_id, tokens[task_id]]
-        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, *(k.active(t) for t in task_ids)], args=args)
+            per_task += [k.active(task_id), k.events(task_id), k.push_configs(task_id)]
+        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, *per_task], args=args)
         claims = []
-        for task_id, task_json, rev, attempts, enqueued_ms, context_id in rows:
-            task = model.unpack_task(task_json, task_id, context_id)
+        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push in rows:
+            task = model.unpack_task(task_json, task_id, context_id, status_json)
             record = TaskRecord(
                 task_id, context_id, model.task_state(task), task, str(rev), int(attempts), 0, ms,
-                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, None, None, False,
+                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, None, None, False, bool(has_push),
             )
             claims.append(Claim(record, tokens[task_id], worker_id))
         return claims

@@ -157,6 +157,14 @@ async def test_take_and_lease(any_store):
     assert claims[0].record.attempts == 1
     stored = await r.hgetall(k.active(record.id))
     assert stored["token"] == claims[0].token and stored["worker"] == "worker-a" and stored["attempts"] == "1"
+    # The claim marks the task working, in the record, the counts and the task's events.
+    assert stored["state"] == "working" and int(stored["started_ms"]) >= before
+    assert claims[0].record.state is TaskState.WORKING and (await any_store.get(record.id)).task == claims[0].record.task
+    assert claims[0].record.task["status"]["state"] == "TASK_STATE_WORKING"
+    counts = await r.hgetall(k.counts)
+    assert counts["working"] == "1" and counts["submitted"] == "0"
+    events = [e for _, e in await any_store.read_events(record.id)]
+    assert events[-1] == model.status_event(claims[0].record.task)
     assert await r.lrange(k.processing, 0, -1) == []
     assert await r.zscore(k.leases, record.id) >= before + 29_000
 
@@ -182,7 +190,7 @@ async def test_worker_updates_are_guarded_by_the_claim_token(any_store):
     counts = await r.hgetall(k.counts)
     assert counts["working"] == "1" and counts["submitted"] == "0"
     kinds = [next(iter(e)) for _, e in await any_store.read_events(claim.record.id)]
-    assert kinds == ["task", "statusUpdate", "artifactUpdate"]
+    assert kinds == ["task", "statusUpdate", "statusUpdate", "artifactUpdate"]  # claimed, then the agent's report
 
     claim.token = "someone-else"
     with pytest.raises(Conflict):
@@ -281,7 +289,7 @@ async def test_cancel_running_task_flags_it_for_its_worker(any_store):
     await create(any_store)
     claim = await claim_one(any_store)
     record = await any_store.request_cancel(claim.record.id)
-    assert record.state is TaskState.SUBMITTED and not record.finished  # still running until its worker stops
+    assert record.state is TaskState.WORKING and not record.finished  # still running until its worker stops
     lost, cancel = await any_store.heartbeat("w1", {}, [claim], 30)
     assert lost == [] and cancel == [claim.record.id]
     forced = await any_store.force_cancel(claim.record.id)
@@ -460,12 +468,14 @@ async def test_a_resent_lease_returns_the_same_claim(any_store):
     k = any_store.keys
     record = await create(any_store)
     await any_store.take(1)
-    keys = [k.processing, k.leases, k.limbo, k.active(record.id)]
-    args = [model.now_ms(), model.now_ms() + 30_000, "w1", record.id, "token-1"]
-    first = await any_store.scripts.lease(keys=keys, args=args)
-    again = await any_store.scripts.lease(keys=keys, args=args)
-    assert [list(map(str, row)) for row in again] == [list(map(str, row)) for row in first]
-    assert len(first) == 1 and int(first[0][3]) == 1
+    first = await any_store.lease([record.id], "w1", 30, {record.id: "token-1"})
+    again = await any_store.lease([record.id], "w1", 30, {record.id: "token-1"})
+    assert [(c.record.id, c.record.rev, c.record.attempts, c.record.task) for c in again] == [
+        (c.record.id, c.record.rev, c.record.attempts, c.record.task) for c in first
+    ]
+    assert len(first) == 1 and first[0].record.attempts == 1
     assert (await any_store.redis.hgetall(k.active(record.id)))["attempts"] == "1"
-    other = await any_store.scripts.lease(keys=keys, args=[*args[:4], "token-2"])
+    working = [e for _, e in await any_store.read_events(record.id) if "statusUpdate" in e]
+    assert len(working) == 1  # the resend recorded nothing twice
+    other = await any_store.lease([record.id], "w1", 30, {record.id: "token-2"})
     assert other == []  # someone else's claim is still refused

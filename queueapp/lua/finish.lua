@@ -15,7 +15,7 @@ if not guard_ok(KEYS[1], ARGV[2], ARGV[3]) then
   return {-2}
 end
 local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identity = true,
-  token = true, progress = true, updated_ms = true}
+  token = true, progress = true, status = true, updated_ms = true}
 local now = tonumber(ARGV[6])
 local state = ARGV[4]
 local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id', 'identity')
@@ -24,7 +24,7 @@ set_fields(KEYS[1], ARGV, 14)
 -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
 -- the rest of the bookkeeping (rev, attempts, times, worker...) as one JSON field, 'meta':
 -- a hash of few fields takes far less memory. The claim token and progress end with the
--- task; updated_ms is finished_ms from now on.
+-- task, the claim's status field is in the task JSON now, and updated_ms is finished_ms.
 local meta = {finished_ms = ARGV[6], rev = tostring(rev)}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do

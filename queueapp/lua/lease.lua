@@ -1,26 +1,45 @@
--- Claim ids that are in the processing list: give each a token and a lease.
--- KEYS: 1 processing, 2 leases, 3 processing-seen hash, 4.. one active hash per id
--- ARGV: 1 now (ms), 2 lease deadline (ms), 3 worker id, then one (task id, token) pair per id
--- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id}.
+-- Claim ids that are in the processing list: give each a token and a lease, and mark it
+-- working (state, status, counts, index, an event and a notice) in the same step.
+-- KEYS: 1 processing, 2 leases, 3 processing-seen hash, 4 counts, 5 active index, 6 queue,
+--       then three keys per id: its active hash, its events stream, its push configs
+-- ARGV: 1 now (ms), 2 lease deadline (ms), 3 worker id, 4 now as an ISO 8601 timestamp,
+--       5 notify channel, 6 events max length, then one (task id, token) pair per id
+-- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
+-- status JSON, 1 if the task has push configs else 0}.
 -- An id whose task is gone or no longer waiting is dropped from processing and skipped,
 -- and so is an id no longer in processing (the reaper gave it back to the queue): it is
 -- claimed only by whoever takes it next.
 -- Running it again with the same tokens returns the same claims (safe to resend).
+--
+-- The working status goes in a field of its own, 'status', rather than into the task JSON:
+-- Lua's cjson would not round-trip every JSON value (empty arrays, big integers) of a task
+-- it rewrote. The next write from Python stores the whole task again and drops the field.
 local claimed = {}
-for i = 4, #KEYS do
-  local id = ARGV[4 + (i - 4) * 2]
-  local token = ARGV[5 + (i - 4) * 2]
+local ids = (#KEYS - 6) / 3
+for n = 1, ids do
+  local key, events, push = KEYS[4 + n * 3], KEYS[5 + n * 3], KEYS[6 + n * 3]
+  local id = ARGV[5 + n * 2]
+  local token = ARGV[6 + n * 2]
   local was_taken = redis.call('LREM', KEYS[1], 1, id) == 1
   redis.call('HDEL', KEYS[3], id)
-  local fields = redis.call('HMGET', KEYS[i], 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token')
+  local fields = redis.call('HMGET', key, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token', 'status')
   if fields[1] and fields[7] == token then
     -- Already ours: this is a resend after the first reply was lost on a dropped connection.
-    claimed[#claimed + 1] = {id, fields[2], fields[3], fields[4], fields[5], fields[6]}
+    claimed[#claimed + 1] = {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '',
+      redis.call('EXISTS', push)}
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == 'submitted' or fields[1] == 'working') then
-    local attempts = redis.call('HINCRBY', KEYS[i], 'attempts', 1)
-    redis.call('HSET', KEYS[i], 'token', token, 'worker', ARGV[3], 'started_ms', ARGV[1])
+    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+    local rev = redis.call('HINCRBY', key, 'rev', 1)
+    local status = '{"state":"TASK_STATE_WORKING","timestamp":' .. cjson.encode(ARGV[4]) .. '}'
+    redis.call('HSET', key, 'token', token, 'worker', ARGV[3], 'started_ms', ARGV[1], 'state', 'working',
+      'status', status, 'updated_ms', ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[2], id)
-    claimed[#claimed + 1] = {id, fields[2], fields[3], attempts, fields[5], fields[6]}
+    move_count(KEYS[4], fields[1], 'working')
+    redis.call('ZADD', KEYS[5], ARGV[1], id)
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[6], '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
+      .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
+    notify(ARGV[5], KEYS[6], id, fields[6], 'working', 'update')
+    claimed[#claimed + 1] = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', push)}
   end
 end
 return claimed

@@ -18,6 +18,7 @@ local now = tonumber(ARGV[6])
 local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id')
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'state', ARGV[4], 'task', ARGV[5], 'updated_ms', now)
+redis.call('HDEL', KEYS[1], 'status')  -- the claim's working status, now in the task JSON
 set_fields(KEYS[1], ARGV, 11)
 move_count(KEYS[5], fields[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now, ARGV[1])

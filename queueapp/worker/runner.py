@@ -50,8 +50,8 @@ async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout
     task_id = claim.record.id
     updater = ClaimUpdater(store, claim, hooks, write_patience=lease)
     try:
+        await updater.claimed()
         context = await through_outage(lambda _: build_context(store, claim, running.cancelled), lease, f"reading task {task_id}")
-        await updater.working()
         async with asyncio.timeout(timeout):
             await agent.run(context, updater)
         if running.cancel_reason and not updater.ended:

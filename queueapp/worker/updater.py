@@ -87,6 +87,10 @@ class ClaimUpdater:
     def _agent_message(self, text: str) -> Json:
         return model.agent_text(text, self.record.id, self.record.context_id)
 
+    async def claimed(self) -> None:
+        """Tell the hooks the task is working: the claim itself recorded it (lease.lua)."""
+        await self._emit(model.status_event(self.record.task))
+
     async def working(self, text: str | None = None, *, progress: float | None = None) -> None:
         self._check_open()
         msg = self._agent_message(text) if text else None
