@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,7 +25,10 @@ def now_ms() -> int:
 
 def iso_from_ms(ms: int | float) -> str:
     """ISO 8601 UTC with millisecond precision and a ``Z``, as A2A asks."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+    # gmtime and an f-string: half the cost of datetime.strftime, paid twice per task.
+    seconds, millis = divmod(int(ms), 1000)
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
 
 
 def new_id() -> str:

@@ -50,3 +50,10 @@ def test_a_task_stored_whole_still_reads():
 def test_a_task_without_history_or_status_message_round_trips():
     task = {"id": "task-one", "contextId": "context-one", "status": model.status(TaskState.SUBMITTED, 1_000)}
     assert model.unpack_task(model.pack_task(task), "task-one", "context-one") == task
+
+
+def test_timestamps_are_iso_8601_utc_with_milliseconds():
+    assert model.iso_from_ms(0) == "1970-01-01T00:00:00.000Z"
+    assert model.iso_from_ms(951_782_400_007) == "2000-02-29T00:00:00.007Z"  # a leap day
+    assert model.iso_from_ms(1_798_761_599_999) == "2026-12-31T23:59:59.999Z"
+    assert model.iso_from_ms(1_798_761_599_999.6) == "2026-12-31T23:59:59.999Z"  # whole milliseconds only
