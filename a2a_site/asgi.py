@@ -15,13 +15,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from a2a_site.handlers import MachineASGIHandler, PathRouter  # noqa: E402
+from a2a_site.handlers import MachineASGIHandler, MachineHandler, PathRouter  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from queueapp.protocol.limits import BodyLimitMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BodyLimitMiddleware(PathRouter(MachineASGIHandler(), ASGIStaticFilesHandler(django_http))),
+        "http": BodyLimitMiddleware(PathRouter(MachineHandler(MachineASGIHandler()), ASGIStaticFilesHandler(django_http))),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

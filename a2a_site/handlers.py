@@ -1,21 +1,26 @@
-"""Two Django request handlers: one for browsers, one for machines.
+"""Request handlers: a lean one for machines, Django's for browsers.
 
 The dashboard needs sessions, CSRF, authentication and messages. The A2A endpoint,
-``/health`` and ``/metrics`` use none of them (they authenticate with tokens), yet
-every middleware that is not async-native costs a hop to a thread and back on each
-request. Requests to machine paths therefore go to a handler without middleware, which
-roughly doubles what one process can take on the A2A endpoint (docs/performance.md).
+``/health`` and ``/metrics`` use none of them (they authenticate with tokens), and their
+views are async, so Django's per-request machinery is pure cost for them: each middleware
+that is not async-native hops to a thread and back, and the ASGI handler itself starts a
+thread per request to close the response (docs/performance.md). Machine paths therefore
+go to :class:`MachineHandler`, which awaits their views directly.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core import signals
 from django.core.cache import close_caches
-from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.db import close_old_connections, reset_queries
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 from queueapp.protocol.urls import is_machine_path
 
@@ -45,6 +50,95 @@ class MachineASGIHandler(ASGIHandler):
         self._exception_middleware = []
         get_response = self._get_response_async if is_async else self._get_response
         self._middleware_chain = convert_exception_to_response(get_response)
+
+
+class MachineHandler:
+    """Serve async views straight from the event loop; hand anything else to Django.
+
+    The path is resolved with the project's URLconf and the view gets Django's own
+    ASGIRequest and has its response written by Django's code, so views cannot tell the
+    difference. What is left out is what machine paths do not use: the thread-sensitive
+    context (a thread started and joined per request), the request signals (their
+    receivers are the browser's database housekeeping) and the response close in a thread.
+    Sync views and paths with no route go to ``django``, whose answers they already were.
+    """
+
+    def __init__(self, django: MachineASGIHandler):
+        self.django = django
+
+    def _async_view(self, path: str) -> ResolverMatch | None:
+        try:
+            match = get_resolver().resolve(path)
+        except Resolver404:
+            return None
+        return match if iscoroutinefunction(match.func) else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        match = self._async_view(scope["path"])
+        if match is None:
+            await self.django(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away before sending the whole body
+        set_script_prefix(get_script_prefix(scope))
+        request, refusal = self.django.create_request(scope, io.BytesIO(body))
+        if request is None:
+            await self.django.send_response(refusal, send)
+            return
+        request.resolver_match = match
+        await _until_disconnect(self._respond(request, match, send), receive)
+
+    async def _respond(self, request: Any, match: ResolverMatch, send: Any) -> None:
+        try:
+            response = await match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:  # what Django would answer: 404, 400, or 500 with the error logged
+            response = await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
+        try:
+            await self.django.send_response(response, send)
+        finally:
+            # In the loop, not a thread: it signals request_finished with no sender, which the
+            # browsers' database and cache housekeeping does not listen to.
+            response.close()
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    """The whole request body (``BodyLimitMiddleware`` in front has capped its size)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _until_disconnect(work: Any, receive: Any) -> None:
+    """Run ``work``, cancelling it if the client goes away first (a stream, a blocking send).
+
+    A watcher task waits for ``http.disconnect`` while this task does the work. It cancels
+    this task only while ``work`` is being awaited, so the cancellation lands nowhere else.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    working, cancelled = True, False
+
+    async def watch() -> None:
+        nonlocal cancelled
+        if (await receive())["type"] == "http.disconnect" and working:
+            cancelled = True
+            task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if not (cancelled and task.uncancel() == 0):
+            raise  # the server's own cancellation (too) goes on up
+    finally:
+        working = False
+        watcher.cancel()
 
 
 class PathRouter:

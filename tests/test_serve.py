@@ -43,3 +43,18 @@ def test_machine_paths_skip_the_browser_middleware(processes, redis_url):
     assert "X-Frame-Options" not in card.headers and "X-Frame-Options" not in health.headers
     assert login.headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in login.cookies
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_machine_paths_keep_djangos_answers(processes, redis_url, server):
+    """Served straight from the event loop, the machine paths still answer as Django would."""
+    serve = processes.serve(redis_url, extra_args=["--server", server], A2A_ALLOWED_HOSTS="127.0.0.1,localhost")
+    card = f"{serve.url}/.well-known/agent-card.json"
+    assert httpx.get(card).json()["supportedInterfaces"][0]["url"] == f"{serve.url}/a2a"
+    assert httpx.post(card).status_code == 405
+    assert httpx.get(card, headers={"Host": "elsewhere.example"}).status_code == 400  # ALLOWED_HOSTS still holds
+    assert httpx.get(f"{serve.url}/tasks/t-1/no-such-route").status_code == 404
+    missing = httpx.get(f"{serve.url}/tasks/t-1", headers={"A2A-Version": "1.0"})
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    rpc = httpx.get(f"{serve.url}/a2a", headers={"A2A-Version": "1.0"}).json()
+    assert rpc["error"]["code"] == -32600

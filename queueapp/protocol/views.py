@@ -21,7 +21,7 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 
 @require_safe
-def agent_card(request: HttpRequest) -> HttpResponse:
+async def agent_card(request: HttpRequest) -> HttpResponse:
     cfg = config_module.get()
     body, etag = card_body(cfg, base_url(request))
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(cfg.card_max_age)}", "Vary": "Host"}
