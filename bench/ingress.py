@@ -5,6 +5,8 @@ embedded worker running the no-op agent, on the private Redis) under uvicorn and
 daphne; the reference is the SDK's Starlette app (in-memory task store, an executor that
 completes at once) under uvicorn. Non-blocking sends (``returnImmediately``) are fired at
 concurrency 1, 16 and 64; blocking sends measure the round trip through queue and worker.
+Each of our levels starts once the embedded worker has finished the tasks of the level
+before, so that no level pays for another's backlog.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 
 import httpx
 import orjson
+import redis
 
 from bench.common import RedisServer, Table, base_env, child, fmt, free_port, median, percentile, ratio, stop_all
 from bench.loadgen import LoadResult, request_bytes, run_load
+from queueapp.keys import Keys
 
 LEVELS = (1, 16, 64)
 BLOCKING_LEVELS = (1, 16)
+SETTLE_TIMEOUT_S = 300
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     failure: str = ""
+    redis_url: str = ""  # where its tasks are queued; empty for the SDK's in-memory server
 
     def start(self, log_dir: Path) -> bool:
         log = log_dir / f"{self.name.replace(' ', '-')}.log"
@@ -58,6 +64,20 @@ class Server:
         if self.process:
             stop_all([self.process])
 
+    def settle(self) -> None:
+        """Wait until no task is waiting or running: a blocking send would otherwise queue behind the last level's."""
+        if not self.redis_url:
+            return
+        keys, client = Keys(), redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        try:
+            while client.llen(keys.queue) or client.zcard(keys.index_active):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name}: tasks still unfinished after {SETTLE_TIMEOUT_S} s")
+                time.sleep(0.2)
+        finally:
+            client.close()
+
 
 def send_message(port: int, *, blocking: bool) -> bytes:
     """One JSON-RPC SendMessage request with a fresh message id (ours deduplicates by id)."""
@@ -77,8 +97,8 @@ def servers(redis_url: str, which: list[str]) -> list[Server]:
     env = base_env(redis_url, tempfile.mkdtemp(prefix="a2a-bench-"), A2A_AGENT="noop", A2A_EMBEDDED_WORKERS="1")
     known = {
         "sdk": Server("a2a-sdk (uvicorn)", ["-m", "bench.sdk_server"]),
-        "uvicorn": Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env),
-        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], env),
+        "uvicorn": Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env, redis_url=redis_url),
+        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], env, redis_url=redis_url),
     }
     return [known[name] for name in which]
 
@@ -115,6 +135,7 @@ def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | 
             for srv in live:  # servers take turns, so that noise spreads over all of them
                 for mode, mode_levels in (("non-blocking", levels), ("blocking", tuple(c for c in BLOCKING_LEVELS if c in levels))):
                     for concurrency in mode_levels:
+                        srv.settle()
                         result = asyncio.run(
                             run_load("127.0.0.1", srv.port, lambda s=srv, b=(mode == "blocking"): send_message(s.port, blocking=b), concurrency=concurrency, seconds=seconds)
                         )
@@ -146,4 +167,5 @@ def table(samples: Samples, started: list[Server], failed: list[Server], *, seco
         out.notes.append(f"{srv.name} did not start: {srv.failure}")
     out.notes.append("goal: non-blocking requests/s at least 1.0x the a2a-sdk's server at each concurrency")
     out.notes.append("ours persists every task to Redis and runs it on one embedded worker in the same process; the SDK keeps tasks in memory")
+    out.notes.append("each of our levels starts once the worker has finished the previous level's tasks")
     return out
