@@ -198,3 +198,20 @@ async def test_input_required_task_continues_on_the_worker(store, config):
         await store.continue_task(task_id, user_message("green"))
         record = await finished(store, task_id)
     assert record.state.value == "completed" and status_text(record) == "Thanks, got your answer: green"
+
+
+async def test_the_context_history_is_read_only_for_agents_that_use_it(store):
+    from queueapp.agents.echo import EchoAgent
+    from queueapp.agents.llm import LLMAgent
+    from queueapp.worker.runner import build_context
+
+    first, _ = await store.create_task(user_message("earlier question"), context_id="conversation")
+    second, _ = await store.create_task(user_message("follow-up"), context_id="conversation")
+    ids, _ = await store.take(2)
+    claim = next(c for c in await store.lease(ids, "w1", 30) if c.record.id == second.id)
+    reading = await build_context(store, claim, asyncio.Event(), LLMAgent())
+    assert [m["parts"][0]["text"] for m in reading.context_history] == ["earlier question"]
+    assert reading.text == "follow-up"
+    assert EchoAgent.reads_context_history is False
+    skipping = await build_context(store, claim, asyncio.Event(), EchoAgent())
+    assert skipping.context_history == [] and skipping.text == "follow-up"

@@ -34,7 +34,8 @@ class RunContext:
     history: list[Json]
     """The task's messages so far, oldest first, ending with ``message``."""
     context_history: list[Json]
-    """Messages of the context's earlier tasks, oldest first."""
+    """Messages of the context's earlier tasks, oldest first (empty for an agent whose
+    ``reads_context_history`` is False)."""
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     attempt: int = 1
 
@@ -73,6 +74,9 @@ class Agent(abc.ABC):
     description = "An agent."
     input_modes: tuple[str, ...] = ("text/plain",)
     output_modes: tuple[str, ...] = ("text/plain",)
+    reads_context_history = True
+    """False spares the worker a Redis read per task for an agent that never looks at
+    ``RunContext.context_history``."""
 
     def __init__(self, config: Any = None):
         self.config = config

@@ -131,6 +131,7 @@ class ConformanceAgent(Agent):
     """Acts on the user message's ``messageId`` prefix, as the A2A conformance kit expects."""
 
     name = "conformance"
+    reads_context_history = False
     description = "Answers the A2A conformance kit's in-band signals (the messageId prefix picks the behaviour)."
     output_modes = ("text/plain", "application/json")
 

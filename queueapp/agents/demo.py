@@ -17,6 +17,7 @@ class DemoAgent(Agent):
     """
 
     name = "demo"
+    reads_context_history = False
     description = "Demo commands: sleep N, fail REASON, ask QUESTION, chunks N, reject; anything else is echoed."
 
     def skills(self) -> list[dict]:

@@ -17,6 +17,7 @@ class EchoAgent(Agent):
 
     name = "echo"
     description = "Replies with the input it was given, to show the queue at work."
+    reads_context_history = False
 
     async def run(self, context: RunContext, updater: TaskUpdater) -> None:
         reply = echo_reply(context.text)
@@ -29,6 +30,7 @@ class NoopAgent(Agent):
 
     name = "noop"
     description = "Completes every task at once."
+    reads_context_history = False
 
     async def run(self, context: RunContext, updater: TaskUpdater) -> None:
         await updater.complete()

@@ -28,11 +28,11 @@ class RunningTask:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Event) -> RunContext:
+async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Event, agent: Agent) -> RunContext:
     task = claim.record.task
     history = task.get("history", [])
     user_messages = [m for m in history if m.get("role") == "ROLE_USER"]
-    context_history = await store.context_history(claim.record.context_id, exclude=claim.record.id)
+    context_history = await store.context_history(claim.record.context_id, exclude=claim.record.id) if agent.reads_context_history else []
     return RunContext(
         task_id=claim.record.id,
         context_id=claim.record.context_id,
@@ -51,7 +51,7 @@ async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout
     updater = ClaimUpdater(store, claim, hooks, write_patience=lease)
     try:
         await updater.claimed()
-        context = await through_outage(lambda _: build_context(store, claim, running.cancelled), lease, f"reading task {task_id}")
+        context = await through_outage(lambda _: build_context(store, claim, running.cancelled, agent), lease, f"reading task {task_id}")
         async with asyncio.timeout(timeout):
             await agent.run(context, updater)
         if running.cancel_reason and not updater.ended:
