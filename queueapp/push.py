@@ -31,9 +31,30 @@ log = logging.getLogger("queueapp.push")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# IPv6 ranges whose last 32 bits carry an IPv4 address that a gateway or the host's own
+# stack may reach: IPv4-compatible (::/96), SIIT-translated (::ffff:0:0:0/96) and the
+# well-known NAT64 prefix (64:ff9b::/96, RFC 6052). Each is as public as its IPv4 address.
+_EMBEDDING_IPV4 = tuple(ipaddress.IPv6Network(net) for net in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+# Never public whatever they embed: local-use NAT64 (RFC 8215) and the old site-local range.
+_LOCAL_IPV6 = tuple(ipaddress.IPv6Network(net) for net in ("64:ff9b:1::/48", "fec0::/10"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for (mapped, compatible, NAT64, 6to4, Teredo)."""
+    found = [v4 for v4 in (address.ipv4_mapped, address.sixtofour) if v4 is not None]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in net for net in _EMBEDDING_IPV4):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def _is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local or any(address in net for net in _LOCAL_IPV6):
+            return False
+        if not all(_is_public(v4) for v4 in _embedded_ipv4(address)):
+            return False
     return address.is_global and not address.is_multicast
 
 

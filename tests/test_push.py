@@ -140,6 +140,31 @@ def test_check_url_refuses_non_public_hosts(url):
         check_url(url, allow_private=False)
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible loopback
+        "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+        "64:ff9b::a9fe:a9fe",  # NAT64 well-known prefix
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::a9fe:a9fe",  # local-use NAT64
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:c0a8:1::1",  # 6to4 of 192.168.0.1
+        "::ffff:0:a9fe:a9fe",  # SIIT-translated
+        "fec0::1",  # site-local
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo whose client is 10.0.0.1
+    ],
+)
+def test_check_url_refuses_ipv6_forms_of_private_addresses(address):
+    with pytest.raises(ValueError, match="A2A_PUSH_ALLOW_PRIVATE"):
+        check_url(f"http://[{address}]:8080/hook", allow_private=False)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"])
+def test_check_url_accepts_ipv6_forms_of_public_addresses(address):
+    check_url(f"http://[{address}]/hook", allow_private=False)
+
+
 def test_check_url_allows_private_hosts_when_configured():
     check_url("http://127.0.0.1:9000/hook", allow_private=True)
     check_url("https://localhost/hook", allow_private=True)
