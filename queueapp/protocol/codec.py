@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from a2a.types import a2a_pb2 as pb
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from queueapp.model import Json
@@ -49,10 +50,49 @@ def to_proto(value: Any, message: Any, what: str) -> Any:
     """Parse JSON into a protobuf message, turning every failure into -32602."""
     if not isinstance(value, dict):
         raise InvalidParamsError(f"{what} must be a JSON object, not {type(value).__name__}.")
+    check_shapes(value, message.DESCRIPTOR, "")
     try:
         return ParseDict(value, message, ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidParamsError(f"Invalid {what}: {exc}".rstrip(".") + ".") from None
+
+
+def check_shapes(value: Json, descriptor: Descriptor, where: str) -> None:
+    """Refuse what ``ParseDict`` lets through unsaid.
+
+    It reads a string or a list given for an object field as an empty object
+    (``configuration: "x"``), and keeps an enum number that names no value
+    (``status: 99``), which nothing downstream can use.
+    """
+    for key, item in value.items():
+        field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
+        if field is None or item is None:
+            continue
+        name = f"{where}.{key}" if where else key
+        entry = field.message_type if field.message_type and field.message_type.GetOptions().map_entry else None
+        if entry is not None:
+            _check_each(item, dict, entry.fields_by_name["value"], name)
+        elif field.is_repeated:
+            _check_each(item, list, field, name)
+        else:
+            _check_value(item, field, name)
+
+
+def _check_each(items: Any, kind: type, field: FieldDescriptor, name: str) -> None:
+    if not isinstance(items, kind):
+        raise InvalidParamsError(f"{name} must be a JSON {'object' if kind is dict else 'array'}, not {type(items).__name__}.")
+    for index, item in (items.items() if isinstance(items, dict) else enumerate(items)):
+        _check_value(item, field, f"{name}[{index!r}]" if isinstance(items, dict) else f"{name}[{index}]")
+
+
+def _check_value(item: Any, field: FieldDescriptor, name: str) -> None:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.full_name.startswith("google.protobuf."):
+        if not isinstance(item, dict):
+            raise InvalidParamsError(f"{name} must be a JSON object, not {type(item).__name__}.")
+        check_shapes(item, field.message_type, name)
+    elif field.type == FieldDescriptor.TYPE_ENUM and type(item) is int and field.enum_type.values_by_number.get(item) is None:
+        names = ", ".join(v.name for v in field.enum_type.values)
+        raise InvalidParamsError(f"{name} {item} names no value: use one of {names}.")
 
 
 def from_proto(message: Any) -> Json:
