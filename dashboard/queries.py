@@ -16,7 +16,7 @@ from typing import Any
 from queueapp import model
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
-from queueapp.store import QueueStore
+from queueapp.store import QueueStore, valid_cursor
 
 PAGE_SIZE = 50
 SEARCH_BATCH = 50
@@ -133,6 +133,11 @@ async def active(store: QueueStore, cursor: str) -> Json:
     page = await store.active_tasks(cursor=cursor, limit=PAGE_SIZE)
     now = model.now_ms()
     return {"rows": [row(r, now) for r in page.items], "total": page.total, "next": page.next_cursor, "cursor": cursor}
+
+
+def parse_cursor(text: str | None) -> str:
+    """A list cursor from a query parameter; one the store did not issue means the first page."""
+    return text if text and valid_cursor(text) else ""
 
 
 def parse_state(text: str | None) -> TaskState | None:

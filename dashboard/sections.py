@@ -37,14 +37,15 @@ async def _queue(store: QueueStore, params: Params) -> Json:
 
 
 async def _active(store: QueueStore, params: Params) -> Json:
-    return {"active": await queries.active(store, params.get("cursor", ""))}
+    return {"active": await queries.active(store, queries.parse_cursor(params.get("cursor")))}
 
 
 async def _history(store: QueueStore, params: Params) -> Json:
     state = queries.parse_state(params.get("state"))
     query = params.get("q", "")
-    found = await queries.history(store, state, params.get("cursor", ""), query, config.get().dashboard_search_scan)
-    return {"history": found, "state_filter": state.value if state else "", "q": query, "cursor": params.get("cursor", ""), "finished_states": queries.FINISHED_STATES}
+    cursor = queries.parse_cursor(params.get("cursor"))
+    found = await queries.history(store, state, cursor, query, config.get().dashboard_search_scan)
+    return {"history": found, "state_filter": state.value if state else "", "q": query, "cursor": cursor, "finished_states": queries.FINISHED_STATES}
 
 
 async def _contexts(store: QueueStore, params: Params) -> Json:

@@ -76,6 +76,12 @@ class Page:
     total: int = 0
 
 
+def valid_cursor(cursor: str) -> bool:
+    """Is ``cursor`` of the form a page's ``next_cursor`` has (``score:id``, a whole-number score)?"""
+    score, sep, member = cursor.partition(":")
+    return bool(sep and member) and score.lstrip("-").isdigit()
+
+
 @dataclass
 class Stats:
     queue_length: int

@@ -126,6 +126,21 @@ async def test_history_pages_by_cursor_newest_first_without_repeats(server, user
     await client.aclose()
 
 
+@pytest.mark.parametrize("path", ["/dashboard/history/", "/dashboard/active/"])
+@pytest.mark.parametrize("cursor", ["abc", "nan:x", "1e5:x"])
+async def test_a_cursor_the_server_did_not_issue_shows_the_first_page(server, users, dash_store, path, cursor):
+    record = await submit(dash_store, "still waiting")
+    if path.endswith("history/"):
+        await dash_store.request_cancel(record.id)
+    client = await staff_client(server, users)
+    for query in ({"cursor": cursor}, {"cursor": cursor, "q": "waiting"}):
+        answer = await client.get(path, params=query)
+        assert answer.status_code == 200 and f"/dashboard/tasks/{record.id}/" in answer.text
+    live = await client.get("/dashboard/live/", params={"page": path.split("/")[2], "cursor": cursor})
+    assert live.status_code == 200
+    await client.aclose()
+
+
 async def test_history_filters_by_state_and_finds_ids_and_text(server, users, dash_store):
     failed = await failed_task(dash_store, "render the quarterly report")
     canceled = await dash_store.request_cancel((await submit(dash_store, "something else")).id)
