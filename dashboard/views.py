@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse
@@ -66,6 +68,20 @@ async def task(request: HttpRequest, task_id: str) -> HttpResponse:
     return await _page(request, "task", id=task_id)
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition header (RFC 6266) for a filename chosen by a client or an agent.
+
+    Line and paragraph separators, controls and format characters (CR/LF, U+2028, bidi
+    overrides) become ``_``: they break or forge the header. The name goes in
+    ``filename*`` as UTF-8, with an ASCII ``filename`` for clients that do not read it.
+    """
+    name = "".join("_" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in filename).strip() or "download"
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().replace("\\", "_").replace('"', "_") or "download"
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 @viewer
 async def task_part(request: HttpRequest, task_id: str, ref: str) -> HttpResponse:
     """Download a file (raw) part of a task. Always an attachment, never rendered inline."""
@@ -76,8 +92,7 @@ async def task_part(request: HttpRequest, task_id: str, ref: str) -> HttpRespons
         raise Http404("No such file part")
     data, part = found
     response = HttpResponse(data, content_type="application/octet-stream")
-    filename = str(part.get("filename") or f"{task_id}-{ref}.bin").replace('"', "").replace("\n", " ")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = attachment(str(part.get("filename") or f"{task_id}-{ref}.bin"))
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox"
     return response

@@ -221,6 +221,25 @@ async def test_task_page_shows_timeline_messages_artifacts_identity_and_raw_json
     await client.aclose()
 
 
+@pytest.mark.parametrize(
+    ("filename", "header"),
+    [
+        ("a\r\nSet-Cookie: x=1.txt", 'attachment; filename="a__Set-Cookie: x=1.txt"'),
+        ("line\u2028break.txt", 'attachment; filename="line_break.txt"'),
+        ("résumé.pdf", "attachment; filename=\"resume.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"),
+        ("日本.txt", "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"),
+        ('say "hi".txt', "attachment; filename=\"say _hi_.txt\"; filename*=UTF-8''say%20%22hi%22.txt"),
+    ],
+)
+async def test_file_part_downloads_survive_any_filename(server, users, dash_store, filename, header):
+    record, _ = await dash_store.create_task(model.message("user", [{"raw": base64.b64encode(b"payload").decode(), "filename": filename}], message_id=model.new_id()))
+    client = await staff_client(server, users)
+    download = await client.get(f"/dashboard/tasks/{record.id}/parts/m0.0")
+    assert download.status_code == 200 and download.content == b"payload"
+    assert download.headers["content-disposition"] == header
+    await client.aclose()
+
+
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
