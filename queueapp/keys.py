@@ -66,11 +66,11 @@ class Keys:
 
     @property
     def index_active(self) -> str:
-        """Sorted set of unfinished task ids, scored by last status time (ms)."""
+        """Sorted set of unfinished task ids, scored by last status time (ms, see ``index_seq``)."""
         return self._k("idx", "active")
 
     def index_history_state(self, state: str) -> str:
-        """Sorted set of finished task ids in one terminal state, scored by finish time (ms)."""
+        """Sorted set of finished task ids in one terminal state, scored by finish time (ms, see ``index_seq``)."""
         return self._k("idx", "history", state)
 
     @property
@@ -79,13 +79,18 @@ class Keys:
         return [self.index_history_state(state) for state in TERMINAL_INDEX_STATES]
 
     def index_context(self, context_id: str) -> str:
-        """Sorted set of a context's task ids, scored by last status time (ms)."""
+        """Sorted set of a context's task ids, scored by last status time (ms, see ``index_seq``)."""
         return self._k("idx", "context", context_id)
 
     @property
     def contexts(self) -> str:
-        """Sorted set of context ids, scored by last activity (ms)."""
+        """Sorted set of context ids, scored by last activity (ms, see ``index_seq``)."""
         return self._k("contexts")
+
+    @property
+    def index_seq(self) -> str:
+        """String ``ms:n`` of the last index write, so no two writes share a score (``_common.lua``)."""
+        return self._k("idx", "seq")
 
     @property
     def counts(self) -> str:

@@ -101,6 +101,11 @@ def _check(result: list[Any], task_id: str) -> None:
         raise Conflict(f"task {task_id} changed while it was being updated")
 
 
+def _score(score: float) -> str:
+    """An index score as Redis reads it back exactly: ms with three decimals."""
+    return f"{score:.3f}"
+
+
 class QueueStore:
     def __init__(self, redis: Any, keys: Keys | None = None, *, idempotency_ttl: float = 86400, events_ttl: float = 600, replica_acks: int = 0):
         self.redis = redis
@@ -144,7 +149,7 @@ class QueueStore:
         result = await self._create(
             keys=[
                 k.active(task_id), k.deadletter(task_id), k.queue, k.context(context_id), k.index_context(context_id),
-                k.contexts, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id),
+                k.contexts, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id), k.index_seq,
             ],
             args=[task_id, context_id, model.pack_task(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN, *extra],
         )
@@ -236,7 +241,7 @@ class QueueStore:
         for task_id in task_ids:
             args += [task_id, tokens[task_id]]
             per_task += [k.active(task_id), k.events(task_id), k.push_configs(task_id)]
-        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, *per_task], args=args)
+        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, k.index_seq, *per_task], args=args)
         claims = []
         for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
@@ -271,7 +276,7 @@ class QueueStore:
         k = self.keys
         return [
             k.active(record.id), k.index_active, k.index_context(record.context_id), k.contexts,
-            k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.push_configs(record.id),
+            k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.push_configs(record.id), k.index_seq,
         ]
 
     async def update(
@@ -316,7 +321,7 @@ class QueueStore:
                 k.active(record.id), k.deadletter(record.id), k.index_active, k.index_context(record.context_id),
                 k.contexts, k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.cancels,
                 k.index_history_state(state.value), k.stats_minute(ms // 60000), k.limbo,
-                k.push_configs(record.id),
+                k.push_configs(record.id), k.index_seq,
             ],
             args=[
                 record.id, *guard, state.value, model.pack_task(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
@@ -402,7 +407,7 @@ class QueueStore:
             result = await self.scripts.retry(
                 keys=[
                     k.deadletter(task_id), k.active(task_id), k.queue, *k.index_history_states,
-                    k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id),
+                    k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id), k.index_seq,
                 ],
                 args=[task_id, record.rev, model.pack_task(task), ms, model.dumps(model.status_event(task)), k.notify, EVENTS_MAXLEN],
             )
@@ -454,9 +459,11 @@ class QueueStore:
     async def _page_from_indexes(self, indexes: list[str], cursor: str, limit: int, predicate: Any = None) -> Page:
         """Newest first from one or more sorted sets, continuing after an opaque cursor ``score:id``.
 
-        Several indexes (every finished state, say) are merged as if they were one. Members
-        with equal scores come in reverse id order, so the cursor's id breaks ties. Reads one
-        page from each index (plus what the predicate drops), never a whole index.
+        Several indexes (every finished state, say) are merged as if they were one. Scores
+        are unique within a queue (``index_score`` in ``_common.lua``: ms plus a thousandth per
+        write in that ms), so the cursor names one position; should two ever tie, they come in
+        reverse id order and the cursor's id breaks the tie. Reads one page from each index
+        (plus what the predicate drops), never a whole index.
         """
         pipe = self.redis.pipeline(transaction=False)
         for index in indexes:
@@ -472,11 +479,11 @@ class QueueStore:
                     found.append((record, member, score))
             if len(found) > limit or len(rows) < batch:
                 break
-            max_score, after = str(int(rows[-1][1])), rows[-1][0]
+            max_score, after = _score(rows[-1][1]), rows[-1][0]
         next_cursor = ""
         if len(found) > limit:
             _, member, score = found[limit - 1]
-            next_cursor = f"{int(score)}:{member}"
+            next_cursor = f"{_score(score)}:{member}"
         return Page([record for record, _, _ in found[:limit]], next_cursor, total)
 
     async def _newest_after(self, indexes: list[str], max_score: str, after: str | None, count: int) -> list[tuple[str, float]]:

@@ -422,11 +422,35 @@ async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_sto
         if not cursor:
             break
     assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
-    assert scores == sorted(scores, reverse=True)
+    assert [ms for ms, _ in scores] == sorted((ms for ms, _ in scores), reverse=True)
     history = await any_store.history(limit=3)
     assert history.total == 4 and [r.id for r in history.items] == [r.id for r in reversed(finished)][:3]
     rest = await any_store.history(limit=3, cursor=history.next_cursor)
     assert [r.id for r in rest.items] == [finished[0].id] and rest.next_cursor == ""
+
+
+async def test_tasks_of_one_millisecond_list_in_the_order_they_happened(any_store, monkeypatch):
+    monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_000)  # every write in the same ms
+    finished = [await finish_as(any_store, TaskState.CANCELED) for _ in range(7)]
+    seen, cursor = [], ""
+    while True:
+        page = await any_store.history(limit=2, cursor=cursor)
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert seen == [r.id for r in reversed(finished)]  # newest first, none twice, none lost
+    scores = await any_store.redis.zrange(any_store.keys.index_history_state("canceled"), 0, -1, withscores=True)
+    assert len({s for _, s in scores}) == 7 and all(int(s) == 1_800_000_000_000 for _, s in scores)
+
+
+async def test_a_writer_whose_clock_is_behind_never_ties_a_score(any_store, monkeypatch):
+    clocks = iter([1_800_000_000_005, 1_800_000_000_003, 1_800_000_000_003, 1_800_000_000_005])
+    monkeypatch.setattr(model, "now_ms", lambda: next(clocks))
+    for i in range(4):
+        await create(any_store, f"t{i}")
+    scores = [s for _, s in await any_store.redis.zrange(any_store.keys.index_active, 0, -1, withscores=True)]
+    assert len(set(scores)) == 4 and sorted(int(s) for s in scores) == [1_800_000_000_003] * 2 + [1_800_000_000_005] * 2
 
 
 async def test_a_retried_task_gets_its_bookkeeping_back(any_store):

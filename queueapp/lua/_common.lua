@@ -40,3 +40,26 @@ local function guard_ok(key, kind, value)
   end
   return true
 end
+
+local function index_score(seq_key, now)
+  -- The score of a write in the time indexes: its time in ms plus n/1000, n counting the
+  -- queue's index writes within that millisecond, in order. Two writes never share a score
+  -- (so lists order by when things happened, and a cursor names one position), and the
+  -- integer part stays the time, so retention and "last activity" read scores as ms.
+  -- A writer whose clock is behind the last write keeps counting, so it cannot tie either.
+  -- seq_key holds 'ms:n' of the last write. A double keeps 3 decimals exactly until 2248.
+  local ms = math.floor(tonumber(now))
+  local last_ms, n = -1, 0
+  local last = redis.call('GET', seq_key)
+  if last then
+    local a, b = string.match(last, '^(%d+):(%d+)$')
+    last_ms, n = tonumber(a), tonumber(b) + 1
+  end
+  if ms > last_ms then
+    n = 0
+  elseif n > 999 then
+    n = 999  -- over 1000 writes in one ms: ties fall back to member order
+  end
+  redis.call('SET', seq_key, string.format('%d:%d', math.max(ms, last_ms), n))
+  return string.format('%d.%03d', ms, n)
+end

@@ -1,6 +1,7 @@
 -- Create a task and enqueue it, in one step.
 -- KEYS: 1 active hash, 2 deadletter hash, 3 queue, 4 context set, 5 context index,
---       6 contexts index, 7 active index, 8 counts, 9 events stream, 10 message-id key
+--       6 contexts index, 7 active index, 8 counts, 9 events stream, 10 message-id key,
+--       11 index sequence
 -- ARGV: 1 task id, 2 context id, 3 task JSON, 4 now (ms), 5 message-id TTL (ms, 0 = off),
 --       6 event JSON, 7 notify channel, 8 events max length, 9.. extra field/value pairs
 -- Returns {1, task id, queue length}, {0, existing task id} for a repeated message id,
@@ -19,9 +20,10 @@ redis.call('HSET', KEYS[1], 'state', 'submitted', 'context_id', ARGV[2], 'task',
   'rev', 1, 'attempts', 0, 'created_ms', now, 'updated_ms', now, 'enqueued_ms', now)
 set_fields(KEYS[1], ARGV, 9)
 redis.call('SADD', KEYS[4], ARGV[1])
-redis.call('ZADD', KEYS[5], now, ARGV[1])
-redis.call('ZADD', KEYS[6], now, ARGV[2])
-redis.call('ZADD', KEYS[7], now, ARGV[1])
+local score = index_score(KEYS[11], now)
+redis.call('ZADD', KEYS[5], score, ARGV[1])
+redis.call('ZADD', KEYS[6], score, ARGV[2])
+redis.call('ZADD', KEYS[7], score, ARGV[1])
 move_count(KEYS[8], nil, 'submitted')
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[6])

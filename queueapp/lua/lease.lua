@@ -1,7 +1,7 @@
 -- Claim ids that are in the processing list: give each a token and a lease, and mark it
 -- working (state, status, counts, index, an event and a notice) in the same step.
 -- KEYS: 1 processing, 2 leases, 3 processing-seen hash, 4 counts, 5 active index, 6 queue,
---       then three keys per id: its active hash, its events stream, its push configs
+--       7 index sequence, then three keys per id: its active hash, its events stream, its push configs
 -- ARGV: 1 now (ms), 2 lease deadline (ms), 3 worker id, 4 now as an ISO 8601 timestamp,
 --       5 notify channel, 6 events max length, then one (task id, token) pair per id
 -- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
@@ -15,9 +15,9 @@
 -- Lua's cjson would not round-trip every JSON value (empty arrays, big integers) of a task
 -- it rewrote. The next write from Python stores the whole task again and drops the field.
 local claimed = {}
-local ids = (#KEYS - 6) / 3
+local ids = (#KEYS - 7) / 3
 for n = 1, ids do
-  local key, events, push = KEYS[4 + n * 3], KEYS[5 + n * 3], KEYS[6 + n * 3]
+  local key, events, push = KEYS[5 + n * 3], KEYS[6 + n * 3], KEYS[7 + n * 3]
   local id = ARGV[5 + n * 2]
   local token = ARGV[6 + n * 2]
   local was_taken = redis.call('LREM', KEYS[1], 1, id) == 1
@@ -35,7 +35,7 @@ for n = 1, ids do
       'status', status, 'updated_ms', ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[2], id)
     move_count(KEYS[4], fields[1], 'working')
-    redis.call('ZADD', KEYS[5], ARGV[1], id)
+    redis.call('ZADD', KEYS[5], index_score(KEYS[7], ARGV[1]), id)
     redis.call('XADD', events, 'MAXLEN', '~', ARGV[6], '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
     notify(ARGV[5], KEYS[6], id, fields[6], 'working', 'update')

@@ -1,6 +1,7 @@
 -- Put a finished task back on the queue as a new attempt.
 -- KEYS: 1 deadletter hash, 2 active hash, 3 queue, 4-7 history index per terminal state,
---       8 active index, 9 context index, 10 contexts index, 11 counts, 12 events stream
+--       8 active index, 9 context index, 10 contexts index, 11 counts, 12 events stream,
+--       13 index sequence
 -- ARGV: 1 task id, 2 expected rev, 3 task JSON, 4 now (ms), 5 event JSON, 6 notify channel,
 --       7 events max length
 -- Returns {1, queue length}, {-1} when the task is not in the history, {-2} on a rev conflict.
@@ -28,9 +29,10 @@ redis.call('HDEL', KEYS[2], 'finished_ms', 'token', 'worker', 'error', 'started_
 for i = 4, 7 do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
-redis.call('ZADD', KEYS[8], now, ARGV[1])
-redis.call('ZADD', KEYS[9], now, ARGV[1])
-redis.call('ZADD', KEYS[10], now, fields[2])
+local score = index_score(KEYS[13], now)
+redis.call('ZADD', KEYS[8], score, ARGV[1])
+redis.call('ZADD', KEYS[9], score, ARGV[1])
+redis.call('ZADD', KEYS[10], score, fields[2])
 move_count(KEYS[11], fields[1], 'submitted')
 redis.call('PERSIST', KEYS[12])
 redis.call('XADD', KEYS[12], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[5])

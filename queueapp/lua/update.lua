@@ -1,7 +1,7 @@
 -- Record a change on an unfinished task: state, task JSON, an event, and optionally
 -- release its claim or put it back on the queue.
 -- KEYS: 1 active hash, 2 active index, 3 context index, 4 contexts index, 5 counts,
---       6 events stream, 7 queue, 8 leases, 9 processing, 10 push configs
+--       6 events stream, 7 queue, 8 leases, 9 processing, 10 push configs, 11 index sequence
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 new state,
 --       5 task JSON, 6 now (ms), 7 event JSON ('' for none), 8 action ('' | 'release' |
 --       'requeue' | 'requeue_front'), 9 notify channel, 10 events max length,
@@ -21,9 +21,10 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'task', ARGV[5], 'updated_ms', now
 redis.call('HDEL', KEYS[1], 'status')  -- the claim's working status, now in the task JSON
 set_fields(KEYS[1], ARGV, 11)
 move_count(KEYS[5], fields[1], ARGV[4])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-redis.call('ZADD', KEYS[4], now, fields[2])
+local score = index_score(KEYS[11], now)
+redis.call('ZADD', KEYS[2], score, ARGV[1])
+redis.call('ZADD', KEYS[3], score, ARGV[1])
+redis.call('ZADD', KEYS[4], score, fields[2])
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'e', ARGV[7])
 end
