@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ EVENTS_MAXLEN = 1000
 STATS_TTL_S = 2 * 3600
 CONFLICT_RETRIES = 20
 REPLICA_ACK_TIMEOUT_MS = 1000
+CURSOR_SCORE = re.compile(r"-?[0-9]+(\.[0-9]{1,3})?")
 
 
 class StoreError(Exception):
@@ -77,9 +79,9 @@ class Page:
 
 
 def valid_cursor(cursor: str) -> bool:
-    """Is ``cursor`` of the form a page's ``next_cursor`` has (``score:id``, a whole-number score)?"""
+    """Is ``cursor`` of the form a page's ``next_cursor`` has (``score:id``, a score in ms with up to three decimals)?"""
     score, sep, member = cursor.partition(":")
-    return bool(sep and member) and score.lstrip("-").isdigit()
+    return bool(sep and member) and CURSOR_SCORE.fullmatch(score) is not None
 
 
 @dataclass

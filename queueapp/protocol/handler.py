@@ -28,7 +28,7 @@ from queueapp.protocol.errors import (
     from_store_error,
 )
 from queueapp.states import TERMINAL, TaskState
-from queueapp.store import QueueStore, StoreError
+from queueapp.store import QueueStore, StoreError, valid_cursor
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -239,7 +239,7 @@ class Handler:
         status = params.get("status")
         state = TaskState.parse(status) if status and status != "TASK_STATE_UNSPECIFIED" else None
         token = params.get("pageToken", "")
-        if token and not _valid_token(token):
+        if token and not valid_cursor(token):
             raise InvalidParamsError(f"pageToken {token!r} was not issued by this server; pass the nextPageToken of the previous page.")
         after_ms = _timestamp_ms(params["statusTimestampAfter"]) if params.get("statusTimestampAfter") else None
         context_id = params.get("contextId") or None
@@ -389,8 +389,3 @@ def _accepts(accepted: tuple[str, ...], media_type: str) -> bool:
 def _status_ms(record: TaskRecord) -> int:
     stamp = record.task.get("status", {}).get("timestamp")
     return _timestamp_ms(stamp) if stamp else record.updated_ms
-
-
-def _valid_token(token: str) -> bool:
-    score, sep, task_id = token.partition(":")
-    return bool(sep and task_id) and score.lstrip("-").isdigit()
