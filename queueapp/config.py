@@ -210,6 +210,20 @@ class Config:
             return "memory"
         return "redis" if self.queue_url else "embedded"
 
+    def local_url(self, wildcard_host: str = "127.0.0.1") -> str:
+        """The base URL of this machine's ``serve``: ``A2A_PUBLIC_URL``, else its host and port.
+
+        A wildcard listen address (``0.0.0.0``, ``::``) is reached as ``wildcard_host``.
+        """
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.server_host
+        if host in ("0.0.0.0", "::", ""):
+            host = wildcard_host
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server_port}"
+
     def replace(self, **changes: Any) -> Config:
         unknown = set(changes) - set(self._values)
         if unknown:

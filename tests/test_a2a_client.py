@@ -15,8 +15,8 @@ from tests.support import free_port
 SUBMITTED = re.compile(r"Task submitted successfully, task_id=([0-9a-f-]{36}), context_id=([0-9a-f-]{36})")
 
 
-def run_client(processes, redis_url: str, *args: str):
-    proc = processes.command(redis_url, "a2a_client", *args)
+def run_client(processes, redis_url: str, *args: str, **env: str):
+    proc = processes.command(redis_url, "a2a_client", *args, **env)
     code = proc.wait(120)
     return code, proc.output
 
@@ -49,6 +49,23 @@ def test_own_text_in_one_context(processes, redis_url, redis_server):
     assert code == 0, output
     assert output.count("text='hello there'") == 2
     assert len(redis_server.client().smembers(f"a2a:context:{context}")) == 2
+
+
+def test_url_defaults_from_the_server_settings_and_text_is_sent_once(processes, redis_url, redis_server):
+    server = processes.serve(redis_url)
+    # No --url: the client finds the server where A2A_SERVER_PORT puts it, as serve does.
+    code, output = run_client(processes, redis_url, "--text", "just once", A2A_SERVER_PORT=str(server.port))
+    assert code == 0, output
+    assert f"Waiting for the server, url=http://127.0.0.1:{server.port}" in output
+    assert output.count("text='just once'") == 1
+    assert "All 1 tasks completed" in output
+
+
+def test_url_defaults_to_the_public_url_when_set(processes, redis_url):
+    server = processes.serve(redis_url)
+    code, output = run_client(processes, redis_url, "--count", "1", A2A_PUBLIC_URL=f"{server.url}/", A2A_SERVER_PORT="1")
+    assert code == 0, output
+    assert f"Waiting for the server, url={server.url}\n" in output
 
 
 def test_a_failed_task_makes_the_exit_code_non_zero(processes, redis_url):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ import redis.asyncio as aioredis
 from queueapp.connection import embedded_socket, stop_embedded_server
 from queueapp.keys import Keys
 from queueapp.store import QueueStore
-from tests.faults.tools import eventually, manage, submit, user_message
+from tests.faults.tools import eventually, manage, states, submit, sync_client, user_message
 from tests.support import ROOT, base_env, free_port
 
 STORE_OPTIONS = {"decode_responses": True}
@@ -135,3 +137,19 @@ def test_cleanup_tasks_reports_nothing_on_an_empty_history(redis_url, tmp_path):
     result = manage("cleanup_tasks", "--dry-run", env=base_env(redis_url, str(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert "Would remove nothing" in result.stdout
+
+
+async def test_runworker_stops_at_once_on_a_second_signal(processes, redis_url, store):
+    worker = processes.worker(redis_url, A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE="25s")
+    running = (await submit(store, 1, "sleep 30"))[0]
+    client = sync_client(store)
+    await eventually(lambda: states(client, [running])[running] == "working", message="the task to run")
+    worker.signal(signal.SIGTERM)
+    await eventually(lambda: "Worker stopping: no new claims" in worker.output, message="the first signal to be seen")
+    started = time.monotonic()
+    worker.signal(signal.SIGINT)
+    assert worker.wait(20) == 0
+    assert time.monotonic() - started < 10  # not the 25 s grace
+    assert states(client, [running])[running] == "submitted"
+    assert client.lindex("a2a:queue", -1) == running  # at the front: the next one taken
+    assert "Worker stopping now: running tasks go back to the queue" in worker.output

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import time
+
 import httpx
 import pytest
 
+from tests.faults.tools import eventually, states, submit, sync_client
 from tests.support import wait_until
 
 
@@ -58,3 +63,33 @@ def test_machine_paths_keep_djangos_answers(processes, redis_url, server):
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
     rpc = httpx.get(f"{serve.url}/a2a", headers={"A2A-Version": "1.0"}).json()
     assert rpc["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_a_port_in_use_stops_serve_before_the_banner_and_any_worker(processes, redis_url, redis_server, server):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        redis_server.client().lpush("a2a:queue", "left-alone")  # a worker that started would take it
+        serve = processes.command(redis_url, "serve", "--server", server, A2A_SERVER_PORT=str(port))
+        code = serve.wait(60)
+    lines = serve.output.strip().splitlines()
+    assert code != 0
+    assert lines == [f"CommandError: cannot listen on 127.0.0.1:{port} (HTTP port {port}): address already in use"]
+    assert redis_server.client().lrange("a2a:queue", 0, -1) == ["left-alone"]
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+async def test_a_second_stop_signal_returns_running_tasks_to_the_front_at_once(processes, redis_url, store, server):
+    serve = processes.serve(redis_url, extra_args=["--server", server], A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE="25s")
+    running = (await submit(store, 1, "sleep 30"))[0]
+    client = sync_client(store)
+    await eventually(lambda: states(client, [running])[running] == "working", message="the task to run")
+    serve.signal(signal.SIGINT)
+    await eventually(lambda: "draining embedded workers" in serve.output, message="the first signal to be seen")
+    started = time.monotonic()
+    serve.signal(signal.SIGINT)
+    assert serve.wait(20) == 0
+    assert time.monotonic() - started < 10  # not the 25 s grace
+    assert states(client, [running])[running] == "submitted"
+    assert client.lindex("a2a:queue", -1) == running  # the front: taken next
+    assert f"Task requeued, task_id={running}, reason=worker shutdown" in serve.output

@@ -9,6 +9,7 @@ from typing import Any
 
 from queueapp.push import PushDelivery
 from queueapp.store import QueueStore
+from queueapp.worker.lifecycle import until_done_or
 from queueapp.worker.updater import EventHook
 
 log = logging.getLogger("queueapp.push")
@@ -32,13 +33,15 @@ def default_hooks(store: QueueStore, config: Any) -> list[EventHook]:
     return [push_delivery(store, config)]
 
 
-async def close_hooks(store: QueueStore, timeout: float) -> None:
-    """At shutdown: give pending push notifications ``timeout`` seconds, then close."""
+async def close_hooks(store: QueueStore, timeout: float, hurry: asyncio.Event | None = None) -> None:
+    """At shutdown: give pending push notifications ``timeout`` seconds (none once ``hurry`` is set), then close."""
     delivery = _deliveries.pop(store, None)
     if delivery is None:
         return
-    try:
-        await asyncio.wait_for(delivery.drain(), timeout)
-    except TimeoutError:
+    if hurry is None or not hurry.is_set():
+        draining = asyncio.ensure_future(delivery.drain())
+        await until_done_or([draining], hurry or asyncio.Event(), timeout)
+        draining.cancel()
+    if delivery.pending:
         log.warning("Shutdown left push notifications undelivered, pending=%s", delivery.pending)
     await delivery.aclose()

@@ -55,6 +55,7 @@ class Worker:
         self.run_maintenance = run_maintenance
         self.running: dict[str, RunningTask] = {}
         self.stopping = asyncio.Event()
+        self.hurry = asyncio.Event()  # a second stop request: no more grace for running tasks
         self._slot_free = asyncio.Event()
         self.started_ms = model.now_ms()
         self.processed = 0
@@ -79,16 +80,24 @@ class Worker:
                 await self.store.remove_worker(self.id)
             log.info("Worker stopped, worker_id=%s, processed=%s", self.id, self.processed)
 
-    def stop(self) -> None:
-        if not self.stopping.is_set():
+    def stop(self, *, now: bool = False) -> None:
+        """Stop claiming; running tasks get the shutdown grace, or none with ``now``."""
+        if now and not self.hurry.is_set():
+            log.info("Worker stopping now: running tasks go back to the queue, worker_id=%s, running=%s", self.id, len(self.running))
+            self.hurry.set()
+        elif not self.stopping.is_set():
             log.info("Worker stopping: no new claims, waiting up to %gs for running tasks, worker_id=%s", self.config.worker_shutdown_grace, self.id)
         self.stopping.set()
         self._slot_free.set()
 
+    def stop_again(self) -> None:
+        """A stop signal: the first lets running tasks finish within the grace, a second stops at once."""
+        self.stop(now=self.stopping.is_set())
+
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(sig, self.stop_again)
 
     async def _claim_loop(self) -> None:
         backoff = 0.1
@@ -162,7 +171,8 @@ class Worker:
         if not self.running:
             return
         pending = [r.asyncio_task for r in self.running.values() if r.asyncio_task]
-        _, still = await asyncio.wait(pending, timeout=self.config.worker_shutdown_grace)
+        await until_done_or(pending, self.hurry, self.config.worker_shutdown_grace)
+        still = {task for task in pending if not task.done()}
         # Collect them first: a cancelled task leaves self.running as it ends.
         returning = [r for r in self.running.values() if r.asyncio_task in still]
         for running in returning:
@@ -242,6 +252,18 @@ class Worker:
                     await retention.run_if_due(self.store, self.config)
             except Exception as exc:
                 log.warning("Maintenance failed, worker_id=%s, error=%s", self.id, exc)
+
+
+async def until_done_or(pending: list[asyncio.Future], hurry: asyncio.Event, timeout: float) -> None:
+    """Wait until every one of ``pending`` is done, ``hurry`` is set or ``timeout`` passes."""
+    if not pending:
+        return
+    waiters = [asyncio.ensure_future(asyncio.wait(pending)), asyncio.ensure_future(hurry.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:  # cancelling a waiter leaves the pending tasks running
+            waiter.cancel()
 
 
 async def reap(store: QueueStore, config: Any) -> int:

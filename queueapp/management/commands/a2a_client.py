@@ -7,6 +7,7 @@ import asyncio
 
 from django.core.management.base import BaseCommand, CommandError
 
+from queueapp import config as config_module
 from queueapp.client.demo import SAMPLE_TASKS, Options, report, run_demo
 from queueapp.client.progress import Display
 from queueapp.client.rpc import PROTOCOLS, ClientError
@@ -28,14 +29,22 @@ def http_url(text: str) -> str:
     return text
 
 
+def _default_url() -> str:
+    """Where this machine's ``serve`` listens, read from the same settings it reads."""
+    try:
+        return config_module.get().local_url()
+    except config_module.ConfigError as exc:
+        raise CommandError(f"{exc} (or pass --url)") from None
+
+
 class Command(BaseCommand):
     help = "Demo A2A client: waits for the server, submits sample tasks and follows each to its final state."
     requires_system_checks: list = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", type=http_url, default="http://127.0.0.1:8080", help="the server's base url (default http://127.0.0.1:8080)")
+        parser.add_argument("--url", type=http_url, help="the server's base url (default: A2A_PUBLIC_URL, else A2A_SERVER_HOST and A2A_SERVER_PORT, as serve uses them)")
         parser.add_argument("--token", help="a bearer token, when the server has auth on")
-        parser.add_argument("--count", type=positive_int, default=len(SAMPLE_TASKS), help=f"how many tasks to submit (default {len(SAMPLE_TASKS)})")
+        parser.add_argument("--count", type=positive_int, help=f"how many tasks to submit (default {len(SAMPLE_TASKS)} samples, or one --text)")
         parser.add_argument("--text", help="send this message instead of the samples")
         parser.add_argument("--context", help="put every task in this context (default: a new context per task)")
         parser.add_argument("--stream", action="store_true", help="stream each task's events instead of polling")
@@ -45,9 +54,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         opts = Options(
-            url=options["url"],
+            url=options["url"] or _default_url(),
             token=options["token"],
-            count=options["count"],
+            count=options["count"] or (1 if options["text"] else len(SAMPLE_TASKS)),
             text=options["text"],
             context=options["context"],
             stream=options["stream"],

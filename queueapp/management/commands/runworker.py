@@ -38,5 +38,5 @@ class Command(BaseCommand):
         try:
             await worker.run()
         finally:
-            await close_hooks(store, cfg.worker_shutdown_grace)
+            await close_hooks(store, cfg.worker_shutdown_grace, worker.hurry)
             await store.redis.aclose()

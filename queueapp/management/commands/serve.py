@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from queueapp import runtime
 from queueapp.agents import AgentLoadError, load_agent
+from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
@@ -37,12 +38,20 @@ class Command(BaseCommand):
             agent = load_agent(cfg.agent, cfg)
         except AgentLoadError as exc:
             raise CommandError(str(exc)) from None
-        call_command("migrate", interactive=False, verbosity=0)
-        self._bootstrap()
-        if cfg.server_asgi == "daphne":
-            self._run_daphne(cfg, agent)
-        else:
-            asyncio.run(self._run_uvicorn(cfg, agent))
+        # Ports first: one in use stops here, before the banner or any worker.
+        try:
+            listeners = bind_all(cfg)
+        except PortUnavailable as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            self._bootstrap()
+            if cfg.server_asgi == "daphne":
+                self._run_daphne(cfg, agent, listeners)
+            else:
+                asyncio.run(self._run_uvicorn(cfg, agent, listeners))
+        finally:
+            listeners.close()
 
     def _bootstrap(self) -> None:
         try:
@@ -70,25 +79,26 @@ class Command(BaseCommand):
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         if workers:
-            await close_hooks(workers[0].store, workers[0].config.worker_shutdown_grace)
+            await close_hooks(workers[0].store, workers[0].config.worker_shutdown_grace, workers[0].hurry)
         await runtime.close_all()
 
-    async def _run_uvicorn(self, cfg, agent) -> None:
+    async def _run_uvicorn(self, cfg, agent, listeners: Listeners) -> None:
         from a2a_site.asgi import application
 
         workers, tasks = await self._start(cfg, agent)
         server = _Server(
             uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto")
         )
+        server.workers = workers
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.request_exit)
         try:
-            await server.serve()
+            await server.serve(sockets=[listeners.http])
         finally:
             await self._stop(workers, tasks)
 
-    def _run_daphne(self, cfg, agent) -> None:
+    def _run_daphne(self, cfg, agent, listeners: Listeners) -> None:
         # Importing daphne's server installs Twisted's asyncio reactor on a loop of its own
         # (Django setup already did so, with "daphne" in INSTALLED_APPS): run on that loop.
         from daphne.server import Server
@@ -99,12 +109,46 @@ class Command(BaseCommand):
         loop = reactor._asyncioEventloop
         asyncio.set_event_loop(loop)
         workers, tasks = loop.run_until_complete(self._start(cfg, agent))
-        endpoint = f"tcp:port={cfg.server_port}:interface={cfg.server_host}"
-        server = Server(application, endpoints=[endpoint], signal_handlers=True, verbosity=1 if cfg.debug else 0)
+        server = Server(application, endpoints=[_daphne_endpoint(listeners.take("http"))], signal_handlers=False, verbosity=1 if cfg.debug else 0)
+        stopping = _Stopping(workers, reactor.stop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.request)
         try:
             server.run()
         finally:
             loop.run_until_complete(self._stop(workers, tasks))
+
+
+def _daphne_endpoint(sock) -> str:
+    """Daphne's endpoint for a socket already bound: Twisted adopts (and closes) the
+    descriptor; for IPv6, which that adoption cannot name, it binds the same address itself."""
+    import socket
+
+    if sock.family == socket.AF_INET:
+        return f"fd:fileno={sock.detach()}"
+    host, port = sock.getsockname()[:2]
+    sock.close()
+    return f"tcp6:port={port}:interface={host.replace(':', chr(92) + ':')}"
+
+
+class _Stopping:
+    """What a stop signal does: the first stops the HTTP side and lets the embedded workers
+    finish within the grace; a second puts their running tasks back on the queue at once."""
+
+    def __init__(self, workers: list[Worker], stop_http):
+        self.workers = workers
+        self.stop_http = stop_http
+        self.requested = False
+
+    def request(self) -> None:
+        if self.requested:
+            log.info("Second stop signal: stopping now, running tasks go back to the queue")
+            for worker in self.workers:
+                worker.stop(now=True)
+            return
+        self.requested = True
+        log.info("Shutting down: no new requests, draining embedded workers (a second Ctrl-C stops at once)")
+        self.stop_http()
 
 
 class _Server(uvicorn.Server):
@@ -112,12 +156,20 @@ class _Server(uvicorn.Server):
     the embedded workers, then exit 0 (uvicorn alone would re-raise the signal and kill the
     process before the workers could hand back their tasks)."""
 
+    workers: list[Worker] = []
+
     @contextlib.contextmanager
     def capture_signals(self):
         yield
 
     def request_exit(self) -> None:
-        log.info("Shutting down: no new requests, draining embedded workers")
+        if not hasattr(self, "_stopping"):
+            self._stopping = _Stopping(self.workers, self._exit)
+        if self._stopping.requested:
+            self.force_exit = True
+        self._stopping.request()
+
+    def _exit(self) -> None:
         self.should_exit = True
 
 
