@@ -53,9 +53,40 @@ def test_python_services_share_one_image_and_the_env_file(services):
         service = services[name]
         assert service["build"] == ".", name
         assert service["image"] == services["server"]["image"], name
-        assert service["env_file"] == ".env.example", name
+        # .env.example always, then the user's .env when it exists (later files win).
+        assert service["env_file"] == [{"path": ".env.example", "required": True}, {"path": ".env", "required": False}], name
     assert (ROOT / ".env.example").is_file()
     assert (ROOT / "Dockerfile").is_file()
+
+
+def test_the_redis_container_has_the_name_the_monitoring_commands_use(services):
+    """``docker exec -it redis-queue-example redis-cli ...``, as the README and docs/docker.md write it."""
+    assert services["redis"]["container_name"] == "redis-queue-example"
+    docs = (ROOT / "README.md").read_text() + (ROOT / "docs" / "docker.md").read_text()
+    assert "docker exec -it redis-queue-example redis-cli LLEN a2a:queue" in docs
+    assert "cp .env.example .env" in docs
+
+
+def test_compose_reads_dot_env_when_present_and_not_otherwise(tmp_path):
+    """The env_file rule, applied as Compose applies it: required files must exist, optional ones
+    are read when present, and a later file wins over an earlier one."""
+    from dotenv import dotenv_values
+
+    def merged(files: list[dict]) -> dict:
+        values: dict = {}
+        for entry in files:
+            path = tmp_path / entry["path"]
+            if not path.exists():
+                assert not entry["required"], entry
+                continue
+            values.update(dotenv_values(path))
+        return values
+
+    files = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"]["worker"]["env_file"]
+    (tmp_path / ".env.example").write_text((ROOT / ".env.example").read_text())
+    assert "A2A_AGENT" not in merged(files)  # no .env: nothing is required of the user
+    (tmp_path / ".env").write_text("A2A_AGENT=demo\n")
+    assert merged(files)["A2A_AGENT"] == "demo"
 
 
 def test_server_runs_no_worker_and_waits_for_a_healthy_redis(services):
