@@ -153,6 +153,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_CAPABILITIES_STATE_TRANSITION_HISTORY", parse_bool, "false", "true or false"),
         Setting("A2A_MAX_BODY_BYTES", int, "1048576", "a whole number of bytes from 1024 to 1073741824", _int(1024, 1 << 30)),
         Setting("A2A_MAX_PARTS", int, "100", "a whole number of parts per message from 1 to 10000", _int(1, 10000)),
+        Setting("A2A_MAX_ID_LENGTH", int, "256", "a whole number of characters from 36 to 65536", _int(36, 65536)),
         Setting("A2A_MAX_HISTORY_LENGTH", int, "100", "a whole number of messages from 1 to 10000", _int(1, 10000)),
         Setting("A2A_BLOCKING_TIMEOUT", parse_duration, "60s", "a duration such as 60s", _positive),
         Setting("A2A_CANCEL_WAIT", parse_duration, "5s", "a duration such as 5s", _positive),

@@ -14,6 +14,7 @@ from a2a.types import a2a_pb2 as pb
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
+from queueapp import config as config_module
 from queueapp.model import Json
 from queueapp.protocol.errors import InvalidParamsError
 from queueapp.states import TaskState
@@ -105,7 +106,27 @@ def parse_params(method: str, params: Any) -> Json:
         params = {}
     if method == "ListTasks":
         params = _status_filter(params)
-    return from_proto(to_proto(params, PARAM_TYPES[method](), f"params of {method}"))
+    return check_ids(from_proto(to_proto(params, PARAM_TYPES[method](), f"params of {method}")))
+
+
+def check_ids(params: Json) -> Json:
+    """Refuse a client-chosen id longer than A2A_MAX_ID_LENGTH: ids become Redis keys.
+
+    ``params`` are canonical 1.0 params of any method, whichever version they came in.
+    """
+    limit = config_module.get().max_id_length
+    message = params.get("message") if isinstance(params.get("message"), dict) else {}
+    push_config = (params.get("configuration") or {}).get("taskPushNotificationConfig") or {}
+    named = {
+        **{name: params.get(name) for name in ("id", "taskId", "contextId")},
+        **{f"message.{name}": message.get(name) for name in ("messageId", "taskId", "contextId")},
+        **{f"message.referenceTaskIds[{i}]": ref for i, ref in enumerate(message.get("referenceTaskIds") or [])},
+        **{f"configuration.taskPushNotificationConfig.{name}": push_config.get(name) for name in ("id", "taskId")},
+    }
+    for name, value in named.items():
+        if isinstance(value, str) and len(value) > limit:
+            raise InvalidParamsError(f"{name} is {len(value)} characters long; ids may be at most {limit} (A2A_MAX_ID_LENGTH).")
+    return params
 
 
 def _status_filter(params: Any) -> Any:

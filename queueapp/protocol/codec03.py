@@ -167,7 +167,7 @@ def parse_params(method: str, params: Any) -> Json:
     """1.0 params from the params of a 0.3 method (``method`` is the 0.3 name)."""
     if params is None:
         params = {}
-    return _PARAM_READERS[method](params, method)
+    return codec.check_ids(_PARAM_READERS[method](params, method))
 
 
 # ---- results: 1.0 JSON in, 0.3 models out -----------------------------------------------------
@@ -228,7 +228,7 @@ def _parse_body(body: bytes, message: Any, what: str) -> Any:
 
 def rest_send_params(body: bytes) -> Json:
     request = _parse_body(body, pb03.SendMessageRequest(), "message send request")
-    return send_params_from_model(proto_utils.FromProto.message_send_params(request))
+    return codec.check_ids(send_params_from_model(proto_utils.FromProto.message_send_params(request)))
 
 
 def rest_push_config_params(task_id: str, body: bytes) -> Json:
@@ -239,7 +239,7 @@ def rest_push_config_params(task_id: str, body: bytes) -> Json:
     except A2AError as exc:
         raise InvalidParamsError(f"Invalid push notification config: {exc.message}") from None
     parsed.task_id = task_id
-    return push_config_from_model(parsed)
+    return codec.check_ids(push_config_from_model(parsed))
 
 
 def rest_result(method: str, result: Any) -> Any:

@@ -58,3 +58,50 @@ def test_nested_shapes_are_checked_too(live):
     assert error["code"] == -32602 and "configuration.taskPushNotificationConfig" in error["message"]
     error = live.rpc("SendMessage", {"message": {**message(), "role": 7}}).json()["error"]
     assert error["code"] == -32602 and "role" in error["message"]
+
+
+# ---- id lengths (A2A_MAX_ID_LENGTH, 256 by default) -------------------------------------------
+
+LONG = "x" * 257
+
+
+def keys_holding(live, text: str) -> list[str]:
+    return [key for key in live.redis.client().scan_iter("*", count=1000) if text in key]
+
+
+@pytest.mark.parametrize("field", ["messageId", "contextId", "taskId"])
+def test_a_message_with_an_over_long_id_is_refused_and_nothing_is_stored(live, field):
+    long_id = new_id() + LONG
+    error = live.rpc("SendMessage", {"message": {**message(), field: long_id}}).json()["error"]
+    assert error["code"] == -32602 and f"message.{field} is {len(long_id)} characters" in error["message"] and "A2A_MAX_ID_LENGTH" in error["message"]
+    assert keys_holding(live, long_id[:36]) == []
+
+
+def test_an_id_at_the_limit_is_accepted(live):
+    context_id = new_id() + "c" * (256 - 36)
+    result = live.rpc("SendMessage", {"message": {**message(), "contextId": context_id, "messageId": "m" * 256}}).json()["result"]
+    assert result["task"]["contextId"] == context_id
+
+
+def test_over_long_ids_are_refused_in_every_binding_and_version(live):
+    long_id = new_id() + LONG
+    v03 = {"kind": "message", "messageId": long_id, "role": "user", "parts": [{"kind": "text", "text": "hi"}]}
+    rpc03 = httpx.post(f"{live.url}/a2a", json={"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": v03}}, timeout=30)
+    assert rpc03.json()["error"]["code"] == -32602
+    rest10 = httpx.post(f"{live.url}/message:send", json={"message": {**message(), "contextId": long_id}}, headers={"A2A-Version": "1.0"}, timeout=30)
+    assert rest10.status_code == 400 and "A2A_MAX_ID_LENGTH" in rest10.text
+    rest03 = httpx.post(f"{live.url}/v1/message:send", json={"message": {"messageId": long_id, "role": "ROLE_USER", "content": [{"text": "hi"}]}}, timeout=30)
+    assert rest03.status_code == 400 and "A2A_MAX_ID_LENGTH" in rest03.text
+    assert httpx.get(f"{live.url}/tasks/{long_id}", headers={"A2A-Version": "1.0"}, timeout=30).status_code == 400
+    assert keys_holding(live, long_id[:36]) == []
+
+
+def test_an_over_long_push_config_id_is_refused(live):
+    task = live.rpc("SendMessage", {"message": message(), "configuration": {"returnImmediately": True}}).json()["result"]["task"]
+    params = {"taskId": task["id"], "id": LONG, "url": "http://127.0.0.1:9/hook"}
+    error = live.rpc("CreateTaskPushNotificationConfig", params).json()["error"]
+    assert error["code"] == -32602 and "A2A_MAX_ID_LENGTH" in error["message"]
+    configuration = {"taskPushNotificationConfig": {"id": LONG, "url": "http://127.0.0.1:9/hook"}}
+    error = live.rpc("SendMessage", {"message": message(), "configuration": configuration}).json()["error"]
+    assert error["code"] == -32602 and "configuration.taskPushNotificationConfig.id" in error["message"]
+    assert live.rpc("ListTaskPushNotificationConfigs", {"taskId": task["id"]}).json()["result"]["configs"] == []
