@@ -16,13 +16,15 @@ $(APP_STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-$(TEST_STAMP): requirements.txt requirements-test.txt | $(BIN)/python
+# The tests run every benchmark peer once, so the peers install here; arq without its
+# dependencies, since it pins redis<6 and the application needs redis 6.
+$(TEST_STAMP): requirements.txt requirements-test.txt bench/requirements-nodeps.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-test.txt
+	$(BIN)/pip install -q --no-deps -r bench/requirements-nodeps.txt
 	touch $(APP_STAMP) $@
 
-$(BENCH_STAMP): requirements.txt requirements-test.txt requirements-bench.txt bench/requirements-nodeps.txt | $(BIN)/python
+$(BENCH_STAMP): requirements-bench.txt $(TEST_STAMP)
 	$(BIN)/pip install -q -r requirements-bench.txt
-	$(BIN)/pip install -q --no-deps -r bench/requirements-nodeps.txt
 	touch $@
 
 ## run: install, migrate and start serve (server, embedded worker, dashboard)

@@ -6,13 +6,13 @@ daphne; the reference is the SDK's Starlette app (in-memory task store, an execu
 completes at once) under uvicorn. Non-blocking sends (``returnImmediately``) are fired at
 concurrency 1, 16 and 64; blocking sends measure the round trip through queue and worker.
 Each of our levels starts once the embedded worker has finished the tasks of the level
-before, so that no level pays for another's backlog.
+before, so that no level pays for another's backlog, and is measured on Redis (CPU and
+commands per task, ``bench/redis_cost.py``) from its start until its last task finished.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import subprocess
 import tempfile
 import time
@@ -22,12 +22,17 @@ from pathlib import Path
 
 import httpx
 import orjson
-import redis
 
 from bench.common import RedisServer, Table, base_env, child, fmt, free_port, median, percentile, ratio, stop_all
 from bench.loadgen import LoadResult, request_bytes, run_load
+from bench.redis_cost import Cost, RedisMeter
 from queueapp.keys import Keys
 
+OURS_DOES = (
+    "accepts each request and queues its task in Redis while the one embedded worker, in the same process,"
+    " claims and runs the queued tasks; a non-blocking send is answered once queued, a blocking one once finished"
+)
+SDK_DOES = "accepts each request and runs its task in-process (an executor that completes at once), tasks kept in memory, no Redis"
 LEVELS = (1, 16, 64)
 BLOCKING_LEVELS = (1, 16)
 SETTLE_TIMEOUT_S = 300
@@ -42,6 +47,7 @@ class Server:
     process: subprocess.Popen | None = None
     failure: str = ""
     redis_url: str = ""  # where its tasks are queued; empty for the SDK's in-memory server
+    does: str = ""  # what it does with a request inside the timed window, for the table
 
     def start(self, log_dir: Path) -> bool:
         log = log_dir / f"{self.name.replace(' ', '-')}.log"
@@ -64,19 +70,26 @@ class Server:
         if self.process:
             stop_all([self.process])
 
-    def settle(self) -> None:
+    def settle(self, meter: RedisMeter | None) -> None:
         """Wait until no task is waiting or running: a blocking send would otherwise queue behind the last level's."""
-        if not self.redis_url:
+        if meter is None:
             return
-        keys, client = Keys(), redis.Redis.from_url(self.redis_url)
+        keys = Keys()
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        try:
-            while client.llen(keys.queue) or client.zcard(keys.index_active):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name}: tasks still unfinished after {SETTLE_TIMEOUT_S} s")
-                time.sleep(0.2)
-        finally:
-            client.close()
+        while any(meter.poll(("LLEN", keys.queue), ("ZCARD", keys.index_active))):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: tasks still unfinished after {SETTLE_TIMEOUT_S} s")
+            time.sleep(0.2)
+
+    def measure(self, meter: RedisMeter | None, concurrency: int, seconds: float, *, blocking: bool) -> tuple[LoadResult, Cost | None]:
+        """One level: the load, then (on a side with Redis) its cost per task once its last task finished."""
+        self.settle(meter)
+        before = meter.read() if meter else None
+        result = asyncio.run(run_load("127.0.0.1", self.port, lambda: send_message(self.port, blocking=blocking), concurrency=concurrency, seconds=seconds))
+        if meter is None or before is None:  # the SDK's server keeps its tasks in memory
+            return result, None
+        self.settle(meter)
+        return result, meter.cost(before, meter.read())
 
 
 def send_message(port: int, *, blocking: bool) -> bytes:
@@ -88,17 +101,12 @@ def send_message(port: int, *, blocking: bool) -> bytes:
     return request_bytes("127.0.0.1", port, "/a2a", body, {"A2A-Version": "1.0"})
 
 
-def sdk_available() -> bool:
-    """The SDK's server needs its ``http-server`` extra (Starlette), from requirements-bench.txt."""
-    return all(importlib.util.find_spec(name) is not None for name in ("starlette", "sse_starlette"))
-
-
 def servers(redis_url: str, which: list[str]) -> list[Server]:
     env = base_env(redis_url, tempfile.mkdtemp(prefix="a2a-bench-"), A2A_AGENT="noop", A2A_EMBEDDED_WORKERS="1")
     known = {
-        "sdk": Server("a2a-sdk (uvicorn)", ["-m", "bench.sdk_server"]),
-        "uvicorn": Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env, redis_url=redis_url),
-        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], env, redis_url=redis_url),
+        "sdk": Server("a2a-sdk (uvicorn)", ["-m", "bench.sdk_server"], does=SDK_DOES),
+        "uvicorn": Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env, redis_url=redis_url, does=OURS_DOES),
+        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], env, redis_url=redis_url, does=OURS_DOES),
     }
     return [known[name] for name in which]
 
@@ -106,9 +114,18 @@ def servers(redis_url: str, which: list[str]) -> list[Server]:
 @dataclass
 class Samples:
     runs: dict[tuple[str, str, int], list[LoadResult]] = field(default_factory=dict)
+    costs: dict[tuple[str, str, int], list[Cost]] = field(default_factory=dict)
 
-    def add(self, key: tuple[str, str, int], result: LoadResult) -> None:
+    def add(self, key: tuple[str, str, int], result: LoadResult, cost: Cost | None = None) -> None:
         self.runs.setdefault(key, []).append(result)
+        if cost is not None:
+            self.costs.setdefault(key, []).append(cost)
+
+    def redis_cpu_us(self, key: tuple[str, str, int]) -> float:
+        return median([c.cpu_us for c in self.costs.get(key, [])])
+
+    def redis_commands(self, key: tuple[str, str, int]) -> float:
+        return median([c.commands for c in self.costs.get(key, [])])
 
     def rps(self, key: tuple[str, str, int]) -> float:
         return median([r.rps for r in self.runs.get(key, [])])
@@ -123,9 +140,8 @@ class Samples:
 def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | None = None, levels: tuple[int, ...] = LEVELS) -> tuple[Table, Samples]:
     log_dir = Path(tempfile.mkdtemp(prefix="a2a-bench-logs-"))
     which = which or ["sdk", "uvicorn", "daphne"]
-    skipped = "sdk" in which and not sdk_available()
-    started = servers(server.url, [name for name in which if not (name == "sdk" and skipped)])
-    samples, failed = Samples(), []
+    started = servers(server.url, which)
+    samples, failed, meter = Samples(), [], RedisMeter(server.url)
     try:
         for srv in started:
             if not srv.start(log_dir):
@@ -135,24 +151,19 @@ def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | 
             for srv in live:  # servers take turns, so that noise spreads over all of them
                 for mode, mode_levels in (("non-blocking", levels), ("blocking", tuple(c for c in BLOCKING_LEVELS if c in levels))):
                     for concurrency in mode_levels:
-                        srv.settle()
-                        result = asyncio.run(
-                            run_load("127.0.0.1", srv.port, lambda s=srv, b=(mode == "blocking"): send_message(s.port, blocking=b), concurrency=concurrency, seconds=seconds)
-                        )
-                        samples.add((srv.name, mode, concurrency), result)
+                        result, cost = srv.measure(meter if srv.redis_url else None, concurrency, seconds, blocking=mode == "blocking")
+                        samples.add((srv.name, mode, concurrency), result, cost)
     finally:
+        meter.close()
         for srv in started:
             srv.stop()
-    out = table(samples, started, failed, seconds=seconds, rounds=rounds, levels=levels)
-    if skipped:
-        out.notes.append("a2a-sdk's server not run: it needs a2a-sdk[http-server] (pip install -r requirements-bench.txt)")
-    return out, samples
+    return table(samples, started, failed, seconds=seconds, rounds=rounds, levels=levels), samples
 
 
 def table(samples: Samples, started: list[Server], failed: list[Server], *, seconds: float, rounds: int, levels: tuple[int, ...]) -> Table:
     out = Table(
         f"2. Endpoint ingress: JSON-RPC SendMessage, {seconds:g} s per level, median of {rounds} rounds",
-        ["server", "mode", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "vs a2a-sdk (requests/s)"],
+        ["server", "mode", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "vs a2a-sdk (requests/s)", "Redis CPU us/task", "Redis commands/task"],
     )
     reference = "a2a-sdk (uvicorn)"
     for mode, mode_levels in (("non-blocking", levels), ("blocking", tuple(c for c in BLOCKING_LEVELS if c in levels))):
@@ -162,10 +173,15 @@ def table(samples: Samples, started: list[Server], failed: list[Server], *, seco
                 if key not in samples.runs:
                     continue
                 versus = "-" if srv.name == reference else ratio(samples.rps(key), samples.rps((reference, mode, concurrency)))
-                out.add(srv.name, mode, concurrency, fmt(samples.rps(key)), fmt(samples.latency(key, 50), 1), fmt(samples.latency(key, 99), 1), samples.errors(key), versus)
+                cpu, commands = (fmt(samples.redis_cpu_us(key)), fmt(samples.redis_commands(key), 1)) if srv.redis_url else ("no Redis", "no Redis")
+                out.add(srv.name, mode, concurrency, fmt(samples.rps(key)), fmt(samples.latency(key, 50), 1), fmt(samples.latency(key, 99), 1), samples.errors(key), versus, cpu, commands)
     for srv in failed:
-        out.notes.append(f"{srv.name} did not start: {srv.failure}")
+        out.add(srv.name, "error", "-", "-", "-", "-", "-", "-", "-", f"did not start: {srv.failure}")
     out.notes.append("goal: non-blocking requests/s at least 1.0x the a2a-sdk's server at each concurrency")
-    out.notes.append("ours persists every task to Redis and runs it on one embedded worker in the same process; the SDK keeps tasks in memory")
+    out.notes.extend(f"in the timed window, {srv.name} {srv.does}" for srv in started)
     out.notes.append("each of our levels starts once the worker has finished the previous level's tasks")
+    out.notes.append(
+        "Redis CPU and commands per task: INFO cpu and INFO commandstats of the side's Redis from the level's start until its last task finished"
+        " (create, claim, finish, events, and the idle server's housekeeping), divided by the tasks finished; script calls and the commands inside them both count"
+    )
     return out

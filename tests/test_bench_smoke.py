@@ -1,10 +1,10 @@
 """Each benchmark, run once at a tiny size, so that ``bench/`` cannot rot.
 
 These are real runs (real Redis, real worker and server processes, real HTTP and
-WebSocket), checked for what the tables report, never for speed. The peers (RQ, arq,
-dramatiq, Celery) and the a2a-sdk's Starlette server come from requirements-bench.txt
-and are run when they are installed; where they are not (``make test`` installs only
-requirements-test.txt), the benchmarks run our side alone, and their tables say so.
+WebSocket), checked for what the tables report, never for speed. Every side runs: the
+peers (RQ, arq, dramatiq, Celery) and the a2a-sdk's Starlette server are installed by
+``make test`` (requirements-test.txt, bench/requirements-nodeps.txt), and a side that
+cannot run fails its test, as it is an error row in the benchmark's table.
 """
 
 from __future__ import annotations
@@ -37,18 +37,34 @@ def test_worker_benchmark_runs_our_side_and_every_installed_peer(redis_server):
     assert sides[-1].done(redis_server.client()) >= 100
 
 
-def test_ingress_benchmark_sends_messages_to_ours_and_the_sdk_server(redis_server):
-    names = ["ours (uvicorn)", *(["a2a-sdk (uvicorn)"] if ingress.sdk_available() else [])]
+def test_ingress_benchmark_sends_messages_to_ours_and_the_sdk_server_and_weighs_our_redis(redis_server):
     table, samples = ingress.run(redis_server, seconds=0.3, rounds=1, which=["sdk", "uvicorn"], levels=(1,))
 
-    for name in names:
+    for name in ("ours (uvicorn)", "a2a-sdk (uvicorn)"):
         for mode in ("non-blocking", "blocking"):
             key = (name, mode, 1)
             assert samples.rps(key) > 0, key
             assert samples.errors(key) == 0, key
-    assert not [n for n in table.notes if "did not start" in n]
-    assert len(table.rows) == 2 * len(names)
-    assert ingress.sdk_available() or any("a2a-sdk's server not run" in n for n in table.notes)
+    assert len(table.rows) == 4 and "error" not in [row[1] for row in table.rows]
+    for mode in ("non-blocking", "blocking"):
+        # Every task costs Redis a create, a claim and a finish: several commands and some CPU.
+        assert samples.redis_commands(("ours (uvicorn)", mode, 1)) > 3
+        assert samples.redis_cpu_us(("ours (uvicorn)", mode, 1)) > 0
+    sdk_rows = [row for row in table.rows if row[0] == "a2a-sdk (uvicorn)"]
+    assert all(row[-2:] == ["no Redis", "no Redis"] for row in sdk_rows)
+    said = " ".join(table.notes)
+    assert "ours (uvicorn) accepts each request and queues its task" in said
+    assert "a2a-sdk (uvicorn) accepts each request and runs its task in-process" in said
+
+
+def test_an_ingress_server_that_cannot_start_is_an_error_row_not_a_missing_one(redis_server, monkeypatch):
+    broken = ingress.Server("ours (broken)", ["-c", "raise SystemExit('no such server')"])
+    monkeypatch.setattr(ingress, "servers", lambda url, which: [broken])
+
+    table, samples = ingress.run(redis_server, seconds=0.3, rounds=1, which=["uvicorn"], levels=(1,))
+
+    assert table.rows == [["ours (broken)", "error", "-", "-", "-", "-", "-", "-", "-", "did not start: no such server"]]
+    assert not samples.runs
 
 
 def test_dashboard_benchmark_sees_every_change_in_a_frame(redis_server):
