@@ -27,9 +27,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes and one round")
     parser.add_argument("--rounds", type=int, help="rounds per measurement; the median is reported (default 3, quick 1)")
     parser.add_argument("--tasks", type=int, help="worker: tasks per round (default 10000, quick 1000)")
+    parser.add_argument("--cold-tasks", type=int, help="worker: tasks queued before the cold start (default 2000, quick 500)")
     parser.add_argument("--processes", type=int, default=2, help="worker: worker processes on each side (default 2)")
     parser.add_argument("--concurrency", type=int, default=10, help="worker: tasks at once per process where the queue allows it (default 10)")
-    parser.add_argument("--peers", default="rq,arq,dramatiq,celery", help="worker: peers to run, comma-separated (default all installed)")
+    parser.add_argument("--peers", default="rq,arq,dramatiq,celery,celery-threads", help="worker: peers to run, comma-separated (default all)")
     parser.add_argument("--seconds", type=float, help="ingress and dashboard: seconds per level (default 5, quick 1)")
     parser.add_argument("--servers", default="sdk,uvicorn,daphne", help="ingress: servers to compare (default sdk,uvicorn,daphne)")
     parser.add_argument("--rates", default="10,100,1000", help="dashboard: changes per second (default 10,100,1000)")
@@ -41,10 +42,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}: expected any of {', '.join(BENCHMARKS)}")
-    for name in ("rounds", "tasks", "processes", "concurrency", "clients"):
+    for name in ("rounds", "tasks", "cold_tasks", "processes", "concurrency", "clients"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            parser.error(f"--{name} must be 1 or more, not {value}")
+            parser.error(f"--{name.replace('_', '-')} must be 1 or more, not {value}")
+    from bench.peers import all_sides
+
+    peers = {side.name for side in all_sides()} - {"ours"}
+    strange = [name for name in filter(None, args.peers.split(",")) if name not in peers]
+    if strange:
+        parser.error(f"unknown peer {', '.join(strange)}: expected any of {', '.join(sorted(peers))}")
     if args.fps is not None and not 0.2 <= args.fps <= 60:
         parser.error(f"--fps must be from 0.2 to 60 (what A2A_DASHBOARD_MAX_FPS accepts), not {args.fps:g}")
     if args.seconds is not None and args.seconds <= 0:
@@ -60,7 +67,7 @@ def machine(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> list[Table]:
-    from bench import dashboard, ingress, storage, throughput
+    from bench import coldstart, dashboard, ingress, storage, throughput
     from bench.peers import all_sides
 
     quick = args.quick
@@ -73,12 +80,10 @@ def run(args: argparse.Namespace) -> list[Table]:
         if "worker" in chosen:
             wanted = {"ours", *filter(None, args.peers.split(","))}
             sides = [s for s in all_sides() if s.name in wanted]
-            missing = [s.name for s in sides if not s.available()]
-            sides = [s for s in sides if s.available()]
             table, _ = throughput.run(server, sides, tasks=args.tasks or (1000 if quick else 10000), rounds=rounds, processes=args.processes, concurrency=args.concurrency)
-            if missing:
-                table.notes.append(f"not installed, so not run: {', '.join(missing)} (pip install -r requirements-bench.txt)")
             tables.append(_show(table))
+            cold, _ = coldstart.run(server, sides, tasks=args.cold_tasks or (500 if quick else 2000), rounds=rounds, processes=args.processes, concurrency=args.concurrency)
+            tables.append(_show(cold))
         if "ingress" in chosen:
             tables.append(_show(ingress.run(server, seconds=seconds, rounds=rounds, which=args.servers.split(","))[0]))
         if "dashboard" in chosen:
@@ -103,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.markdown:
         args.markdown.write_text("\n".join(t.render() for t in tables))
-    return 0
+    errors = [error for t in tables for error in t.errors]
+    for error in errors:
+        print(f"python -m bench: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

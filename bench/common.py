@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.support import ROOT, RedisServer, base_env, free_port
 
-__all__ = ["ROOT", "RedisServer", "Table", "base_env", "child", "free_port", "median", "percentile", "private_redis", "ratio", "stop_all"]
+__all__ = ["ROOT", "RedisServer", "Table", "base_env", "child", "failure", "free_port", "median", "percentile", "private_redis", "ratio", "stop_all"]
 
 
 def median(values: Sequence[float]) -> float:
@@ -44,6 +44,12 @@ def fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def failure(exc: BaseException) -> str:
+    """An exception in one line, for a table cell."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 @dataclass
 class Table:
     """A plain-text (and Markdown) table: the form every benchmark reports in."""
@@ -52,6 +58,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # sides that could not run: their rows say so, and the run fails
 
     def add(self, *cells: Any) -> None:
         self.rows.append([str(c) for c in cells])

@@ -177,6 +177,7 @@ def table(samples: Samples, started: list[Server], failed: list[Server], *, seco
                 out.add(srv.name, mode, concurrency, fmt(samples.rps(key)), fmt(samples.latency(key, 50), 1), fmt(samples.latency(key, 99), 1), samples.errors(key), versus, cpu, commands)
     for srv in failed:
         out.add(srv.name, "error", "-", "-", "-", "-", "-", "-", "-", f"did not start: {srv.failure}")
+        out.errors.append(f"ingress benchmark, {srv.name} did not start: {srv.failure}")
     out.notes.append("goal: non-blocking requests/s at least 1.0x the a2a-sdk's server at each concurrency")
     out.notes.extend(f"in the timed window, {srv.name} {srv.does}" for srv in started)
     out.notes.append("each of our levels starts once the worker has finished the previous level's tasks")

@@ -3,19 +3,22 @@
 Per round and side: flush Redis, enqueue N jobs one after another from one client
 (the enqueue rate), then start the worker processes and watch the side's own count
 of finished jobs. The processing rate is taken between 10% and 90% done, so that
-process start-up and the last stragglers do not count: it is the steady rate.
+process start-up and the last stragglers do not count: it is the steady rate. A side
+that fails (not installed, workers that die, time out) is an error row in the table.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from bench.common import RedisServer, Table, fmt, median, ratio, stop_all
+from bench.common import RedisServer, Table, failure, fmt, median, ratio, stop_all
 from bench.peers import Side
 
 POLL_S = 0.005
@@ -28,6 +31,7 @@ class SideResult:
     process_rates: list[float] = field(default_factory=list)
     worker_cpu_us: list[float] = field(default_factory=list)  # per job, workers' processes
     redis_cpu_us: list[float] = field(default_factory=list)  # per job, redis-server
+    error: str = ""  # why the side could not run; its row says so
 
     @property
     def enqueue(self) -> float:
@@ -118,12 +122,23 @@ def run_round(side: Side, server: RedisServer, tasks: int, processes: int, concu
         result.redis_cpu_us.append(cpu[1])
 
 
+def take_turns(sides: list[Side], rounds: int, results: dict, run_round: Callable[[Side, Any], None]) -> None:
+    """Each round runs every side in turn, so that noise spreads over all of them; a side that fails stops there."""
+    for _ in range(rounds):
+        for side in sides:
+            result = results[side.name]
+            if result.error:
+                continue
+            try:
+                run_round(side, result)
+            except Exception as exc:  # a side that fails is an error row, never a missing one
+                result.error = failure(exc)
+
+
 def run(server: RedisServer, sides: list[Side], *, tasks: int, rounds: int, processes: int, concurrency: int) -> tuple[Table, dict[str, SideResult]]:
     log_dir = Path(tempfile.mkdtemp(prefix="a2a-bench-logs-"))
     results = {side.name: SideResult(side.name) for side in sides}
-    for _ in range(rounds):
-        for side in sides:  # sides take turns, so that noise spreads over all of them
-            run_round(side, server, tasks, processes, concurrency, log_dir, results[side.name])
+    take_turns(sides, rounds, results, lambda side, result: run_round(side, server, tasks, processes, concurrency, log_dir, result))
     return table(results, sides, tasks=tasks, rounds=rounds, processes=processes, concurrency=concurrency), results
 
 
@@ -131,20 +146,26 @@ def table(results: dict[str, SideResult], sides: list[Side], *, tasks: int, roun
     ours = results["ours"]
     out = Table(
         f"1. Worker throughput: {tasks:,} no-op tasks, {processes} worker processes a side, median of {rounds} rounds",
-        ["queue", "enqueued/s", "processed/s", "ours vs it: enqueue", "ours vs it: processing", "worker CPU us/task", "Redis CPU us/task"],
+        ["queue", "jobs at once", "enqueued/s", "processed/s", "ours vs it: enqueue", "ours vs it: processing", "worker CPU us/task", "Redis CPU us/task"],
     )
     for side in sides:
         res = results[side.name]
+        if res.error:
+            out.add(side.name, side.at_once(processes, concurrency), f"error: {res.error}", "-", "-", "-", "-", "-")
+            out.errors.append(f"worker benchmark, {side.name}: {res.error}")
+            continue
         out.add(
-            side.name, fmt(res.enqueue), fmt(res.process), ratio(ours.enqueue, res.enqueue), ratio(ours.process, res.process),
+            side.name, side.at_once(processes, concurrency), fmt(res.enqueue), fmt(res.process), ratio(ours.enqueue, res.enqueue), ratio(ours.process, res.process),
             fmt(median(res.worker_cpu_us)), fmt(median(res.redis_cpu_us)),
         )
-    peers = [results[s.name] for s in sides if s.name != "ours"]
+    peers = [results[s.name] for s in sides if s.name != "ours" and not results[s.name].error]
     if peers:
         fastest = max(peers, key=lambda r: r.process if r.process == r.process else 0)
         out.notes.append(f"goal: processing >= 1.0x the fastest peer ({fastest.name}): {ratio(ours.process, fastest.process)}")
-    if "celery" in results:
-        out.notes.append(f"goal: processing >= 3x Celery: {ratio(ours.process, results['celery'].process)}")
+    for name in ("celery", "celery-threads"):
+        if name in results:
+            out.notes.append(f"goal: processing >= 3x Celery ({name}): {ratio(ours.process, results[name].process)}")
+    out.notes.append("jobs at once: what the side's worker processes run at the same time; RQ and Celery's prefork pool run one job per process")
     out.notes.append("enqueue: one client, one job after another; processing: steady rate between 10% and 90% of the jobs done")
     out.notes.append("CPU per task: user + system time of the worker processes (and their children) and of redis-server over the same window; steadier than rates on a busy machine")
     out.notes.extend(side.setup for side in sides)

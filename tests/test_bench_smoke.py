@@ -12,29 +12,75 @@ from __future__ import annotations
 import pytest
 
 from bench import __main__ as cli
-from bench import dashboard, ingress, storage, throughput
+from bench import coldstart, dashboard, ingress, storage, throughput
 from bench.common import percentile, ratio
-from bench.peers import all_sides
+from bench.peers import Side, all_sides
 from queueapp.config import SETTINGS
 
 
 # The peers' enqueue calls run in this process, and some of them still use redis-py
 # arguments that redis-py 6 deprecates; that is theirs to fix, not a fault of ours.
 @pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage:DeprecationWarning")
-def test_worker_benchmark_runs_our_side_and_every_installed_peer(redis_server):
-    sides = [side for side in all_sides() if side.available()]
+def test_worker_benchmark_runs_our_side_and_every_peer(redis_server):
+    sides = all_sides()
     table, results = throughput.run(redis_server, sides, tasks=100, rounds=1, processes=1, concurrency=4)
 
-    assert sides[0].name == "ours"
+    assert [side.name for side in sides] == ["ours", "rq", "arq", "dramatiq", "celery", "celery-threads"]
     for side in sides:
+        assert not results[side.name].error, (side.name, results[side.name].error)
         assert results[side.name].enqueue > 0, side.name
         assert results[side.name].process > 0, side.name
         assert len(results[side.name].worker_cpu_us) == 1, side.name  # the CPU window was taken
-    rendered = table.render()
+    assert not table.errors
     assert [row[0] for row in table.rows] == [side.name for side in sides]
-    assert "ours" in rendered and "processed/s" in rendered
+    # Jobs at once, side by side: Celery's prefork row is not equal concurrency, its threads row is.
+    assert {row[0]: row[1] for row in table.rows} == {"ours": "4", "rq": "1", "arq": "4", "dramatiq": "4", "celery": "1", "celery-threads": "4"}
     # The side that ran last left every one of its jobs finished in Redis.
     assert sides[-1].done(redis_server.client()) >= 100
+
+
+@pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage:DeprecationWarning")
+def test_cold_start_benchmark_times_fresh_workers_of_every_side_on_a_backlog(redis_server):
+    sides = all_sides()
+    table, results = coldstart.run(redis_server, sides, tasks=50, rounds=1, processes=1, concurrency=4)
+
+    assert not table.errors
+    for side in sides:
+        res = results[side.name]
+        assert not res.error and res.tasks == 50, (side.name, res.error)
+        assert 0 < res.first_done_ms[0] <= res.drain_s[0] * 1000, side.name
+    ours = results["ours"]
+    assert 0 < ours.first_claimed_ms[0] <= ours.first_done_ms[0]  # claimed before it can be done
+    assert all(not results[side.name].first_claimed_ms for side in sides[1:])  # the peers do not say
+    assert [row[0] for row in table.rows] == [side.name for side in sides]
+    assert any(note.startswith("goal: process start to first task claimed <= 200 ms") for note in table.notes)
+
+
+class FailingSide(Side):
+    name = "broken"
+
+    def enqueue(self, url: str, count: int) -> float:
+        raise ModuleNotFoundError("No module named 'broken'")
+
+    def start_workers(self, url, processes, concurrency, log_dir):
+        raise AssertionError("never reached")
+
+    def done(self, client) -> int:
+        return 0
+
+
+def test_a_side_that_cannot_run_is_an_error_row_and_fails_the_run(redis_server, monkeypatch, capsys):
+    sides = [all_sides()[0], FailingSide()]
+    table, results = throughput.run(redis_server, sides, tasks=20, rounds=2, processes=1, concurrency=2)
+
+    assert results["broken"].error == "ModuleNotFoundError: No module named 'broken'"
+    assert table.rows[1][:3] == ["broken", "2", "error: ModuleNotFoundError: No module named 'broken'"]
+    assert table.errors == ["worker benchmark, broken: ModuleNotFoundError: No module named 'broken'"]
+    assert results["ours"].process > 0 and len(results["ours"].process_rates) == 2  # the others still ran
+
+    monkeypatch.setattr(cli, "run", lambda args: [table])
+    assert cli.main(["worker"]) == 1
+    assert "worker benchmark, broken: ModuleNotFoundError" in capsys.readouterr().err
 
 
 def test_ingress_benchmark_sends_messages_to_ours_and_the_sdk_server_and_weighs_our_redis(redis_server):
@@ -113,6 +159,12 @@ def test_command_line_refuses_unknown_benchmarks_and_bad_numbers(capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(["--rounds", "0"])
     assert "--rounds must be 1 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args(["worker", "--peers", "dramatiq,celery-prefork"])
+    assert "unknown peer celery-prefork" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args(["worker", "--cold-tasks", "0"])
+    assert "--cold-tasks must be 1 or more" in capsys.readouterr().err
 
 
 def test_command_line_reports_bad_sizes_without_a_traceback(capsys):

@@ -23,7 +23,6 @@ async def noop(ctx: dict) -> None:
 
 class ArqSide(Side):
     name = "arq"
-    requires = "arq"
     setup = f"arq: `Worker(max_jobs=concurrency, poll_delay={POLL_DELAY_S})`, results kept (its default)"
 
     def enqueue(self, url: str, count: int) -> float:

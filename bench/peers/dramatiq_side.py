@@ -31,7 +31,6 @@ def _actor():
 
 class DramatiqSide(Side):
     name = "dramatiq"
-    requires = "dramatiq"
     setup = "dramatiq: Redis broker, `--processes P --threads C`, default middleware"
 
     def enqueue(self, url: str, count: int) -> float:

@@ -54,3 +54,7 @@ class OurSide(Side):
 
     def done(self, client: redis.Redis) -> int:
         return int(client.hget(KEYS.counts, "total_completed") or 0)
+
+    def claimed(self, client: redis.Redis) -> int | None:
+        # A claim takes the id off the queue list, in the same script that marks it working.
+        return int(client.get("bench:enqueued") or 0) - int(client.llen(KEYS.queue))

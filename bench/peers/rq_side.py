@@ -21,7 +21,6 @@ def noop() -> None:
 
 class RqSide(Side):
     name = "rq"
-    requires = "rq"
     setup = "rq: `SimpleWorker` (no fork per job), one job at a time per process; finished jobs kept in its registry"
 
     def enqueue(self, url: str, count: int) -> float:
@@ -32,6 +31,9 @@ class RqSide(Side):
         for _ in range(count):
             queue.enqueue(noop)
         return time.perf_counter() - started
+
+    def at_once(self, processes: int, concurrency: int) -> int:
+        return processes
 
     def start_workers(self, url: str, processes: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen]:
         return [child(["-m", "bench.peers.rq_side", url], log=log_dir / f"rq-{i}.log") for i in range(processes)]
