@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queueapp import model
+from queueapp import workers as registry
 from queueapp.ha import publish
 from queueapp.keys import TERMINAL_INDEX_STATES, Keys
 from queueapp.model import Json, TaskRecord
@@ -109,8 +110,11 @@ def _score(score: float) -> str:
 
 
 class QueueStore:
-    def __init__(self, redis: Any, keys: Keys | None = None, *, idempotency_ttl: float = 86400, events_ttl: float = 600, replica_acks: int = 0):
+    def __init__(
+        self, redis: Any, keys: Keys | None = None, *, idempotency_ttl: float = 86400, events_ttl: float = 600, replica_acks: int = 0, worker_lease: float = 30.0
+    ):
         self.redis = redis
+        self.worker_lease = worker_lease  # a worker not heard from within it is dead
         self.replica_acks = replica_acks
         self.keys = keys or Keys()
         self.scripts = Scripts(redis)
@@ -120,7 +124,12 @@ class QueueStore:
     @classmethod
     def from_config(cls, redis: Any, config: Any) -> QueueStore:
         return cls(
-            redis, Keys(config.queue_key_prefix), idempotency_ttl=config.idempotency_ttl, events_ttl=config.events_ttl, replica_acks=config.queue_replica_acks
+            redis,
+            Keys(config.queue_key_prefix),
+            idempotency_ttl=config.idempotency_ttl,
+            events_ttl=config.events_ttl,
+            replica_acks=config.queue_replica_acks,
+            worker_lease=config.worker_lease,
         )
 
     # ---- creating and reading ----------------------------------------------------------
@@ -581,7 +590,7 @@ class QueueStore:
         pipe.zcard(k.index_active)
         pipe.hgetall(k.counts)
         pipe.exists(k.paused)
-        pipe.zrangebyscore(k.workers, now - 60_000, "+inf", withscores=True)
+        pipe.zrangebyscore(k.workers, now - int(self.worker_lease * 1000), "+inf", withscores=True)
         for minute in range(current_minute - minutes + 1, current_minute + 1):
             pipe.hgetall(k.stats_minute(minute))
         results = await pipe.execute()
@@ -602,21 +611,8 @@ class QueueStore:
                     "avg_run_ms": int(row.get("run_ms", 0)) / ran if ran else 0,
                 }
             )
-        worker_list = await self._workers(workers, now)
+        worker_list = await registry.describe(self, workers, now)
         return Stats(int(queue_length), int(active), by_state, totals, per_minute, worker_list, bool(paused))
-
-    async def _workers(self, rows: list[tuple[str, float]], now: int) -> list[Json]:
-        if not rows:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for worker_id, _ in rows:
-            pipe.hget(self.keys.worker(worker_id), "info")
-        infos = await pipe.execute()
-        result = []
-        for (worker_id, seen), info in zip(rows, infos, strict=True):
-            details = model.loads(info) if info else {}
-            result.append({"id": worker_id, "last_seen_ms": int(seen), "age_s": (now - seen) / 1000, **details})
-        return result
 
     # ---- events --------------------------------------------------------------------------
 

@@ -503,3 +503,25 @@ async def test_a_resent_lease_returns_the_same_claim(any_store):
     assert len(working) == 1  # the resend recorded nothing twice
     other = await any_store.lease([record.id], "w1", 30, {record.id: "token-2"})
     assert other == []  # someone else's claim is still refused
+
+
+async def test_workers_silent_for_longer_than_the_lease_are_pruned_and_not_listed(any_store):
+    from queueapp import workers as registry
+
+    any_store.worker_lease = 5
+    await any_store.heartbeat("alive", {"pid": 1, "tasks": []}, [], 5)
+    await any_store.heartbeat("dead", {"pid": 2, "tasks": []}, [], 5)
+    await any_store.redis.zadd(any_store.keys.workers, {"dead": model.now_ms() - 6000})  # its last heartbeat, 6 s ago
+    assert [w["id"] for w in (await any_store.stats()).workers] == ["alive"]
+    assert await registry.prune_dead(any_store, 5) == ["dead"]
+    assert await any_store.redis.zrange(any_store.keys.workers, 0, -1) == ["alive"]
+    assert not await any_store.redis.exists(any_store.keys.worker("dead"))
+
+
+async def test_a_task_is_listed_only_under_the_worker_holding_its_claim(any_store):
+    record = await create(any_store)
+    claim = await claim_one(any_store, lease=30)
+    await any_store.heartbeat(claim.worker_id, {"tasks": [record.id]}, [claim], 30)
+    await any_store.heartbeat("lost-it", {"tasks": [record.id]}, [], 30)  # has not noticed yet
+    listed = {w["id"]: w["tasks"] for w in (await any_store.stats()).workers}
+    assert listed == {claim.worker_id: [record.id], "lost-it": []}

@@ -215,3 +215,39 @@ async def test_the_context_history_is_read_only_for_agents_that_use_it(store):
     assert EchoAgent.reads_context_history is False
     skipping = await build_context(store, claim, asyncio.Event(), EchoAgent())
     assert skipping.context_history == [] and skipping.text == "follow-up"
+
+
+async def test_a_sigkilled_worker_is_pruned_and_no_task_is_listed_on_two_workers(processes, store, redis_url):
+    env = {"A2A_AGENT": "demo", "A2A_WORKER_LEASE": "2s", "A2A_WORKER_HEARTBEAT_INTERVAL": "200ms"}
+    workers = [processes.worker(redis_url, **env) for _ in range(2)]
+    await eventually(lambda: _at_least(store.redis.zcard(store.keys.workers), 2), message="both workers to register")
+    [task_id] = await submit(store, 1, "sleep 6")
+    first_holder = (await in_state(store, task_id, "working")).worker
+    [victim] = [w for w in workers if f":{w.process.pid}:" in first_holder]
+    [survivor] = [w for w in workers if w is not victim]
+    victim.process.kill()
+    victim.wait()
+
+    async def listed_on() -> list[str]:
+        return [w["id"] for w in (await store.stats(minutes=1)).workers if task_id in w.get("tasks", [])]
+
+    async def taken_over() -> bool:
+        record = await store.get(task_id)
+        assert len(await listed_on()) <= 1  # never on two workers, all through the take-over
+        return record is not None and record.worker and f":{survivor.process.pid}:" in record.worker and record.state.value == "working"
+
+    await eventually(taken_over, timeout=20, interval=0.02, message="the survivor to take the task over")
+    await eventually(lambda: _forgotten(store, first_holder), timeout=10, message="the dead worker to be pruned")
+    [live] = (await store.stats(minutes=1)).workers
+    assert f":{survivor.process.pid}:" in live["id"]
+    await eventually(lambda: _listed_once(listed_on, live["id"]), timeout=5, message="the task listed under the survivor")
+    assert not await store.redis.exists(store.keys.worker(first_holder))
+    assert "Worker pruned: no heartbeat within the lease" in survivor.output
+
+
+async def _forgotten(store: QueueStore, dead_id: str) -> bool:
+    return await store.redis.zscore(store.keys.workers, dead_id) is None
+
+
+async def _listed_once(listed_on, worker_id: str) -> bool:
+    return await listed_on() == [worker_id]

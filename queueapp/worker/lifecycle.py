@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from queueapp import model, retention
+from queueapp import workers as registry
 from queueapp.agents.base import Agent
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -267,7 +268,8 @@ async def until_done_or(pending: list[asyncio.Future], hurry: asyncio.Event, tim
 
 
 async def reap(store: QueueStore, config: Any) -> int:
-    """Put back tasks whose worker stopped heartbeating; fail those out of attempts."""
+    """Put back tasks whose worker stopped heartbeating; fail those out of attempts; forget dead workers."""
+    await registry.prune_dead(store, config.worker_lease)
     returned = await store.recover_processing(min(config.worker_lease, PROCESSING_GRACE_S))
     for task_id in returned:
         log.warning("Task requeued, task_id=%s, reason=taken by a worker that died before claiming it", task_id)
