@@ -1,24 +1,38 @@
-"""Credentials for the A2A endpoint: bearer tokens and API keys from the settings.
+"""Credentials for the A2A endpoint: static secrets from the settings, and OpenID Connect tokens.
 
-Auth is off unless ``A2A_AUTH_TOKENS`` or ``A2A_AUTH_API_KEYS`` is set. Each entry may
-carry a name (``alice:token1``); the name is the identity stored on the tasks that
-credential submits. Every configured secret is compared with ``hmac.compare_digest``,
-all of them every time, so the answer takes as long for a near miss as for a stranger.
+Auth is off unless ``A2A_AUTH_TOKENS``, ``A2A_AUTH_API_KEYS`` or ``A2A_AUTH_OIDC_ISSUER`` is
+set; any of them may be on together. Each static entry may carry a name (``alice:token1``);
+the name is the identity stored on the tasks that credential submits. Every configured
+secret is compared with ``hmac.compare_digest``, all of them every time, so the answer takes
+as long for a near miss as for a stranger. A bearer token that is no static token and looks
+like a JWT goes to the OpenID Connect check (:mod:`queueapp.oidc`), whose identity is the
+token's ``A2A_AUTH_OIDC_IDENTITY_CLAIM``.
+
+The authenticator takes the request's headers as a plain mapping (any letter case), so the
+HTTP bindings and a gRPC binding's call metadata use it alike. Build it with
+:func:`authenticator`, which keeps one per configuration, so the issuer's keys stay cached.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from queueapp.oidc import IssuerUnavailable, OidcVerifier, TokenRejected, looks_like_jwt
 
 API_KEY_HEADER = "X-API-Key"
 REALM = "a2a"
 
 
 class AuthError(Exception):
-    """The request carries no credential, or one that is not configured."""
+    """The request carries no credential, or one that is not configured (answered 401)."""
+
+
+class AuthUnavailableError(Exception):
+    """The credential cannot be checked now: the identity provider is unreachable (answered 503)."""
 
 
 @dataclass(frozen=True)
@@ -42,33 +56,41 @@ def _named(entries: tuple[str, ...], prefix: str) -> tuple[Credential, ...]:
 class Authenticator:
     tokens: tuple[Credential, ...]
     api_keys: tuple[Credential, ...]
+    oidc: OidcVerifier | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> Authenticator:
-        return cls(_named(tuple(config.auth_tokens), "token"), _named(tuple(config.auth_api_keys), "key"))
+        return cls(_named(tuple(config.auth_tokens), "token"), _named(tuple(config.auth_api_keys), "key"), OidcVerifier.from_config(config))
 
     @property
     def enabled(self) -> bool:
-        return bool(self.tokens or self.api_keys)
+        return bool(self.tokens or self.api_keys or self.oidc)
+
+    @property
+    def takes_bearer(self) -> bool:
+        return bool(self.tokens or self.oidc)
 
     def challenge(self) -> str:
         """The ``WWW-Authenticate`` value of a 401 answer."""
-        if self.tokens:
+        if self.takes_bearer:
             return f'Bearer realm="{REALM}"'
         return f'ApiKey realm="{REALM}", header="{API_KEY_HEADER}"'
 
-    def authenticate(self, headers: Mapping[str, str]) -> str | None:
+    async def authenticate(self, headers: Mapping[str, str]) -> str | None:
         """The identity the request's credential names; None when auth is off.
 
-        Raises :class:`AuthError` with a sentence saying what is wrong.
+        ``headers`` maps header (or gRPC metadata) names, in any letter case, to values.
+        Raises :class:`AuthError` with a sentence saying what is wrong, or
+        :class:`AuthUnavailableError` when the identity provider cannot be reached.
         """
         if not self.enabled:
             return None
-        authorization = headers.get("Authorization", "")
-        api_key = headers.get(API_KEY_HEADER, "")
+        lowered = {name.lower(): value for name, value in headers.items()}
+        authorization = lowered.get("authorization", "")
+        api_key = lowered.get(API_KEY_HEADER.lower(), "")
         scheme, _, token = authorization.partition(" ")
         if authorization and scheme.lower() == "bearer" and token.strip():
-            found = _match(self.tokens, token.strip())
+            found = await self._bearer(token.strip())
         elif api_key:
             found = _match(self.api_keys, api_key)
         else:
@@ -77,13 +99,33 @@ class Authenticator:
             raise AuthError("The credential is not valid.")
         return found
 
+    async def _bearer(self, token: str) -> str | None:
+        found = _match(self.tokens, token)
+        if found is not None or self.oidc is None or not looks_like_jwt(token):
+            return found
+        try:
+            return await self.oidc.verify(token)
+        except TokenRejected as exc:
+            raise AuthError(str(exc)) from None
+        except IssuerUnavailable as exc:
+            raise AuthUnavailableError(str(exc)) from None
+
     def _missing_message(self) -> str:
         ways = []
-        if self.tokens:
+        if self.oidc:
+            either = "a token or " if self.tokens else ""
+            ways.append(f"an Authorization: Bearer header with {either}a JWT from {self.oidc.issuer}")
+        elif self.tokens:
             ways.append("an Authorization: Bearer <token> header")
         if self.api_keys:
             ways.append(f"an {API_KEY_HEADER} header")
         return "Authentication required: send " + " or ".join(ways) + "."
+
+
+@functools.lru_cache(maxsize=4)
+def authenticator(config: Any) -> Authenticator:
+    """The process's authenticator for ``config``: built once, so the issuer's keys stay cached."""
+    return Authenticator.from_config(config)
 
 
 def _match(credentials: tuple[Credential, ...], presented: str) -> str | None:

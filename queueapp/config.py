@@ -8,12 +8,14 @@ what it accepts, so that nothing starts half-configured.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -101,6 +103,27 @@ def _positive(value: float) -> bool:
     return value > 0
 
 
+def _issuer_url(value: str) -> bool:
+    """An https URL without query or fragment; plain http only on a loopback host (development)."""
+    if not value:
+        return True
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    if not host or parts.query or parts.fragment or "#" in value:
+        return False
+    if parts.scheme == "https":
+        return True
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return parts.scheme == "http" and loopback
+
+
 SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
@@ -161,6 +184,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_CARD_MAX_AGE", parse_duration, "5m", "a duration such as 5m", lambda v: v >= 0),
         Setting("A2A_AUTH_TOKENS", parse_list, "", "bearer tokens separated by commas, each optionally named: alice:token1,bob:token2"),
         Setting("A2A_AUTH_API_KEYS", parse_list, "", "API keys (header X-API-Key) separated by commas, each optionally named: ci:key1"),
+        Setting("A2A_AUTH_OIDC_ISSUER", str.strip, "", "the issuer URL of an OpenID Connect provider, https:// (http:// only on a loopback host)", _issuer_url),
+        Setting("A2A_AUTH_OIDC_AUDIENCE", parse_list, "", "the audiences (aud) a token may be for, separated by commas; required with A2A_AUTH_OIDC_ISSUER"),
+        Setting("A2A_AUTH_OIDC_IDENTITY_CLAIM", str.strip, "sub", "the name of the token claim that names the caller, such as sub or email", bool),
+        Setting("A2A_AUTH_OIDC_LEEWAY", parse_duration, "30s", "a duration from 0 to 5m, such as 30s", lambda v: 0 <= v <= 300),
+        Setting("A2A_AUTH_OIDC_JWKS_TTL", parse_duration, "10m", "a duration such as 10m", _positive),
+        Setting("A2A_AUTH_OIDC_REFETCH_INTERVAL", parse_duration, "30s", "a duration such as 30s", lambda v: v >= 0),
+        Setting("A2A_AUTH_OIDC_TIMEOUT", parse_duration, "5s", "a duration from 100ms to 60s, such as 5s", lambda v: 0.1 <= v <= 60),
         Setting("A2A_DASHBOARD_MAX_FPS", float, "10", "renders per second per browser, from 0.2 to 60", lambda v: 0.2 <= v <= 60),
         Setting("A2A_DASHBOARD_READ_ONLY", parse_bool, "false", "true or false"),
         Setting("A2A_DASHBOARD_PUBLIC", parse_bool, "false", "true or false"),
@@ -295,6 +325,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             f"A2A_WORKER_HEARTBEAT_INTERVAL={environ.get('A2A_WORKER_HEARTBEAT_INTERVAL', '500ms')!r} is invalid: expected a duration shorter than A2A_WORKER_LEASE"
         )
+    if values["auth_oidc_issuer"] and not values["auth_oidc_audience"]:
+        raise ConfigError("A2A_AUTH_OIDC_AUDIENCE is required when A2A_AUTH_OIDC_ISSUER is set: expected the audiences (aud) a token may be for")
     from queueapp.ha import url_problem
 
     problem = url_problem(values["queue_url"], values["queue_key_prefix"], values["queue_options_db"], values["queue_replica_acks"], SETTINGS["A2A_QUEUE_URL"].accepts)

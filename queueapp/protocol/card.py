@@ -18,7 +18,7 @@ from google.protobuf.json_format import ParseDict
 
 from queueapp import model
 from queueapp.agents import load_agent
-from queueapp.auth import API_KEY_HEADER, Authenticator
+from queueapp.auth import API_KEY_HEADER, authenticator
 from queueapp.model import Json
 
 JSONRPC_PATH = "/a2a"
@@ -45,9 +45,15 @@ def agent_profile(config: Any) -> AgentProfile:
 
 
 def security(config: Any) -> Json:
-    """The card's securitySchemes and securityRequirements when auth is on."""
-    auth = Authenticator.from_config(config)
+    """The card's securitySchemes and securityRequirements when auth is on: one per enabled kind.
+
+    Each requirement names one scheme, so any one of them is enough.
+    """
+    auth = authenticator(config)
     schemes: Json = {}
+    if auth.oidc:
+        description = "A JWT from this OpenID Connect issuer, for the audience " + " or ".join(auth.oidc.audience)
+        schemes["oidc"] = {"openIdConnectSecurityScheme": {"openIdConnectUrl": auth.oidc.discovery_url, "description": description}}
     if auth.tokens:
         schemes["bearer"] = {"httpAuthSecurityScheme": {"scheme": "Bearer", "description": "A token from A2A_AUTH_TOKENS"}}
     if auth.api_keys:

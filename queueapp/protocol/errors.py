@@ -100,6 +100,10 @@ class UnauthenticatedError(ProtocolError):
     default_message = "Authentication required."
 
 
+class IdentityProviderUnavailableError(InternalError):
+    default_message = "The identity provider cannot be reached to check the token; retry shortly."
+
+
 class Wire(NamedTuple):
     code: int  # JSON-RPC error code
     http: int  # HTTP status for HTTP+JSON
@@ -125,6 +129,7 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
     VersionNotSupportedError: Wire(-32009, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED"),
     PayloadTooLargeError: Wire(-32600, 413, "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE"),
     UnauthenticatedError: Wire(-32600, 401, "UNAUTHENTICATED", "UNAUTHENTICATED"),
+    IdentityProviderUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "IDENTITY_PROVIDER_UNAVAILABLE"),
 }
 
 # 0.3 has no -32009; its clients get an invalid request instead of a code they do not know.
@@ -144,6 +149,7 @@ V03_TYPE_NAMES = {
     MethodNotFoundError: "MethodNotFoundError",
     InternalError: "InternalError",
     StorageUnavailableError: "InternalError",
+    IdentityProviderUnavailableError: "InternalError",
 }
 
 

@@ -86,7 +86,7 @@ async def endpoint(request: HttpRequest) -> HttpResponse:
         version = transport.requested_version(request)
         if request.method != "POST":
             raise InvalidRequestError("The JSON-RPC endpoint takes POST requests with a JSON body.")
-        ctx = transport.authenticate(request)
+        ctx = await transport.authenticate(request)
         request_id, method, params = _envelope(transport.read_body(request))
         method, params = _resolve(version, method, params)
         handler = await transport.make_handler()

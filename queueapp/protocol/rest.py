@@ -88,7 +88,7 @@ async def _serve(request: HttpRequest, version: str, method: str, path: Json) ->
     try:
         if request.headers.get(transport.VERSION_HEADER) or request.GET.get(transport.VERSION_HEADER):
             transport.requested_version(request)  # only checked: the route decides the wire form
-        ctx = transport.authenticate(request)
+        ctx = await transport.authenticate(request)
         params = _params(version, method, request, path)
         handler = await transport.make_handler()
         if method in codec.STREAMING_METHODS:

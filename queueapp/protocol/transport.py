@@ -8,9 +8,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from queueapp import config as config_module
-from queueapp.auth import Authenticator, AuthError
+from queueapp.auth import AuthError, AuthUnavailableError, authenticator
 from queueapp.model import dumps
-from queueapp.protocol.errors import InvalidRequestError, UnauthenticatedError, VersionNotSupportedError
+from queueapp.protocol.errors import IdentityProviderUnavailableError, InvalidRequestError, UnauthenticatedError, VersionNotSupportedError
 from queueapp.protocol.handler import CallContext, Handler
 from queueapp.runtime import get_store
 
@@ -35,17 +35,19 @@ def requested_version(request: HttpRequest) -> str:
     raise VersionNotSupportedError(f"A2A-Version {raw!r} is not supported; this server speaks {' and '.join(SUPPORTED_VERSIONS)}.")
 
 
-def authenticate(request: HttpRequest) -> CallContext:
+async def authenticate(request: HttpRequest) -> CallContext:
     """The caller's context, or :class:`UnauthenticatedError` when auth is on and fails."""
-    auth = Authenticator.from_config(config_module.get())
     try:
-        return CallContext(identity=auth.authenticate(request.headers))
+        return CallContext(identity=await authenticator(config_module.get()).authenticate(request.headers))
     except AuthError as exc:
         raise UnauthenticatedError(str(exc)) from None
+    except AuthUnavailableError as exc:
+        log.warning("Cannot check a bearer token: %s", exc)
+        raise IdentityProviderUnavailableError(f"{exc}; retry shortly.") from None
 
 
 def challenge_headers() -> dict[str, str]:
-    return {"WWW-Authenticate": Authenticator.from_config(config_module.get()).challenge()}
+    return {"WWW-Authenticate": authenticator(config_module.get()).challenge()}
 
 
 async def make_handler() -> Handler:

@@ -70,16 +70,18 @@ def test_unknown_versions_are_refused(raw):
         transport.requested_version(RequestFactory().post("/a2a", headers={"A2A-Version": raw}))
 
 
-def test_credentials_are_named_and_checked():
+async def test_credentials_are_named_and_checked():
     auth = Authenticator.from_config(load({"A2A_AUTH_TOKENS": "alice:t1,t2", "A2A_AUTH_API_KEYS": "k1"}))
-    assert auth.authenticate({"Authorization": "Bearer t1"}) == "alice"
-    assert auth.authenticate({"Authorization": "bearer t2"}) == "token-2"
-    assert auth.authenticate({"X-API-Key": "k1"}) == "key-1"
+    assert await auth.authenticate({"Authorization": "Bearer t1"}) == "alice"
+    assert await auth.authenticate({"Authorization": "bearer t2"}) == "token-2"
+    assert await auth.authenticate({"X-API-Key": "k1"}) == "key-1"
+    assert await auth.authenticate({"authorization": "Bearer t1"}) == "alice"  # gRPC metadata is lower-case
+    assert await auth.authenticate({"x-api-key": "k1"}) == "key-1"
     with pytest.raises(AuthError, match="Bearer <token> header or an X-API-Key"):
-        auth.authenticate({})
+        await auth.authenticate({})
     with pytest.raises(AuthError, match="not valid"):
-        auth.authenticate({"Authorization": "Bearer t3"})
-    assert Authenticator.from_config(load({})).authenticate({}) is None
+        await auth.authenticate({"Authorization": "Bearer t3"})
+    assert await Authenticator.from_config(load({})).authenticate({}) is None
 
 
 def test_every_error_class_has_a_row_in_the_table():

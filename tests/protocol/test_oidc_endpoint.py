@@ -1,0 +1,202 @@
+"""OpenID Connect tokens through a real ``serve``: a local issuer on 127.0.0.1 with keys made
+here, static tokens on at the same time, and every kind of bad token answered 401 with the
+challenge on both bindings."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.client.auth import AuthInterceptor, CredentialService
+from a2a.types import a2a_pb2 as pb
+
+from queueapp.model import new_id
+from tests.oidc_issuer import AUDIENCE, LocalIssuer, SigningKey, claims_of, hmac_with_public_key, tampered, unsigned_token
+from tests.protocol.conftest import Live, start_live, user_message
+
+STATIC = "static-secret-token"
+RS, ES, STRANGER = SigningKey("RS256"), SigningKey("ES256"), SigningKey("RS256")
+REFETCH_INTERVAL = 1.0
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    local = LocalIssuer(RS, ES)
+    yield local
+    local.close()
+
+
+@pytest.fixture(scope="module")
+def live(issuer) -> Iterator[Live]:
+    with tempfile.TemporaryDirectory(prefix="a2a-oidc-") as folder:
+        server = start_live(
+            Path(folder),
+            A2A_AUTH_TOKENS=f"ci:{STATIC}",
+            A2A_AUTH_OIDC_ISSUER=issuer.issuer,
+            A2A_AUTH_OIDC_AUDIENCE=AUDIENCE,
+            A2A_AUTH_OIDC_REFETCH_INTERVAL=f"{REFETCH_INTERVAL}s",
+        )
+        yield server
+        server.serve.stop()
+        server.redis.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def send_rpc(live: Live, headers: dict) -> httpx.Response:
+    params = {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "who am I"}]}}
+    return live.rpc("SendMessage", params, headers=headers)
+
+
+def send_rest(live: Live, headers: dict) -> httpx.Response:
+    body = {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "who am I"}]}}
+    return httpx.post(f"{live.url}/message:send", json=body, headers={"A2A-Version": "1.0", **headers}, timeout=30)
+
+
+def owner(live: Live, task_id: str) -> str | None:
+    redis = live.redis.client()
+    return redis.hget(f"a2a:active:{task_id}", "identity") or redis.hget(f"a2a:deadletter:{task_id}", "identity")
+
+
+@pytest.mark.parametrize("key", [RS, ES], ids=["RS256", "ES256"])
+def test_a_valid_token_makes_its_subject_the_task_owner(live, issuer, key):
+    token = issuer.token(key, sub=f"alice-{key.alg}")
+    by_rpc = send_rpc(live, bearer(token))
+    assert by_rpc.status_code == 200, by_rpc.text
+    assert owner(live, by_rpc.json()["result"]["task"]["id"]) == f"alice-{key.alg}"
+    by_rest = send_rest(live, bearer(token))
+    assert by_rest.status_code == 200, by_rest.text
+    assert owner(live, by_rest.json()["task"]["id"]) == f"alice-{key.alg}"
+
+
+def test_static_tokens_still_work_beside_oidc(live):
+    response = send_rpc(live, bearer(STATIC))
+    assert owner(live, response.json()["result"]["task"]["id"]) == "ci"
+
+
+def test_a_token_a_little_past_its_expiry_is_within_the_leeway(live, issuer):
+    token = issuer.token(sub="late", exp=int(time.time()) - 5)
+    assert owner(live, send_rpc(live, bearer(token)).json()["result"]["task"]["id"]) == "late"
+
+
+def _bad_tokens(issuer: LocalIssuer) -> dict[str, tuple[str, str]]:
+    """Each bad token, and the words the 401 must say about it."""
+    now = int(time.time())
+    valid = issuer.token(RS, sub="alice")
+    return {
+        "expired": (issuer.token(exp=now - 300), "has expired"),
+        "not yet valid": (issuer.token(nbf=now + 300), "not valid yet"),
+        "wrong audience": (issuer.token(aud="another-service"), "audience"),
+        "wrong issuer": (issuer.token(iss="http://127.0.0.1:9/other"), "issuer"),
+        "tampered": (tampered(valid, sub="admin"), "signature does not verify"),
+        "alg none": (unsigned_token(claims_of(valid), RS.kid), "signed with 'none'"),
+        "HS256 with the public key": (hmac_with_public_key(claims_of(valid), RS), "signed with 'HS256'"),
+        "unknown key": (issuer.token(STRANGER), "which the issuer does not publish"),
+        "not a JWT": ("x.y.z", "not a valid JWT"),
+    }
+
+
+BAD = ["expired", "not yet valid", "wrong audience", "wrong issuer", "tampered", "alg none", "HS256 with the public key", "unknown key", "not a JWT"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_tokens_get_401_with_the_challenge_on_both_bindings(live, issuer, case):
+    token, reason = _bad_tokens(issuer)[case]
+    rpc = send_rpc(live, bearer(token))
+    assert rpc.status_code == 401
+    assert rpc.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
+    error = rpc.json()["error"]
+    assert error["code"] == -32600 and error["data"][0]["reason"] == "UNAUTHENTICATED"
+    assert reason in error["message"]
+    rest = send_rest(live, bearer(token))
+    assert rest.status_code == 401 and rest.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
+    assert reason in rest.json()["error"]["message"]
+    listing = httpx.get(f"{live.url}/v1/tasks", headers=bearer(token))  # the 0.3 binding too
+    assert listing.status_code == 401 and "WWW-Authenticate" in listing.headers
+
+
+def test_a_rotated_key_is_accepted_after_one_refetch(live, issuer):
+    assert send_rpc(live, bearer(issuer.token(RS))).status_code == 200  # RS is in the server's cache
+    new_key = SigningKey("ES256")
+    issuer.keys = [new_key]
+    try:
+        time.sleep(REFETCH_INTERVAL + 0.2)
+        before = issuer.key_fetches
+        response = send_rpc(live, bearer(issuer.token(new_key, sub="rotated")))
+        assert response.status_code == 200, response.text
+        assert owner(live, response.json()["result"]["task"]["id"]) == "rotated"
+        assert issuer.key_fetches == before + 1
+        time.sleep(REFETCH_INTERVAL + 0.2)
+        withdrawn = send_rpc(live, bearer(issuer.token(RS)))
+        assert withdrawn.status_code == 401 and "does not publish" in withdrawn.json()["error"]["message"]
+    finally:
+        issuer.keys = [RS, ES]
+        time.sleep(REFETCH_INTERVAL + 0.2)  # so that the next unknown key id may refetch
+
+
+def test_the_card_declares_every_enabled_scheme(live, issuer):
+    card = httpx.get(f"{live.url}/.well-known/agent-card.json").json()
+    oidc = card["securitySchemes"]["oidc"]
+    assert oidc["openIdConnectSecurityScheme"]["openIdConnectUrl"] == issuer.issuer + "/.well-known/openid-configuration"
+    assert card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
+    assert "apiKey" not in card["securitySchemes"]  # not configured here
+    assert [next(iter(r["schemes"])) for r in card["securityRequirements"]] == ["oidc", "bearer"]
+    # The 0.3 form of the same, for 0.3 clients.
+    assert oidc["type"] == "openIdConnect" and oidc["openIdConnectUrl"] == issuer.issuer + "/.well-known/openid-configuration"
+    assert card["security"] == [{"oidc": []}, {"bearer": []}]
+
+
+class IssuedTokens(CredentialService):
+    """What an application would do: hand the official client a token for the card's OIDC scheme."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    async def get_credentials(self, security_scheme_name, context):
+        return self.token if security_scheme_name == "oidc" else None
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
+async def test_the_official_client_authenticates_through_the_cards_oidc_scheme(live, issuer, binding):
+    async with httpx.AsyncClient(timeout=30) as http:
+        card = await A2ACardResolver(http, live.url).get_agent_card()
+    client = ClientFactory(ClientConfig(streaming=False, supported_protocol_bindings=[binding])).create(
+        card, interceptors=[AuthInterceptor(IssuedTokens(issuer.token(ES, sub=f"sdk-{binding}")))]
+    )
+    try:
+        events = [event async for event in client.send_message(pb.SendMessageRequest(message=user_message("hello")))]
+    finally:
+        await client.close()
+    task = events[-1].task
+    assert task.status.state == pb.TaskState.TASK_STATE_COMPLETED
+    assert owner(live, task.id) == f"sdk-{binding}"
+
+
+def test_an_issuer_that_does_not_answer_gets_503_soon_not_a_hang():
+    silent = LocalIssuer(SigningKey("ES256"))
+    silent.delay = 30.0
+    with tempfile.TemporaryDirectory(prefix="a2a-oidc-down-") as folder:
+        server = start_live(Path(folder), A2A_AUTH_OIDC_ISSUER=silent.issuer, A2A_AUTH_OIDC_AUDIENCE=AUDIENCE, A2A_AUTH_OIDC_TIMEOUT="1s")
+        try:
+            token = silent.token()
+            started = time.monotonic()
+            rpc = send_rpc(server, bearer(token))
+            assert time.monotonic() - started < 5
+            error = rpc.json()["error"]
+            assert error["code"] == -32603 and error["data"][0]["reason"] == "IDENTITY_PROVIDER_UNAVAILABLE"
+            assert silent.issuer in error["message"] and "retry shortly" in error["message"]
+            started = time.monotonic()
+            rest = send_rest(server, bearer(token))  # within the refetch interval: answered at once
+            assert rest.status_code == 503 and rest.json()["error"]["status"] == "UNAVAILABLE"
+            assert time.monotonic() - started < 1
+        finally:
+            server.serve.stop()
+            server.redis.stop()
+            silent.close()
