@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -37,8 +38,16 @@ def requested_version(request: HttpRequest) -> str:
 
 async def authenticate(request: HttpRequest) -> CallContext:
     """The caller's context, or :class:`UnauthenticatedError` when auth is on and fails."""
+    return await authenticate_headers(request.headers)
+
+
+async def authenticate_headers(headers: Mapping[str, str]) -> CallContext:
+    """The caller's context from header names (any case) and values: HTTP headers or gRPC metadata.
+
+    Raises :class:`UnauthenticatedError` (401) or :class:`IdentityProviderUnavailableError` (503).
+    """
     try:
-        return CallContext(identity=await authenticator(config_module.get()).authenticate(request.headers))
+        return CallContext(identity=await authenticator(config_module.get()).authenticate(headers))
     except AuthError as exc:
         raise UnauthenticatedError(str(exc)) from None
     except AuthUnavailableError as exc:
