@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 
 from queueapp import config as a2a_config
 from queueapp.connection import embedded_socket
+from queueapp.datadir import read_or_create_secret
 from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, first_node_url, parse_sentinel_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,21 +23,7 @@ except a2a_config.ConfigError as exc:
 DATA_DIR = Path(A2A.data_dir)
 
 
-def _secret_key() -> str:
-    if A2A.secret_key:
-        return A2A.secret_key
-    path = DATA_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = A2A.secret_key or read_or_create_secret(DATA_DIR / "secret_key")
 DEBUG = A2A.debug
 ALLOWED_HOSTS = list(A2A.allowed_hosts)
 

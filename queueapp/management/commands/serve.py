@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from queueapp import runtime
 from queueapp.agents import AgentLoadError, load_agent
+from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store
 from queueapp.worker import Worker
@@ -44,8 +45,9 @@ class Command(BaseCommand):
         except PortUnavailable as exc:
             raise CommandError(str(exc)) from None
         try:
-            call_command("migrate", interactive=False, verbosity=0)
-            self._bootstrap()
+            with setup_lock(cfg.data_dir):  # several serve starting at once on a fresh folder
+                call_command("migrate", interactive=False, verbosity=0)
+                self._bootstrap()
             if cfg.server_asgi == "daphne":
                 self._run_daphne(cfg, agent, listeners)
             else:
