@@ -1,7 +1,9 @@
 """Staff actions: cancel, retry, delete, purge, pause and resume, and bulk forms.
 
 Each is a POST (CSRF-checked by the middleware) through :func:`access.staff_action`,
-goes through the QueueStore, and is logged with the user who did it.
+goes through the QueueStore, and is logged with the user who did it. A destructive action
+(delete, single or bulk; purge) first answers a confirmation page whose form posts again
+with ``confirm=yes``: it works without JavaScript.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ async def _delete(store: QueueStore, task_id: str) -> Any:
 
 ACTIONS: dict[str, Action] = {"cancel": _cancel, "retry": _retry, "delete": _delete}
 DONE = {"cancel": "Cancel requested for", "retry": "Requeued", "delete": "Deleted"}
+# Actions that lose data for good ask first. Cancel does not: a canceled task keeps its
+# input and can be retried.
+CONFIRM = {"delete"}
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
@@ -60,10 +65,30 @@ def _who(request: HttpRequest) -> str:
     return request.dashboard_user.get_username()
 
 
+def _unconfirmed(request: HttpRequest, action: str) -> bool:
+    return action in CONFIRM and request.POST.get("confirm") != "yes"
+
+
+def _away_from(request: HttpRequest, ids: list[str], default: str) -> str:
+    """Where to go after deleting ``ids``: ``next``, unless it is the page of a task now gone."""
+    target = _next_url(request, default)
+    gone = {reverse("dashboard:task", args=[task_id]) for task_id in ids}
+    return reverse("dashboard:history") if target.split("?")[0] in gone else target
+
+
+async def _confirm(request: HttpRequest, action: str, ids: list[str], formaction: str) -> HttpResponse:
+    """The confirmation page: what will go, and a form that posts the same action again, confirmed."""
+    back = _next_url(request, reverse("dashboard:history"))  # "keep" goes back; a delete then leaves a gone task's page
+    context = {"action": action, "ids": ids, "formaction": formaction, "next": back, "dashboard_user": request.dashboard_user, "can_act": True}
+    return await sync_to_async(render)(request, "dashboard/confirm.html", context)
+
+
 @staff_action
 async def task_action(request: HttpRequest, action: str, task_id: str) -> HttpResponse:
     if action not in ACTIONS:
         return await refuse(request, f"Unknown action {action!r}; expected one of {', '.join(ACTIONS)}.", 404)
+    if _unconfirmed(request, action):
+        return await _confirm(request, action, [task_id], request.path)
     store = await get_store()
     try:
         await ACTIONS[action](store, task_id)
@@ -72,8 +97,9 @@ async def task_action(request: HttpRequest, action: str, task_id: str) -> HttpRe
         return await refuse(request, f"Could not {action} task {task_id}: {exc}.", ERROR_STATUS.get(type(exc), 409))
     log.info("Dashboard action, user=%s, action=%s, task_id=%s", _who(request), action, task_id)
     messages.success(request, f"{DONE[action]} task {task_id}.")
-    default = reverse("dashboard:history") if action == "delete" else reverse("dashboard:task", args=[task_id])
-    return HttpResponseRedirect(_next_url(request, default))
+    if action == "delete":
+        return HttpResponseRedirect(_away_from(request, [task_id], reverse("dashboard:history")))
+    return HttpResponseRedirect(_next_url(request, reverse("dashboard:task", args=[task_id])))
 
 
 @staff_action
@@ -85,6 +111,8 @@ async def bulk_action(request: HttpRequest, action: str) -> HttpResponse:
         return await refuse(request, "Select at least one task first.", 400)
     if len(ids) > MAX_BULK:
         return await refuse(request, f"At most {MAX_BULK} tasks at a time; {len(ids)} were selected.", 400)
+    if _unconfirmed(request, action):
+        return await _confirm(request, action, ids, request.path)
     store = await get_store()
     done, failed = 0, []
     for task_id in ids:
@@ -97,7 +125,7 @@ async def bulk_action(request: HttpRequest, action: str) -> HttpResponse:
     messages.success(request, f"{DONE[action]} {done} task(s).")
     if failed:
         messages.warning(request, f"{len(failed)} refused: " + "; ".join(failed[:10]))
-    return HttpResponseRedirect(_next_url(request, reverse("dashboard:overview")))
+    return HttpResponseRedirect(_away_from(request, ids, reverse("dashboard:overview")))
 
 
 @staff_action

@@ -1,4 +1,6 @@
+from django.templatetags.static import static
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from dashboard import actions, metrics, views
 
@@ -7,6 +9,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.page, {"page": "overview"}, name="overview"),
     path("metrics", metrics.metrics, name="metrics"),
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),  # for clients that ignore <link rel=icon>
     path("dashboard/", views.page, {"page": "overview"}),
     path("dashboard/queue/", views.page, {"page": "queue"}, name="queue"),
     path("dashboard/active/", views.page, {"page": "active"}, name="active"),

@@ -49,13 +49,30 @@ async def test_staff_retries_and_deletes_finished_tasks(server, users, dash_stor
     assert response.status_code == 302 and response.headers["location"] == f"/dashboard/tasks/{record.id}/"
     retried = await dash_store.require(record.id)
     assert retried.state is TaskState.SUBMITTED and not retried.finished
-    refused = await client.post(f"/dashboard/actions/delete/{record.id}/", data={"csrfmiddlewaretoken": token})
+    refused = await client.post(f"/dashboard/actions/delete/{record.id}/", data={"csrfmiddlewaretoken": token, "confirm": "yes"})
     assert refused.status_code == 409 and "not finished" in refused.text
     assert await dash_store.get(record.id) is not None
     await dash_store.request_cancel(record.id)
-    deleted = await client.post(f"/dashboard/actions/delete/{record.id}/", data={"csrfmiddlewaretoken": token})
+    deleted = await client.post(f"/dashboard/actions/delete/{record.id}/", data={"csrfmiddlewaretoken": token, "confirm": "yes"})
     assert deleted.status_code == 302
     assert await dash_store.get(record.id) is None
+    await client.aclose()
+
+
+async def test_a_delete_asks_first_then_lands_on_the_history_with_the_message(server, users, dash_store):
+    record = await failed(dash_store)
+    client, token = await staff(server, users)
+    own_page = f"/dashboard/tasks/{record.id}/"
+    asked = await client.post(f"/dashboard/actions/delete/{record.id}/", data={"csrfmiddlewaretoken": token, "next": own_page})
+    assert asked.status_code == 200 and "Delete 1 task?" in asked.text and "It cannot be undone." in asked.text
+    assert await dash_store.get(record.id) is not None  # asking changed nothing
+    assert f'<a href="{own_page}">No, keep it</a>' in asked.text
+    confirm_token = csrf_from(asked.text)
+    done = await client.post(f"/dashboard/actions/delete/{record.id}/", data={"csrfmiddlewaretoken": confirm_token, "confirm": "yes", "next": own_page})
+    assert done.status_code == 302 and done.headers["location"] == "/dashboard/history/"  # not the gone task's 404
+    assert await dash_store.get(record.id) is None
+    landed = await client.get(done.headers["location"])
+    assert f"Deleted task {record.id}." in landed.text
     await client.aclose()
 
 
@@ -85,7 +102,10 @@ async def test_bulk_cancel_retry_and_delete(server, users, dash_store):
     assert all(r.state is TaskState.CANCELED for r in await dash_store.get_many(ids))
     await client.post("/dashboard/actions/bulk/retry/", data={"csrfmiddlewaretoken": token, "ids": ids[:2]})
     assert (await dash_store.stats()).queue_length == 2
-    partly = await client.post("/dashboard/actions/bulk/delete/", data={"csrfmiddlewaretoken": token, "ids": ids}, follow_redirects=True)
+    asked = await client.post("/dashboard/actions/bulk/delete/", data={"csrfmiddlewaretoken": token, "ids": ids, "next": "/dashboard/history/"})
+    assert asked.status_code == 200 and "Delete 3 tasks?" in asked.text and all(f'name="ids" value="{i}"' in asked.text for i in ids)
+    assert all(await dash_store.get_many(ids))
+    partly = await client.post("/dashboard/actions/bulk/delete/", data={"csrfmiddlewaretoken": token, "ids": ids, "confirm": "yes"}, follow_redirects=True)
     assert "Deleted 1 task(s)." in partly.text and "2 refused" in partly.text
     assert [r is None for r in await dash_store.get_many(ids)] == [False, False, True]
     await client.aclose()

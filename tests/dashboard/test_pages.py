@@ -65,6 +65,33 @@ async def test_missing_task_and_context_are_404(server, users):
     await client.aclose()
 
 
+@pytest.mark.parametrize("path", ["/no/such/page", "/dashboard/tasks/no-such-task/", "/dashboard/nothing-here/"])
+async def test_not_found_is_a_dashboard_page_that_names_no_internal_class(server, users, path):
+    client = await staff_client(server, users)
+    answer = await client.get(path)
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    text = answer.text
+    assert "Resolver404" not in text and "Http404" not in text
+    assert "Not found" in text and f"<code>{path}</code>" in text
+    assert "dashboard/dashboard.css" in text and 'aria-label="Dashboard"' in text and "boss" in text  # the layout, signed in
+    await client.aclose()
+
+
+async def test_a_post_without_its_form_token_gets_the_styled_403(server, users, dash_store):
+    record = await submit(dash_store, "wait")
+    client = await staff_client(server, users)
+    answer = await client.post(f"/dashboard/actions/cancel/{record.id}/", data={})
+    assert answer.status_code == 403 and "The form could not be checked" in answer.text and "dashboard/dashboard.css" in answer.text
+    assert "CSRF verification failed" not in answer.text
+    await client.aclose()
+
+
+async def test_the_favicon_is_served(server):
+    async with httpx.AsyncClient(base_url=server, follow_redirects=True) as client:
+        icon = await client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml" and icon.text.startswith("<svg")
+
+
 async def test_overview_counts_and_warns_when_tasks_wait_without_workers(server, users, dash_store):
     for i in range(3):
         await submit(dash_store, f"job {i}")

@@ -82,3 +82,18 @@ def test_frame_cache_shares_a_frame_only_for_the_same_view_generation_and_while_
     assert cache.get(("overview",), 8, 101.0) is None  # a change came in since
     assert cache.get(("queue",), 7, 101.0) is None
     assert cache.get(("overview",), 7, 100.0 + REFRESH_S) is None  # too old: heartbeats and clocks moved
+
+
+def test_403_and_500_pages_render_in_the_dashboard_layout(rf, db):
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import PermissionDenied
+    from django.views import defaults
+
+    request = rf.get("/dashboard/secret/")
+    request.user = AnonymousUser()
+    denied = defaults.permission_denied(request, PermissionDenied("internal detail"))
+    crashed = defaults.server_error(request)
+    for response, status, heading in ((denied, 403, "Not allowed"), (crashed, 500, "Something went wrong")):
+        text = response.content.decode()
+        assert response.status_code == status and heading in text and "dashboard/dashboard.css" in text and 'aria-label="Dashboard"' in text
+    assert "internal detail" not in denied.content.decode()
