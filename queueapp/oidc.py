@@ -1,7 +1,7 @@
 """Bearer JWTs from an OpenID Connect provider, checked against the issuer's published keys.
 
 The issuer's discovery document (``{issuer}/.well-known/openid-configuration``) names its
-key set (``jwks_uri``). Keys are fetched on first use and kept for ``A2A_AUTH_OIDC_JWKS_TTL``;
+key set (``jwks_uri``). Keys are fetched at start (or first use) and kept for ``A2A_AUTH_OIDC_JWKS_TTL``;
 a token naming a key the cache does not hold makes one refetch, so a rotated key is picked
 up at once. Fetches of any kind are at most one per ``A2A_AUTH_OIDC_REFETCH_INTERVAL``, which
 bounds what a flood of made-up key ids, or an issuer that is down, can cost: requests in
@@ -82,6 +82,13 @@ class OidcVerifier:
     @property
     def discovery_url(self) -> str:
         return discovery_url(self.issuer)
+
+    async def prefetch(self) -> None:
+        """Fetch the keys now (``serve`` does at start), so a wrong issuer shows in the log at once."""
+        try:
+            await self._refresh(stale_ok=False)
+        except IssuerUnavailable as exc:
+            log.warning("%s; bearer JWTs are answered 503 until it can be reached", exc)
 
     async def verify(self, token: str) -> str:
         """The identity the token names. Raises :class:`TokenRejected` or :class:`IssuerUnavailable`."""

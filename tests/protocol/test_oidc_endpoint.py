@@ -65,6 +65,15 @@ def owner(live: Live, task_id: str) -> str | None:
     return redis.hget(f"a2a:active:{task_id}", "identity") or redis.hget(f"a2a:deadletter:{task_id}", "identity")
 
 
+def test_serve_fetches_the_keys_at_start(live, issuer):
+    """Before any token arrives (this test runs first), so a wrong issuer shows in the log at once."""
+    deadline = time.monotonic() + 10
+    while "Fetched the signing keys" not in live.serve.output and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert issuer.key_fetches == 1
+    assert f"Fetched the signing keys of {issuer.issuer}, kids={','.join(sorted((RS.kid, ES.kid)))}" in live.serve.output
+
+
 @pytest.mark.parametrize("key", [RS, ES], ids=["RS256", "ES256"])
 def test_a_valid_token_makes_its_subject_the_task_owner(live, issuer, key):
     token = issuer.token(key, sub=f"alice-{key.alg}")
@@ -196,6 +205,7 @@ def test_an_issuer_that_does_not_answer_gets_503_soon_not_a_hang():
             rest = send_rest(server, bearer(token))  # within the refetch interval: answered at once
             assert rest.status_code == 503 and rest.json()["error"]["status"] == "UNAVAILABLE"
             assert time.monotonic() - started < 1
+            assert f"The identity provider {silent.issuer} did not answer within 1s; bearer JWTs are answered 503" in server.serve.output
         finally:
             server.serve.stop()
             server.redis.stop()

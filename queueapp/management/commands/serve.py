@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from queueapp import runtime
 from queueapp.agents import AgentLoadError, load_agent
+from queueapp.auth import authenticator
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store
@@ -68,6 +69,9 @@ class Command(BaseCommand):
         log.info("A2A server starting with %s", STORAGE_NAMES[cfg.storage_kind])
         workers = [Worker(store, agent, cfg, hooks=default_hooks(store, cfg)) for _ in range(cfg.embedded_workers)]
         tasks = [asyncio.create_task(w.run(), name=f"embedded-worker-{i}") for i, w in enumerate(workers)]
+        oidc = authenticator(cfg).oidc
+        if oidc is not None:
+            tasks.append(asyncio.create_task(oidc.prefetch(), name="oidc-prefetch"))
         base = f"http://{'localhost' if cfg.server_host in ('127.0.0.1', '0.0.0.0', '::') else cfg.server_host}:{cfg.server_port}"
         self.stdout.write(
             f"A2A endpoint:  {base}/a2a\nAgent card:    {base}/.well-known/agent-card.json\nDashboard:     {base}/\nHealth:        {base}/health\n"
