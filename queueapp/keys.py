@@ -9,6 +9,7 @@ stays single-slot.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 TERMINAL_INDEX_STATES = ("completed", "failed", "canceled", "rejected")
 
@@ -93,6 +94,25 @@ class Keys:
         return self._k("idx", "seq")
 
     @property
+    def context_owners(self) -> str:
+        """Hash context id -> the identity that owns it, for contexts created with auth on."""
+        return self._k("contexts", "owners")
+
+    # An owner's own copies of the active and per-state history indexes: with auth on, every
+    # task with an owner is in one of these too, so one identity's list reads only its tasks.
+    # The identity is percent-encoded, so that one with a ':' cannot spell another's key.
+    def index_owner_active(self, owner: str | None) -> str:
+        """Sorted set of an owner's unfinished task ids, scored like ``index_active``."""
+        return self._k("idx", "owner", quote(owner or "", safe=""), "active")
+
+    def index_owner_history_state(self, owner: str | None, state: str) -> str:
+        """Sorted set of an owner's finished task ids in one terminal state."""
+        return self._k("idx", "owner", quote(owner or "", safe=""), "history", state)
+
+    def index_owner_history_states(self, owner: str | None) -> list[str]:
+        return [self.index_owner_history_state(owner, state) for state in TERMINAL_INDEX_STATES]
+
+    @property
     def counts(self) -> str:
         """Hash state -> number of tasks in that state now, plus running totals."""
         return self._k("counts")
@@ -101,8 +121,13 @@ class Keys:
         """Stream of a task's events, in order: what SSE, resubscribe and waits read."""
         return self._k("events", task_id)
 
-    def message_id(self, context_id: str, message_id: str) -> str:
-        """String message id -> task id, so a retried send does not make a second task."""
+    def message_id(self, context_id: str, message_id: str, owner: str | None = None) -> str:
+        """String message id -> task id, so a retried send does not make a second task.
+
+        Per owner: one identity's message id never finds another's task.
+        """
+        if owner:
+            return self._k("msgid", "owner", quote(owner, safe=""), context_id, message_id)
         return self._k("msgid", context_id, message_id)
 
     def push_configs(self, task_id: str) -> str:

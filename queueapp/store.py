@@ -59,6 +59,10 @@ class Conflict(StoreError):
     default_message = "the task changed while it was being updated"
 
 
+class ContextNotAvailable(StoreError):
+    default_message = "the context is not one of this caller's contexts"
+
+
 class NotReplicated(StoreError):
     default_message = "Redis could not confirm the write on enough replicas; retry with the same messageId"
 
@@ -142,11 +146,16 @@ class QueueStore:
         task_id: str | None = None,
         identity: str | None = None,
         metadata: Json | None = None,
+        context_must_exist: bool = False,
     ) -> tuple[TaskRecord, bool]:
         """Create a task from a user message and enqueue it.
 
-        Returns the record and whether it is new: a message id seen before in the same
-        context (within the idempotency TTL) returns the task it created the first time.
+        Returns the record and whether it is new: a message id the same identity sent before
+        in the same context (within the idempotency TTL) returns the task it created the
+        first time. The task, and a context it starts, belong to ``identity``. A context that
+        exists and belongs to another identity (or to none, when ``identity`` is set) raises
+        :class:`ContextNotAvailable`; so does one that does not exist, with
+        ``context_must_exist``.
         """
         k = self.keys
         context_id = context_id or model.new_id()
@@ -156,13 +165,17 @@ class QueueStore:
         task = model.new_task(task_id, context_id, user_message, ms, metadata)
         message_id = user_message.get("messageId", "")
         ttl = self.idempotency_ttl_ms if message_id else 0
-        extra = ["identity", identity] if identity else []
+        message_key = k.message_id(context_id, message_id, identity)
         result = await self._create(
             keys=[
                 k.active(task_id), k.deadletter(task_id), k.queue, k.context(context_id), k.index_context(context_id),
-                k.contexts, k.index_active, k.counts, k.events(task_id), k.message_id(context_id, message_id), k.index_seq,
+                k.contexts, k.index_active, k.counts, k.events(task_id), message_key, k.index_seq,
+                k.context_owners, k.index_owner_active(identity),
             ],
-            args=[task_id, context_id, model.pack_task(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN, *extra],
+            args=[
+                task_id, context_id, model.pack_task(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN,
+                identity or "", "1" if context_must_exist else "0",
+            ],
         )
         code = int(result[0])
         if code == 1:
@@ -173,8 +186,10 @@ class QueueStore:
             if existing is not None:
                 return existing, False
             # The first task is gone (deleted); forget the message id and create anew.
-            await self.redis.delete(k.message_id(context_id, message_id))
-            return await self.create_task(user_message, context_id=context_id, identity=identity, metadata=metadata)
+            await self.redis.delete(message_key)
+            return await self.create_task(user_message, context_id=context_id, identity=identity, metadata=metadata, context_must_exist=context_must_exist)
+        if code == -3:
+            raise ContextNotAvailable(f"context {context_id} is not one of this caller's contexts")
         raise Conflict(f"task id {task_id} already exists")
 
     async def _create(self, keys: list[str], args: list[Any]) -> Any:
@@ -254,11 +269,11 @@ class QueueStore:
             per_task += [k.active(task_id), k.events(task_id), k.push_configs(task_id)]
         rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, k.index_seq, *per_task], args=args)
         claims = []
-        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push in rows:
+        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
             record = TaskRecord(
                 task_id, context_id, model.task_state(task), task, str(rev), int(attempts), 0, ms,
-                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, None, None, False, bool(has_push),
+                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, identity or None, None, False, bool(has_push),
             )
             claims.append(Claim(record, tokens[task_id], worker_id))
         return claims
@@ -288,6 +303,7 @@ class QueueStore:
         return [
             k.active(record.id), k.index_active, k.index_context(record.context_id), k.contexts,
             k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.push_configs(record.id), k.index_seq,
+            k.index_owner_active(record.identity),
         ]
 
     async def update(
@@ -332,7 +348,8 @@ class QueueStore:
                 k.active(record.id), k.deadletter(record.id), k.index_active, k.index_context(record.context_id),
                 k.contexts, k.counts, k.events(record.id), k.queue, k.leases, k.processing, k.cancels,
                 k.index_history_state(state.value), k.stats_minute(ms // 60000), k.limbo,
-                k.push_configs(record.id), k.index_seq,
+                k.push_configs(record.id), k.index_seq, k.index_owner_active(record.identity),
+                k.index_owner_history_state(record.identity, state.value),
             ],
             args=[
                 record.id, *guard, state.value, model.pack_task(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
@@ -419,6 +436,7 @@ class QueueStore:
                 keys=[
                     k.deadletter(task_id), k.active(task_id), k.queue, *k.index_history_states,
                     k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id), k.index_seq,
+                    k.index_owner_active(record.identity), *k.index_owner_history_states(record.identity),
                 ],
                 args=[task_id, record.rev, model.pack_task(task), ms, model.dumps(model.status_event(task)), k.notify, EVENTS_MAXLEN],
             )
@@ -437,6 +455,7 @@ class QueueStore:
                 k.active(task_id), k.deadletter(task_id), k.context(record.context_id), k.index_context(record.context_id),
                 k.contexts, k.index_active, *k.index_history_states, k.counts,
                 k.events(task_id), k.push_configs(task_id), k.queue, k.leases, k.processing, k.cancels,
+                k.context_owners, k.index_owner_active(record.identity), *k.index_owner_history_states(record.identity),
             ],
             args=[task_id, record.context_id, k.notify, "1" if only_finished else "0"],
         )
@@ -515,25 +534,40 @@ class QueueStore:
         merged.sort(key=lambda row: (row[1], row[0]), reverse=True)
         return merged[:count]
 
-    async def list_tasks(self, *, state: TaskState | None = None, context_id: str | None = None, cursor: str = "", limit: int = 50) -> Page:
-        """Tasks newest first (by last status time), filtered by state and/or context."""
+    async def list_tasks(
+        self, *, state: TaskState | None = None, context_id: str | None = None, cursor: str = "", limit: int = 50, owner: str | None = None
+    ) -> Page:
+        """Tasks newest first (by last status time), filtered by state and/or context.
+
+        With ``owner``, only that identity's tasks, read from its own indexes; a context of
+        someone else's lists nothing. Without, every task.
+        """
         k = self.keys
+        if owner and context_id and await self.context_owner(context_id) != owner:
+            return Page([], "", 0)
+        active = k.index_owner_active(owner) if owner else k.index_active
+        history = k.index_owner_history_states(owner) if owner else k.index_history_states
         predicate = None
         if context_id:
             indexes = [k.index_context(context_id)]
             if state is not None:
                 predicate = lambda r: r.state == state  # noqa: E731
         elif state is not None and state.value in TERMINAL_INDEX_STATES:
-            indexes = [k.index_history_state(state.value)]
+            indexes = [history[TERMINAL_INDEX_STATES.index(state.value)]]
         elif state is not None:
-            indexes = [k.index_active]
+            indexes = [active]
             predicate = lambda r: r.state == state  # noqa: E731
         else:
-            indexes = [k.index_active, *k.index_history_states]
+            indexes = [active, *history]
         page = await self._page_from_indexes(indexes, cursor, limit, predicate)
         if predicate is not None:
-            page.total = int(await self.redis.hget(k.counts, state.value) or 0) if not context_id else await self._count_in(page, indexes[0], predicate)
+            counted = not context_id and not owner
+            page.total = int(await self.redis.hget(k.counts, state.value) or 0) if counted else await self._count_in(page, indexes[0], predicate)
         return page
+
+    async def context_owner(self, context_id: str) -> str | None:
+        """The identity a context belongs to; None for one created with auth off, or unknown."""
+        return await self.redis.hget(self.keys.context_owners, context_id)
 
     async def _count_in(self, page: Page, index: str, predicate: Any) -> int:
         ids = await self.redis.zrange(index, 0, -1)

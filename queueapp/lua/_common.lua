@@ -63,3 +63,18 @@ local function index_score(seq_key, now)
   redis.call('SET', seq_key, string.format('%d:%d', math.max(ms, last_ms), n))
   return string.format('%d.%03d', ms, n)
 end
+
+local function owner_index(owner, remove, add, score, id)
+  -- A task with an owner (auth on) is also in its owner's own copy of the index of its
+  -- place: active, or one history state. So one identity's ListTasks reads its own tasks
+  -- only. 'remove' lists the owner indexes the task leaves; 'add' is the one it enters.
+  if not owner or owner == '' then
+    return
+  end
+  for _, key in ipairs(remove) do
+    redis.call('ZREM', key, id)
+  end
+  if add then
+    redis.call('ZADD', add, score, id)
+  end
+end

@@ -2,7 +2,8 @@
 -- KEYS: 1 active hash, 2 deadletter hash, 3 active index, 4 context index, 5 contexts index,
 --       6 counts, 7 events stream, 8 queue, 9 leases, 10 processing, 11 cancels,
 --       12 history index of the final state, 13 stats minute, 14 processing-seen hash,
---       15 push configs, 16 index sequence
+--       15 push configs, 16 index sequence, 17 the owner's active index, 18 the owner's
+--       history index of the final state
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 final state,
 --       5 task JSON, 6 now (ms), 7 event JSON, 8 notify channel, 9 events max length,
 --       10 events TTL (ms), 11 stats TTL (s), 12 wait ms, 13 run ms, 14.. extra field/value pairs
@@ -44,6 +45,7 @@ local score = index_score(KEYS[16], now)
 redis.call('ZADD', KEYS[4], score, ARGV[1])
 redis.call('ZADD', KEYS[5], score, fields[2])
 redis.call('ZADD', KEYS[12], score, ARGV[1])
+owner_index(fields[3], {KEYS[17]}, KEYS[18], score, ARGV[1])
 if ARGV[2] ~= 'token' then
   -- Only an unclaimed task can still be waiting; LREM scans the whole queue, so a worker's
   -- finish (its claim proves the id left the queue) skips it.

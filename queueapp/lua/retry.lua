@@ -1,14 +1,15 @@
 -- Put a finished task back on the queue as a new attempt.
 -- KEYS: 1 deadletter hash, 2 active hash, 3 queue, 4-7 history index per terminal state,
 --       8 active index, 9 context index, 10 contexts index, 11 counts, 12 events stream,
---       13 index sequence
+--       13 index sequence, 14 the owner's active index, 15-18 the owner's history index per
+--       terminal state
 -- ARGV: 1 task id, 2 expected rev, 3 task JSON, 4 now (ms), 5 event JSON, 6 notify channel,
 --       7 events max length
 -- Returns {1, queue length}, {-1} when the task is not in the history, {-2} on a rev conflict.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {-1}
 end
-local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id', 'meta', 'rev')
+local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id', 'meta', 'rev', 'identity')
 -- finish.lua folds the bookkeeping, rev included, into one JSON field; unfold it.
 local meta = fields[3] and cjson.decode(fields[3]) or {}
 if (fields[4] or meta.rev) ~= ARGV[2] then
@@ -33,6 +34,7 @@ local score = index_score(KEYS[13], now)
 redis.call('ZADD', KEYS[8], score, ARGV[1])
 redis.call('ZADD', KEYS[9], score, ARGV[1])
 redis.call('ZADD', KEYS[10], score, fields[2])
+owner_index(fields[5], {KEYS[15], KEYS[16], KEYS[17], KEYS[18]}, KEYS[14], score, ARGV[1])
 move_count(KEYS[11], fields[1], 'submitted')
 redis.call('PERSIST', KEYS[12])
 redis.call('XADD', KEYS[12], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[5])

@@ -1,7 +1,8 @@
 -- Record a change on an unfinished task: state, task JSON, an event, and optionally
 -- release its claim or put it back on the queue.
 -- KEYS: 1 active hash, 2 active index, 3 context index, 4 contexts index, 5 counts,
---       6 events stream, 7 queue, 8 leases, 9 processing, 10 push configs, 11 index sequence
+--       6 events stream, 7 queue, 8 leases, 9 processing, 10 push configs, 11 index sequence,
+--       12 the owner's active index
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 new state,
 --       5 task JSON, 6 now (ms), 7 event JSON ('' for none), 8 action ('' | 'release' |
 --       'requeue' | 'requeue_front'), 9 notify channel, 10 events max length,
@@ -15,7 +16,7 @@ if not guard_ok(KEYS[1], ARGV[2], ARGV[3]) then
   return {-2}
 end
 local now = tonumber(ARGV[6])
-local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id')
+local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id', 'identity')
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'state', ARGV[4], 'task', ARGV[5], 'updated_ms', now)
 redis.call('HDEL', KEYS[1], 'status')  -- the claim's working status, now in the task JSON
@@ -25,6 +26,7 @@ local score = index_score(KEYS[11], now)
 redis.call('ZADD', KEYS[2], score, ARGV[1])
 redis.call('ZADD', KEYS[3], score, ARGV[1])
 redis.call('ZADD', KEYS[4], score, fields[2])
+owner_index(fields[3], {}, KEYS[12], score, ARGV[1])
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'e', ARGV[7])
 end

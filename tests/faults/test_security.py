@@ -130,9 +130,9 @@ def assert_safe(response: httpx.Response, where: str) -> None:
 async def hostile_tasks(store):
     """A waiting, a working and a failed task, all carrying the payload everywhere they can."""
     waiting, _ = await store.create_task(model.message("user", [{"text": ATTR}], message_id="w"), context_id=CONTEXT, identity=ATTR, metadata={"k": ATTR})
-    failing, _ = await store.create_task(model.message("user", [{"text": ATTR}, {"url": "javascript:alert(3)", "filename": ATTR}], message_id="f"), context_id=CONTEXT)
+    failing, _ = await store.create_task(model.message("user", [{"text": ATTR}, {"url": "javascript:alert(3)", "filename": ATTR}], message_id="f"), context_id=CONTEXT, identity=ATTR)
     await store.finish_unclaimed(await store.require(failing.id), TaskState.FAILED, ATTR)
-    working, _ = await store.create_task(model.message("user", [{"data": {ATTR: ATTR}}], message_id="k"), context_id=CONTEXT)
+    working, _ = await store.create_task(model.message("user", [{"data": {ATTR: ATTR}}], message_id="k"), context_id=CONTEXT, identity=ATTR)
     ids, _ = await store.take(5)
     claim = next(c for c in await store.lease(ids, "w-1", 60) if c.record.id == working.id)
     claim.record.task["status"] = model.status(TaskState.WORKING, model.now_ms(), model.agent_text(ATTR))
