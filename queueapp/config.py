@@ -191,6 +191,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_AUTH_OIDC_JWKS_TTL", parse_duration, "10m", "a duration such as 10m", _positive),
         Setting("A2A_AUTH_OIDC_REFETCH_INTERVAL", parse_duration, "30s", "a duration such as 30s", lambda v: v >= 0),
         Setting("A2A_AUTH_OIDC_TIMEOUT", parse_duration, "5s", "a duration from 100ms to 60s, such as 5s", lambda v: 0.1 <= v <= 60),
+        Setting("A2A_AUTH_ADMIN_IDENTITIES", parse_list, "", "identities that see and act on every task, separated by commas: ops,alice"),
         Setting("A2A_DASHBOARD_MAX_FPS", float, "10", "renders per second per browser, from 0.2 to 60", lambda v: 0.2 <= v <= 60),
         Setting("A2A_DASHBOARD_READ_ONLY", parse_bool, "false", "true or false"),
         Setting("A2A_DASHBOARD_PUBLIC", parse_bool, "false", "true or false"),

@@ -192,6 +192,11 @@ def from_store_error(exc: store.StoreError) -> ProtocolError:
         return TaskNotCancelableError(str(exc))
     if isinstance(exc, store.InvalidTransition):
         return UnsupportedOperationError(str(exc))
+    if isinstance(exc, store.ContextNotAvailable):
+        # The same answer for a context of someone else's and one that does not exist.
+        return InvalidParamsError(
+            f"{exc}. With auth on, contexts are the server's: send the message without contextId to start one, then use the contextId it returns."
+        )
     return InternalError(f"The task changed while the request was handled; try again ({exc}).")
 
 

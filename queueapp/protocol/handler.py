@@ -18,6 +18,7 @@ from queueapp import model, push
 from queueapp.events import ends_stream, follow_task
 from queueapp.model import Json, TaskRecord
 from queueapp.protocol import card
+from queueapp.protocol.access import Access
 from queueapp.protocol.errors import (
     ContentTypeNotSupportedError,
     ExtendedAgentCardNotConfiguredError,
@@ -86,6 +87,7 @@ class Handler:
         self.store = store
         self.config = config
         self.cap = config.max_history_length
+        self.access = Access.from_config(config)
 
     async def _call(self, coro: Any) -> Any:
         """Await a store call, translating its errors into the protocol's."""
@@ -94,9 +96,10 @@ class Handler:
         except StoreError as exc:
             raise from_store_error(exc) from None
 
-    async def _task(self, task_id: str) -> TaskRecord:
+    async def _task(self, task_id: str, ctx: CallContext) -> TaskRecord:
+        """The task, if the caller may see it: another's task is answered as a missing one."""
         record = await self.store.get(task_id)
-        if record is None:
+        if record is None or not self.access.may_see(ctx.identity, record.identity):
             raise TaskNotFoundError(f"Task {task_id} was not found.")
         return record
 
@@ -141,27 +144,32 @@ class Handler:
             await self._check_push_url(push_config)
         task_id, context_id = message.get("taskId"), message.get("contextId")
         if task_id:
-            record = await self._continue(task_id, context_id, message)
+            record = await self._continue(task_id, context_id, message, ctx)
             after, snapshot = await self.store.last_event_id(task_id), True
             if push_config:
-                await self._store_push_config({**push_config, "taskId": task_id})
+                await self._store_push_config({**push_config, "taskId": task_id}, ctx)
             record = await self._call(self.store.continue_task(task_id, message))
         else:
             # The push config is stored before the task is queued, so that a fast worker's
             # first event is already pushed.
             new_id = model.new_id()
-            stored = await self._store_push_config({**push_config, "taskId": new_id}) if push_config else None
+            stored = await self._store_push_config({**push_config, "taskId": new_id}, ctx) if push_config else None
+            # With auth on, contexts are the server's: a message may name only one of the
+            # caller's own (the spec: refuse a contextId it cannot accept, never swap in a new one).
             record, created = await self._call(
-                self.store.create_task(message, task_id=new_id, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata"))
+                self.store.create_task(
+                    message, task_id=new_id, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata"),
+                    context_must_exist=ctx.identity is not None and bool(context_id),
+                )
             )
             if stored and not created:  # a repeated message id: the config belongs to the first task
                 await self.store.delete_push_config(new_id, stored["id"])
-                await self._store_push_config({**stored, "taskId": record.id})
+                await self._store_push_config({**stored, "taskId": record.id}, ctx)
             after, snapshot = "0-0", False
         return record, after, snapshot
 
-    async def _continue(self, task_id: str, context_id: str | None, message: Json) -> TaskRecord:
-        record = await self._task(task_id)
+    async def _continue(self, task_id: str, context_id: str | None, message: Json, ctx: CallContext) -> TaskRecord:
+        record = await self._task(task_id, ctx)
         if context_id and context_id != record.context_id:
             raise InvalidParamsError(f"message.contextId {context_id} contradicts task {task_id}, which belongs to context {record.context_id}.")
         if record.finished or record.state in TERMINAL:
@@ -191,7 +199,7 @@ class Handler:
             event = await self._wait(record.id, after, self.config.blocking_timeout)
             if event is not None and "message" in event:
                 return {"message": event["message"]}
-            record = await self._task(record.id)
+            record = await self._task(record.id, ctx)
         return {"task": shape_task(record.task, history_length, self.cap)}
 
     def _require_streaming(self) -> None:
@@ -209,7 +217,7 @@ class Handler:
         self._require_streaming()
         task_id = _required(params, "id")
         after = await self.store.last_event_id(task_id)  # read first: an event may repeat, none is lost
-        record = await self._task(task_id)
+        record = await self._task(task_id, ctx)
         if record.finished or record.state in TERMINAL:
             raise UnsupportedOperationError(f"Task {task_id} is already {record.state.value}; there is nothing to subscribe to.")
         return self._events(task_id, shape_task(record.task, None, self.cap), after)
@@ -229,7 +237,7 @@ class Handler:
 
     async def get_task(self, params: Json, ctx: CallContext) -> Json:
         task_id, history_length = _required(params, "id"), _history_length(params, self.cap)
-        record = await self._task(task_id)
+        record = await self._task(task_id, ctx)
         return shape_task(record.task, history_length, self.cap)
 
     async def list_tasks(self, params: Json, ctx: CallContext) -> Json:
@@ -243,24 +251,25 @@ class Handler:
             raise InvalidParamsError(f"pageToken {token!r} was not issued by this server; pass the nextPageToken of the previous page.")
         after_ms = _timestamp_ms(params["statusTimestampAfter"]) if params.get("statusTimestampAfter") else None
         context_id = params.get("contextId") or None
-        page = await self.store.list_tasks(state=state, context_id=context_id, cursor=token, limit=page_size)
+        owner = self.access.scope(ctx.identity)
+        page = await self.store.list_tasks(state=state, context_id=context_id, cursor=token, limit=page_size, owner=owner)
         items, next_token, total = page.items, page.next_cursor, page.total
         if after_ms is not None:
             kept = [r for r in items if _status_ms(r) > after_ms]
             if len(kept) < len(items):
                 next_token = ""  # newest first: everything after the first older task is older too
             items = kept
-            total = await self._count_after(state, context_id, after_ms)
+            total = await self._count_after(state, context_id, after_ms, owner)
         history_length = _history_length(params, self.cap)
         include_artifacts = bool(params.get("includeArtifacts"))
         tasks = [shape_task(r.task, history_length, self.cap, include_artifacts) for r in items]
         return {"tasks": tasks, "nextPageToken": next_token, "pageSize": page_size, "totalSize": total}
 
-    async def _count_after(self, state: TaskState | None, context_id: str | None, after_ms: int) -> int:
+    async def _count_after(self, state: TaskState | None, context_id: str | None, after_ms: int, owner: str | None) -> int:
         """How many tasks changed after the time: read pages newest first until an older one."""
         count, cursor = 0, ""
         while True:
-            page = await self.store.list_tasks(state=state, context_id=context_id, cursor=cursor, limit=MAX_PAGE_SIZE)
+            page = await self.store.list_tasks(state=state, context_id=context_id, cursor=cursor, limit=MAX_PAGE_SIZE, owner=owner)
             newer = [r for r in page.items if _status_ms(r) > after_ms]
             count += len(newer)
             if len(newer) < len(page.items) or not page.next_cursor:
@@ -271,13 +280,14 @@ class Handler:
 
     async def cancel_task(self, params: Json, ctx: CallContext) -> Json:
         task_id = _required(params, "id")
+        await self._task(task_id, ctx)
         after = await self.store.last_event_id(task_id)
         record = await self._call(self.store.request_cancel(task_id))
         if not record.finished:
             # A worker holds it: give the worker a moment to stop, then end it without it.
             if await self._wait(task_id, after, self.config.cancel_wait) is None:
                 await self._call(self.store.force_cancel(task_id))
-            record = await self._task(task_id)
+            record = await self._task(task_id, ctx)
         return shape_task(record.task, None, self.cap)
 
     # ---- push notification configs ---------------------------------------------------------
@@ -293,24 +303,29 @@ class Handler:
         except ValueError as exc:
             raise InvalidParamsError(str(exc)) from None
 
-    async def _store_push_config(self, config: Json) -> Json:
+    async def _store_push_config(self, config: Json, ctx: CallContext) -> Json:
+        """Store a config, owned by the caller; returns it as the client sees it."""
         stored = {key: value for key, value in config.items() if key in ("id", "taskId", "url", "token", "authentication") and value}
         stored["id"] = stored.get("id") or model.new_id()
-        await self.store.set_push_config(stored["taskId"], stored["id"], stored)
+        await self.store.set_push_config(stored["taskId"], stored["id"], self.access.owned(ctx.identity, stored))
         return stored
+
+    async def _push_configs(self, task_id: str, ctx: CallContext) -> dict[str, Json]:
+        """The task's configs the caller may see; the task itself must be visible to it."""
+        await self._task(task_id, ctx)
+        return self.access.visible_configs(ctx.identity, await self.store.get_push_configs(task_id))
 
     async def create_push_config(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
         task_id = _required(params, "taskId")
         await self._check_push_url(params)
-        await self._task(task_id)
-        return await self._store_push_config(params)
+        await self._task(task_id, ctx)
+        return await self._store_push_config(params, ctx)
 
     async def get_push_config(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
         task_id = _required(params, "taskId")
-        await self._task(task_id)
-        configs = await self.store.get_push_configs(task_id)
+        configs = await self._push_configs(task_id, ctx)
         config_id = params.get("id") or next(iter(configs), "")
         if config_id not in configs:
             raise TaskNotFoundError(f"Task {task_id} has no push notification config {config_id!r}.")
@@ -319,17 +334,17 @@ class Handler:
     async def list_push_configs(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
         task_id = _required(params, "taskId")
-        await self._task(task_id)
-        return {"configs": list((await self.store.get_push_configs(task_id)).values()), "nextPageToken": ""}
+        return {"configs": list((await self._push_configs(task_id, ctx)).values()), "nextPageToken": ""}
 
     async def delete_push_config(self, params: Json, ctx: CallContext) -> None:
         self._require_push()
         task_id = _required(params, "taskId")
-        await self._task(task_id)
+        configs = await self._push_configs(task_id, ctx)
         config_id = params.get("id")
         if not config_id:
             raise InvalidParamsError("'id' is required: the id of the push notification config.")
-        await self.store.delete_push_config(task_id, config_id)
+        if config_id in configs:  # another's config is left alone, answered like a missing one
+            await self.store.delete_push_config(task_id, config_id)
 
     async def get_extended_card(self, params: Json, ctx: CallContext) -> Json:
         raise ExtendedAgentCardNotConfiguredError("This agent has no extended agent card; the public card at /.well-known/agent-card.json is complete.")
