@@ -129,8 +129,11 @@ def _common_options(config: Config) -> dict[str, Any]:
         "decode_responses": True,
         "socket_timeout": config.queue_options_timeout,
         "socket_connect_timeout": config.queue_options_timeout,
-        "retry": Retry(ExponentialWithJitterBackoff(cap=config.queue_reconnect_backoff_max, base=0.05), config.queue_options_max_retries),
-        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        # A dropped connection is retried on a new one. A timeout is not: Redis is there but
+        # not answering (frozen, swapping), and each retry would make the caller wait one
+        # more timeout, so a client would hang for several times A2A_QUEUE_OPTIONS_TIMEOUT.
+        "retry": Retry(ExponentialWithJitterBackoff(cap=config.queue_reconnect_backoff_max, base=0.05), config.queue_options_max_retries, (redis.ConnectionError,)),
+        "retry_on_error": [redis.ConnectionError],
         "health_check_interval": 15,
     }
     if config.queue_credentials_username:
