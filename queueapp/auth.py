@@ -28,7 +28,15 @@ REALM = "a2a"
 
 
 class AuthError(Exception):
-    """The request carries no credential, or one that is not configured (answered 401)."""
+    """The request carries no credential, or one that is not configured (answered 401).
+
+    ``invalid_token`` says a bearer token was sent and refused, which the challenge tells the
+    client (RFC 6750 ``error="invalid_token"``), so that it knows to get a new one.
+    """
+
+    def __init__(self, message: str, *, invalid_token: bool = False):
+        super().__init__(message)
+        self.invalid_token = invalid_token
 
 
 class AuthUnavailableError(Exception):
@@ -70,10 +78,10 @@ class Authenticator:
     def takes_bearer(self) -> bool:
         return bool(self.tokens or self.oidc)
 
-    def challenge(self) -> str:
+    def challenge(self, invalid_token: bool = False) -> str:
         """The ``WWW-Authenticate`` value of a 401 answer."""
         if self.takes_bearer:
-            return f'Bearer realm="{REALM}"'
+            return f'Bearer realm="{REALM}", error="invalid_token"' if invalid_token else f'Bearer realm="{REALM}"'
         return f'ApiKey realm="{REALM}", header="{API_KEY_HEADER}"'
 
     async def authenticate(self, headers: Mapping[str, str]) -> str | None:
@@ -89,14 +97,15 @@ class Authenticator:
         authorization = lowered.get("authorization", "")
         api_key = lowered.get(API_KEY_HEADER.lower(), "")
         scheme, _, token = authorization.partition(" ")
-        if authorization and scheme.lower() == "bearer" and token.strip():
+        bearer = authorization and scheme.lower() == "bearer" and token.strip()
+        if bearer:
             found = await self._bearer(token.strip())
         elif api_key:
             found = _match(self.api_keys, api_key)
         else:
             raise AuthError(self._missing_message())
         if found is None:
-            raise AuthError("The credential is not valid.")
+            raise AuthError("The credential is not valid.", invalid_token=bool(bearer))
         return found
 
     async def _bearer(self, token: str) -> str | None:
@@ -106,7 +115,7 @@ class Authenticator:
         try:
             return await self.oidc.verify(token)
         except TokenRejected as exc:
-            raise AuthError(str(exc)) from None
+            raise AuthError(str(exc), invalid_token=True) from None
         except IssuerUnavailable as exc:
             raise AuthUnavailableError(str(exc)) from None
 

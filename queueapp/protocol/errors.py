@@ -98,6 +98,7 @@ class PayloadTooLargeError(ProtocolError):
 
 class UnauthenticatedError(ProtocolError):
     default_message = "Authentication required."
+    invalid_token = False  # a bearer token was sent and refused (RFC 6750 error="invalid_token")
 
 
 class IdentityProviderUnavailableError(InternalError):

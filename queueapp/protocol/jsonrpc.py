@@ -74,7 +74,7 @@ def _answer(request_id: RequestId, version: str, *, result: Any = None, error: P
         return transport.json_response({"jsonrpc": "2.0", "id": request_id, "result": result})
     body = {"jsonrpc": "2.0", "id": request_id, "error": jsonrpc_error(error, version)}
     if isinstance(error, UnauthenticatedError):
-        return transport.json_response(body, status=wire(error).http, headers=transport.challenge_headers())
+        return transport.json_response(body, status=wire(error).http, headers=transport.challenge_headers(error))
     return transport.json_response(body)
 
 

@@ -80,7 +80,7 @@ def _params(version: str, method: str, request: HttpRequest, path: Json) -> Json
 
 def _error_response(error: ProtocolError, version: str) -> HttpResponse:
     status, body = rest_error(error, version)
-    headers = transport.challenge_headers() if isinstance(error, UnauthenticatedError) else None
+    headers = transport.challenge_headers(error) if isinstance(error, UnauthenticatedError) else None
     return transport.json_response(body, status=status, headers=headers)
 
 

@@ -49,14 +49,16 @@ async def authenticate_headers(headers: Mapping[str, str]) -> CallContext:
     try:
         return CallContext(identity=await authenticator(config_module.get()).authenticate(headers))
     except AuthError as exc:
-        raise UnauthenticatedError(str(exc)) from None
+        error = UnauthenticatedError(str(exc))
+        error.invalid_token = exc.invalid_token
+        raise error from None
     except AuthUnavailableError as exc:
         log.warning("Cannot check a bearer token: %s", exc)
         raise IdentityProviderUnavailableError(f"{exc}; retry shortly.") from None
 
 
-def challenge_headers() -> dict[str, str]:
-    return {"WWW-Authenticate": authenticator(config_module.get()).challenge()}
+def challenge_headers(error: UnauthenticatedError) -> dict[str, str]:
+    return {"WWW-Authenticate": authenticator(config_module.get()).challenge(error.invalid_token)}
 
 
 async def make_handler() -> Handler:

@@ -120,15 +120,23 @@ def test_bad_tokens_get_401_with_the_challenge_on_both_bindings(live, issuer, ca
     token, reason = _bad_tokens(issuer)[case]
     rpc = send_rpc(live, bearer(token))
     assert rpc.status_code == 401
-    assert rpc.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
+    assert rpc.headers["WWW-Authenticate"] == 'Bearer realm="a2a", error="invalid_token"'
     error = rpc.json()["error"]
     assert error["code"] == -32600 and error["data"][0]["reason"] == "UNAUTHENTICATED"
     assert reason in error["message"]
     rest = send_rest(live, bearer(token))
-    assert rest.status_code == 401 and rest.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
+    assert rest.status_code == 401 and rest.headers["WWW-Authenticate"] == 'Bearer realm="a2a", error="invalid_token"'
     assert reason in rest.json()["error"]["message"]
     listing = httpx.get(f"{live.url}/v1/tasks", headers=bearer(token))  # the 0.3 binding too
     assert listing.status_code == 401 and "WWW-Authenticate" in listing.headers
+
+
+def test_no_credential_gets_the_plain_challenge_and_the_ways_to_authenticate(live, issuer):
+    rpc = send_rpc(live, {})
+    assert rpc.status_code == 401 and rpc.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
+    assert f"a token or a JWT from {issuer.issuer}" in rpc.json()["error"]["message"]
+    rest = send_rest(live, {"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    assert rest.status_code == 401 and rest.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
 
 
 def test_a_rotated_key_is_accepted_after_one_refetch(live, issuer):
