@@ -85,6 +85,19 @@ def test_a_valid_token_makes_its_subject_the_task_owner(live, issuer, key):
     assert owner(live, by_rest.json()["task"]["id"]) == f"alice-{key.alg}"
 
 
+def test_the_token_subject_owns_the_task_against_other_subjects_and_static_tokens(live, issuer):
+    alice, bob = issuer.token(RS, sub="alice-owner"), issuer.token(ES, sub="bob-other")
+    task_id = send_rpc(live, bearer(alice)).json()["result"]["task"]["id"]
+    assert live.rpc("GetTask", {"id": task_id}, headers=bearer(alice)).json()["result"]["id"] == task_id
+    for stranger in (bob, STATIC):
+        assert live.rpc("GetTask", {"id": task_id}, headers=bearer(stranger)).json()["error"]["code"] == -32001
+        rest = httpx.get(f"{live.url}/tasks/{task_id}", headers={"A2A-Version": "1.0", **bearer(stranger)})
+        assert rest.status_code == 404
+    # A new token of the same subject (another key, later) is the same owner.
+    again = issuer.token(ES, sub="alice-owner", iat=int(time.time()) + 1)
+    assert httpx.get(f"{live.url}/tasks/{task_id}", headers={"A2A-Version": "1.0", **bearer(again)}).json()["id"] == task_id
+
+
 def test_static_tokens_still_work_beside_oidc(live):
     response = send_rpc(live, bearer(STATIC))
     assert owner(live, response.json()["result"]["task"]["id"]) == "ci"
