@@ -123,7 +123,7 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
     TaskNotCancelableError: Wire(-32002, 400, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE"),
     PushNotificationNotSupportedError: Wire(-32003, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED"),
     UnsupportedOperationError: Wire(-32004, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION"),
-    ContentTypeNotSupportedError: Wire(-32005, 400, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED"),
+    ContentTypeNotSupportedError: Wire(-32005, 415, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED"),
     InvalidAgentResponseError: Wire(-32006, 500, "INTERNAL", "INVALID_AGENT_RESPONSE"),
     ExtendedAgentCardNotConfiguredError: Wire(-32007, 400, "FAILED_PRECONDITION", "EXTENDED_AGENT_CARD_NOT_CONFIGURED"),
     ExtensionSupportRequiredError: Wire(-32008, 400, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED"),

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from queueapp import config as config_module
 from queueapp.auth import AuthError, AuthUnavailableError, authenticator
 from queueapp.model import dumps
-from queueapp.protocol.errors import IdentityProviderUnavailableError, InvalidRequestError, UnauthenticatedError, VersionNotSupportedError
+from queueapp.protocol.errors import ContentTypeNotSupportedError, IdentityProviderUnavailableError, UnauthenticatedError, VersionNotSupportedError
 from queueapp.protocol.handler import CallContext, Handler
 from queueapp.runtime import get_store
 
@@ -65,18 +65,31 @@ async def make_handler() -> Handler:
     return Handler(await get_store(), config_module.get())
 
 
-def read_body(request: HttpRequest) -> bytes:
-    """The request body, which must be JSON when a Content-Type says what it is.
+def is_json_type(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
 
-    Refusing text/plain and form types keeps a browser from posting a task cross-site with a
-    plain HTML form; a body sent without a Content-Type (command-line clients) is read as JSON.
+
+def read_body(request: HttpRequest) -> bytes:
+    """The body of a POST, which must say it is JSON; anything else is ContentTypeNotSupported.
+
+    A web page on another site can POST here without asking first only with a form or
+    text/plain type, or with none at all (a ``no-cors`` fetch of a Blob): refusing those
+    keeps it from creating or canceling tasks. A POST without a body and without a
+    Content-Type is still served when no browser sent it (no ``Origin``): the SDK clients'
+    cancel (0.3) and subscribe (1.0) send exactly that.
     """
     # request.read() rather than request.body: the size cap is A2A_MAX_BODY_BYTES, enforced
     # by the ASGI middleware before Django buffers anything, not Django's own upload limit.
     body = request.read()
     declared = (request.content_type or "").lower()
-    if body and declared and declared != "application/json" and not declared.endswith("+json"):
-        raise InvalidRequestError(f"The request body is sent as {declared}; send it as JSON with Content-Type: application/json.")
+    if is_json_type(declared):
+        return body
+    if declared:
+        raise ContentTypeNotSupportedError(f"The request body is sent as {declared}; send it as JSON with Content-Type: application/json.")
+    if body:
+        raise ContentTypeNotSupportedError("The request has a body but no Content-Type; send it as JSON with Content-Type: application/json.")
+    if request.headers.get("Origin"):
+        raise ContentTypeNotSupportedError("A browser's POST must say Content-Type: application/json.")
     return body
 
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path(".well-known/agent-card.json", views.agent_card, name="agent-card"),
     path(".well-known/agent.json", views.agent_card),  # where 0.3-era clients look
     path("a2a", jsonrpc.endpoint, name="a2a-jsonrpc"),
+    path("a2a/", jsonrpc.endpoint),  # where clients that join paths to the card's url post
     re_path(r"^extendedAgentCard$", route("1.0", {"GET": "GetExtendedAgentCard"})),
     re_path(r"^v1/card$", route("0.3", {"GET": "GetExtendedAgentCard"})),
     *_rest("", "1.0"),

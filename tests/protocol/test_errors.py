@@ -216,7 +216,7 @@ def test_rest_errors_are_status_bodies(live):
 
 
 def test_rest_malformed_body_and_wrong_method(live):
-    response = httpx.post(f"{live.url}/message:send", content=b"{oops", headers={"A2A-Version": "1.0"})
+    response = httpx.post(f"{live.url}/message:send", content=b"{oops", headers={"A2A-Version": "1.0", "Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["details"][0]["reason"] == "PARSE_ERROR"
     response = httpx.delete(f"{live.url}/tasks/{new_id()}", headers={"A2A-Version": "1.0"})
     assert response.status_code == 405 and response.headers["Allow"] == "GET"
