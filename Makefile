@@ -6,7 +6,7 @@ APP_STAMP := $(VENV)/.app-installed
 TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run worker client test lint bench clean
+.PHONY: run worker client test conformance lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## conformance: run the A2A conformance kit (TCK_DIR, default ../shared/a2a-tck) against a live serve
+conformance: $(TEST_STAMP)
+	$(BIN)/python scripts/conformance.py
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
@@ -53,4 +57,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var test-output
+	rm -rf $(VENV) .venv-tck var test-output
