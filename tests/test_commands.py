@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from queueapp.connection import embedded_socket, stop_embedded_server
+from queueapp.embedded import embedded_socket, stop_embedded_server
 from queueapp.keys import Keys
 from queueapp.store import QueueStore
 from tests.faults.tools import eventually, manage, states, submit, sync_client, user_message

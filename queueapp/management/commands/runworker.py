@@ -6,7 +6,7 @@ import asyncio
 
 from django.core.management.base import BaseCommand, CommandError
 
-from queueapp import runtime
+from queueapp import embedded, runtime
 from queueapp.agents import AgentLoadError, load_agent
 from queueapp.management.base import load_config, open_store
 from queueapp.worker import Worker
@@ -33,6 +33,7 @@ class Command(BaseCommand):
     async def _run(self, cfg, agent) -> None:
         store = await open_store(cfg)
         runtime.set_store(store)
+        supervisor = embedded.start_supervision(cfg)
         worker = Worker(store, agent, cfg, hooks=default_hooks(store, cfg))
         worker.install_signal_handlers()
         try:
@@ -40,3 +41,4 @@ class Command(BaseCommand):
         finally:
             await close_hooks(store, cfg.worker_shutdown_grace, worker.hurry)
             await store.redis.aclose()
+            await embedded.release(cfg, supervisor)

@@ -11,7 +11,8 @@ import uvicorn
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from queueapp import runtime
+from queueapp import config as config_module
+from queueapp import embedded, runtime
 from queueapp.agents import AgentLoadError, load_agent
 from queueapp.auth import authenticator
 from queueapp.datadir import setup_lock
@@ -66,6 +67,7 @@ class Command(BaseCommand):
     async def _start(self, cfg, agent) -> tuple[list[Worker], list[asyncio.Task]]:
         store = await open_store(cfg)
         runtime.set_store(store)
+        self._supervisor = embedded.start_supervision(cfg)
         log.info("A2A server starting with %s", STORAGE_NAMES[cfg.storage_kind])
         workers = [Worker(store, agent, cfg, hooks=default_hooks(store, cfg)) for _ in range(cfg.embedded_workers)]
         tasks = [asyncio.create_task(w.run(), name=f"embedded-worker-{i}") for i, w in enumerate(workers)]
@@ -87,6 +89,7 @@ class Command(BaseCommand):
         if workers:
             await close_hooks(workers[0].store, workers[0].config.worker_shutdown_grace, workers[0].hurry)
         await runtime.close_all()
+        await embedded.release(config_module.get(), self._supervisor)
 
     async def _run_uvicorn(self, cfg, agent, listeners: Listeners) -> None:
         from a2a_site.asgi import application
