@@ -65,16 +65,28 @@ def same_origin(scope: dict[str, Any]) -> bool:
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
+    async def refuse(self) -> None:
+        """Close with 4403. A close before the accept would refuse the handshake itself
+        (HTTP 403), which a browser only reports as 1006; accepting first lets it read the code.
+        Nothing is sent in between."""
+        await self.accept()
+        await self.close(code=REFUSED)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if not same_origin(self.scope) or not access.can_view(user):
-            log.info("Dashboard WebSocket refused, origin_ok=%s, user=%s", same_origin(self.scope), getattr(user, "username", "") or "anonymous")
+        if not same_origin(self.scope):
+            # Another site's page gets no handshake at all (HTTP 403).
+            log.info("Dashboard WebSocket refused, origin_ok=False, user=%s", getattr(user, "username", "") or "anonymous")
             await self.close(code=REFUSED)
+            return
+        if not access.can_view(user):
+            log.info("Dashboard WebSocket refused, origin_ok=True, user=anonymous")
+            await self.refuse()
             return
         params = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
         self.page = params.pop("page", "overview")
         if self.page not in sections.PAGES:
-            await self.close(code=REFUSED)
+            await self.refuse()
             return
         self.params = params
         self.extra = {"can_act": access.can_act(user), "read_only": config.get().dashboard_read_only}

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from queueapp import config
+from queueapp import config, histogram
 from queueapp.runtime import get_store
 from queueapp.states import TaskState
 from queueapp.store import Stats
@@ -61,6 +61,12 @@ class StatsCollector:
             yield GaugeMetricFamily(f"a2a_task_{name}_seconds_avg_1h", f"Average task {help_text} over the last hour.", value=total / count if count else 0)
             yield GaugeMetricFamily(f"a2a_task_{name}_seconds_sum_1h", f"Sum of task {help_text} over the last hour.", value=total)
             yield GaugeMetricFamily(f"a2a_task_{name}_count_1h", f"Tasks with a measured {help_text} over the last hour.", value=count)
+            merged = histogram.merge(m[f"{name}_buckets"] for m in minutes)
+            for label, q in (("p50", 0.5), ("p95", 0.95)):
+                value = histogram.percentile(merged, q)
+                yield GaugeMetricFamily(
+                    f"a2a_task_{name}_seconds_{label}_1h", f"{label} of task {help_text} over the last hour (within 10%).", value=(value or 0) / 1000
+                )
 
 
 def _authorized(request: HttpRequest, token: str) -> bool:

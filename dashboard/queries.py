@@ -44,10 +44,24 @@ def first_user_text(task: Json) -> str:
     return ""
 
 
+def run_and_input_wait(record: TaskRecord, now_ms: int) -> tuple[int | None, int | None]:
+    """How long an unfinished task has run, and apart from that, how long it has waited for input.
+
+    A task asking for input (input-required, auth-required) stopped running at its last
+    status; every claim restarts ``started_ms``, so earlier waits are never counted.
+    """
+    if not record.started_ms or record.finished:
+        return None, None
+    if record.state.is_interrupted and record.updated_ms >= record.started_ms:
+        return record.updated_ms - record.started_ms, now_ms - record.updated_ms
+    return now_ms - record.started_ms, None
+
+
 def row(record: TaskRecord, now_ms: int | None = None) -> Json:
     """One task as a list row."""
     now_ms = now_ms or model.now_ms()
     prog = progress(record.task)
+    runtime_ms, input_wait_ms = run_and_input_wait(record, now_ms)
     return {
         "id": record.id,
         "context_id": record.context_id,
@@ -62,7 +76,8 @@ def row(record: TaskRecord, now_ms: int | None = None) -> Json:
         "enqueued_ms": record.enqueued_ms,
         "started_ms": record.started_ms,
         "finished_ms": record.finished_ms,
-        "runtime_ms": (now_ms - record.started_ms) if record.started_ms and not record.finished else None,
+        "runtime_ms": runtime_ms,
+        "input_wait_ms": input_wait_ms,
         "age_ms": now_ms - (record.enqueued_ms or record.created_ms),
         "attempts": record.attempts,
         "worker": record.worker,
@@ -272,25 +287,48 @@ def _status_entry(state: str, timestamp: str | None, text: str, ms: int | None =
     return {"kind": "status", "state": TaskState.parse(state), "timestamp": timestamp, "ms": ms, "text": text}
 
 
+def _stream_ms(entry_id: str) -> int:
+    """When Redis appended a stream entry: the first half of its id."""
+    return int(entry_id.partition("-")[0])
+
+
+def fold(entries: list[Json]) -> list[Json]:
+    """Consecutive status updates of one state become one row showing the latest.
+
+    The row keeps the updates it stands for (oldest first) in ``earlier``, for the page to
+    show on demand: a ``sleep 30`` task has a handful of rows, not one per progress tick.
+    """
+    rows: list[Json] = []
+    for entry in entries:
+        last = rows[-1] if rows else None
+        if last and entry["kind"] == "status" and last["kind"] == "status" and last["state"] == entry["state"]:
+            rows[-1] = {**entry, "earlier": [*last.get("earlier", []), {k: v for k, v in last.items() if k != "earlier"}]}
+        else:
+            rows.append(entry)
+    return rows
+
+
 async def task_timeline(store: QueueStore, record: TaskRecord) -> list[Json]:
-    """The status changes of a task, oldest first.
+    """The status changes of a task, oldest first, with consecutive updates of a state folded.
 
     The task's event stream has every change while it is kept (A2A_EVENTS_TTL after the
-    task ends); after that the timeline is rebuilt from the task's own timestamps.
+    task ends); after that the timeline is rebuilt from the task's own timestamps. Artifact
+    and reply rows carry the time Redis recorded them (the stream entry's id).
     """
     entries: list[Json] = []
-    for _, event in await store.read_events(record.id, count=500):
+    for entry_id, event in await store.read_events(record.id, count=500):
         update = event.get("statusUpdate") or (event.get("task") or {})
         status = update.get("status")
+        ms = _stream_ms(entry_id)
         if status:
-            entries.append(_status_entry(status["state"], status.get("timestamp"), model.message_text(status.get("message"))))
+            entries.append(_status_entry(status["state"], status.get("timestamp"), model.message_text(status.get("message")), ms))
         elif "artifactUpdate" in event:
             art = event["artifactUpdate"]["artifact"]
-            entries.append({"kind": "artifact", "name": art.get("name") or art.get("artifactId", ""), "append": event["artifactUpdate"].get("append", False)})
+            entries.append({"kind": "artifact", "name": art.get("name") or art.get("artifactId", ""), "append": event["artifactUpdate"].get("append", False), "ms": ms})
         elif "message" in event:
-            entries.append({"kind": "reply", "text": model.message_text(event["message"])})
+            entries.append({"kind": "reply", "text": model.message_text(event["message"]), "ms": ms})
     if entries:
-        return entries
+        return fold(entries)
     fallback = [_status_entry("submitted", None, "", record.created_ms)]
     if record.started_ms:
         fallback.append(_status_entry("working", None, "", record.started_ms))

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from queueapp import model
+from queueapp import histogram, model
 from queueapp import workers as registry
 from queueapp.ha import publish
 from queueapp.keys import TERMINAL_INDEX_STATES, Keys
@@ -353,7 +353,8 @@ class QueueStore:
             ],
             args=[
                 record.id, *guard, state.value, model.pack_task(record.task), ms, model.dumps(event), k.notify, EVENTS_MAXLEN,
-                self.events_ttl_ms, STATS_TTL_S, wait_ms, run_ms, *pairs,
+                self.events_ttl_ms, STATS_TTL_S, wait_ms, run_ms, histogram.field(histogram.WAIT, wait_ms),
+                histogram.field(histogram.RUN, run_ms), *pairs,
             ],
         )
         _check(result, record.id)
@@ -635,6 +636,7 @@ class QueueStore:
         for offset, row in enumerate(results[5:]):
             minute = current_minute - minutes + 1 + offset
             ran, waited = int(row.get("ran", 0)), int(row.get("waited", 0))
+            wait_buckets, run_buckets = histogram.counts(row, histogram.WAIT), histogram.counts(row, histogram.RUN)
             per_minute.append(
                 {
                     "minute_ms": minute * 60000,
@@ -643,6 +645,8 @@ class QueueStore:
                     "canceled": int(row.get("canceled", 0)),
                     "avg_wait_ms": int(row.get("wait_ms", 0)) / waited if waited else 0,
                     "avg_run_ms": int(row.get("run_ms", 0)) / ran if ran else 0,
+                    "wait_buckets": wait_buckets,
+                    "run_buckets": run_buckets,
                 }
             )
         worker_list = await registry.describe(self, workers, now)

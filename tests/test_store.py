@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from queueapp import model
+from queueapp import histogram, model
 from queueapp.keys import TERMINAL_INDEX_STATES
 from queueapp.states import TaskState
 from queueapp.store import Conflict, InvalidTransition, QueueStore, TaskNotCancelable, TaskNotFound
@@ -451,6 +451,25 @@ async def test_a_writer_whose_clock_is_behind_never_ties_a_score(any_store, monk
         await create(any_store, f"t{i}")
     scores = [s for _, s in await any_store.redis.zrange(any_store.keys.index_active, 0, -1, withscores=True)]
     assert len(set(scores)) == 4 and sorted(int(s) for s in scores) == [1_800_000_000_003] * 2 + [1_800_000_000_005] * 2
+
+
+async def test_finished_tasks_feed_per_minute_histograms_of_wait_and_run_time(any_store, monkeypatch):
+    clock = [1_800_000_000_000]
+    monkeypatch.setattr(model, "now_ms", lambda: clock[0])
+    for run_ms in [1000] * 18 + [20_000] * 2:
+        await create(any_store)
+        clock[0] += 100  # waits 100 ms in the queue
+        claim = await claim_one(any_store)
+        clock[0] += run_ms
+        await ClaimUpdater(any_store, claim).complete("ok")
+    minutes = (await any_store.stats(minutes=10)).per_minute
+    waits = histogram.merge(m["wait_buckets"] for m in minutes)
+    runs = histogram.merge(m["run_buckets"] for m in minutes)
+    assert sum(waits.values()) == sum(runs.values()) == 20
+    assert abs(histogram.percentile(waits, 0.5) - 100) <= 10
+    assert abs(histogram.percentile(runs, 0.5) - 1000) <= 100 and abs(histogram.percentile(runs, 0.95) - 20_000) <= 2000
+    row = await any_store.redis.hgetall(any_store.keys.stats_minute(clock[0] // 60000))
+    assert len([f for f in row if f.startswith(("wb:", "rb:"))]) <= 3  # only the buckets used are stored
 
 
 async def test_a_retried_task_gets_its_bookkeeping_back(any_store):

@@ -1,4 +1,4 @@
-"""Template helpers: relative times with the absolute UTC time on hover, durations, badges."""
+"""Template helpers: relative times with the absolute time on hover or beside them, durations, badges."""
 
 from __future__ import annotations
 
@@ -54,6 +54,20 @@ def reltime(value: Any) -> str:
 
 
 @register.filter
+def when(value: Any) -> str:
+    """:func:`reltime` with the absolute time beside it, as ISO 8601.
+
+    The server writes it in UTC (``Z``); the page's script rewrites it in the browser's
+    time zone with its offset (``data-local``), so without JavaScript it is still exact.
+    """
+    ms = _to_ms(value)
+    if ms is None:
+        return "–"
+    iso = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return format_html('{} <span class="abs" data-local="{}">{}</span>', reltime(ms), ms, iso)
+
+
+@register.filter
 def duration(ms: Any) -> str:
     if ms in (None, ""):
         return "–"
@@ -65,6 +79,12 @@ def duration(ms: Any) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)} min {int(seconds % 60)} s"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+@register.filter
+def seconds(value: Any) -> str:
+    """A duration given in seconds (a chart's figure); '–' when there is none."""
+    return "–" if value in (None, "") else duration(float(value) * 1000)
 
 
 @register.filter

@@ -6,7 +6,8 @@
 --       history index of the final state
 -- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 final state,
 --       5 task JSON, 6 now (ms), 7 event JSON, 8 notify channel, 9 events max length,
---       10 events TTL (ms), 11 stats TTL (s), 12 wait ms, 13 run ms, 14.. extra field/value pairs
+--       10 events TTL (ms), 11 stats TTL (s), 12 wait ms, 13 run ms, 14 wait bucket field,
+--       15 run bucket field ('' when not measured; see histogram.py), 16.. extra field/value pairs
 -- Returns {1, queue length, 1 if the task has push configs else 0}, {-1} when the task is not
 -- active, {-2} when the guard fails.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -21,7 +22,7 @@ local now = tonumber(ARGV[6])
 local state = ARGV[4]
 local fields = redis.call('HMGET', KEYS[1], 'state', 'context_id', 'identity')
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
-set_fields(KEYS[1], ARGV, 14)
+set_fields(KEYS[1], ARGV, 16)
 -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
 -- the rest of the bookkeeping (rev, attempts, times, worker...) as one JSON field, 'meta':
 -- a hash of few fields takes far less memory. The claim token and progress end with the
@@ -61,10 +62,12 @@ redis.call('HINCRBY', KEYS[13], state, 1)
 if tonumber(ARGV[12]) >= 0 then
   redis.call('HINCRBY', KEYS[13], 'wait_ms', ARGV[12])
   redis.call('HINCRBY', KEYS[13], 'waited', 1)
+  redis.call('HINCRBY', KEYS[13], ARGV[14], 1)
 end
 if tonumber(ARGV[13]) >= 0 then
   redis.call('HINCRBY', KEYS[13], 'run_ms', ARGV[13])
   redis.call('HINCRBY', KEYS[13], 'ran', 1)
+  redis.call('HINCRBY', KEYS[13], ARGV[15], 1)
 end
 redis.call('EXPIRE', KEYS[13], ARGV[11])
 local qlen = notify(ARGV[8], KEYS[8], ARGV[1], fields[2], state, 'finished')

@@ -37,7 +37,8 @@ async def test_metrics_report_queue_states_totals_workers_and_redis(server, dash
     assert found[("a2a_tasks_finished_total", (("state", "completed"),))] == 0
     assert found[("a2a_workers_live", ())] == 0
     assert 0 < found[("a2a_redis_roundtrip_seconds", ())] < 5
-    for name in ("a2a_task_wait_seconds_avg_1h", "a2a_task_run_seconds_avg_1h", "a2a_task_wait_count_1h", "a2a_task_run_seconds_sum_1h"):
+    for name in ("a2a_task_wait_seconds_avg_1h", "a2a_task_run_seconds_avg_1h", "a2a_task_wait_count_1h", "a2a_task_run_seconds_sum_1h",
+                 "a2a_task_wait_seconds_p50_1h", "a2a_task_run_seconds_p95_1h"):
         assert (name, ()) in found
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dashboard import charts, queries
 from dashboard.consumers import same_origin
 from dashboard.templatetags.dashboard_tags import duration, relative, reltime, state_badge
-from queueapp import model
+from queueapp import histogram, model
 from queueapp.states import TaskState
 
 
-def minute(i: int, completed: int = 0, failed: int = 0, wait: float = 0, run: float = 0) -> dict:
-    return {"minute_ms": 60_000 * (29_000_000 + i), "completed": completed, "failed": failed, "canceled": 0, "avg_wait_ms": wait, "avg_run_ms": run}
+def minute(i: int, completed: int = 0, failed: int = 0, waits: tuple = (), runs: tuple = ()) -> dict:
+    """One minute of store.stats(): counts, and histogram buckets of the given durations (ms)."""
+    wait_buckets = histogram.merge({histogram.bucket(ms): 1} for ms in waits)
+    run_buckets = histogram.merge({histogram.bucket(ms): 1} for ms in runs)
+    return {"minute_ms": 60_000 * (29_000_000 + i), "completed": completed, "failed": failed, "canceled": 0, "avg_wait_ms": 0, "avg_run_ms": 0,
+            "wait_buckets": wait_buckets, "run_buckets": run_buckets}
 
 
 def test_throughput_bars_stack_failed_on_completed_and_fit_the_axis():
@@ -23,10 +27,44 @@ def test_throughput_bars_stack_failed_on_completed_and_fit_the_axis():
     assert "30 completed, 7 failed" in full["label"]
 
 
-def test_time_lines_are_in_seconds_and_the_table_keeps_only_busy_minutes():
-    built = charts.build([minute(0), minute(1, completed=1, wait=1500, run=250)])
-    assert built["times"]["top"] == 2 and len(built["times"]["wait_points"].split()) == 2
-    assert built["rows"] == [{"time": built["rows"][0]["time"], "completed": 1, "failed": 0, "wait_s": 1.5, "run_s": 0.25}]
+def test_the_time_axis_has_a_labelled_tick_every_ten_minutes():
+    hour = [minute(i) for i in range(60)]  # minute 29,000,000 is a multiple of ten
+    ticks = charts.throughput(hour)["ticks"]
+    assert [t["label"] for t in ticks] == [model.iso_from_ms(hour[i]["minute_ms"])[11:16] for i in range(0, 60, 10)]
+    assert all(a["x"] < b["x"] for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+def test_histogram_percentiles_are_within_ten_percent():
+    durations = [100] * 50 + [1000] * 45 + [30_000] * 5
+    buckets = histogram.merge({histogram.bucket(ms): 1} for ms in durations)
+    assert abs(histogram.percentile(buckets, 0.5) - 100) <= 10
+    assert abs(histogram.percentile(buckets, 0.95) - 1000) <= 100
+    assert abs(histogram.percentile(buckets, 0.99) - 30_000) <= 3000
+    assert histogram.percentile({}, 0.5) is None and histogram.field(histogram.WAIT, -1) == ""
+    assert histogram.counts({"wb:3": "2", "rb:9": "1", "completed": "4"}, histogram.WAIT) == {3: 2}
+
+
+def test_time_lines_show_p50_and_p95_in_seconds_and_break_on_empty_minutes():
+    built = charts.build([minute(0, completed=2, waits=(1500, 1500), runs=(250, 8000)), minute(1), minute(2, completed=1, waits=(1500,), runs=(250,))])
+    wait = built["times"][0][0]
+    assert wait["top"] == 2 and wait["p50"]["d"].count("M") == 2 and len(wait["p50"]["dots"]) == 2  # no line through the empty minute
+    row = built["rows"][0]
+    assert [r["time"] for r in built["rows"]] == [model.iso_from_ms(60_000 * 29_000_000)[11:16], model.iso_from_ms(60_000 * 29_000_002)[11:16]]
+    assert abs(row["wait_p50"] - 1.5) < 0.15 and abs(row["run_p95"] - 8) < 0.8 and abs(row["run_p50"] - 0.25) < 0.025
+    assert built["hour"]["finished"] == 3 and built["hour"]["per_minute"] == 1.0 and abs(built["hour"]["run_p95"] - 8) < 0.8
+
+
+def test_timeline_folds_consecutive_updates_of_one_state():
+    def status(state, text, ms):
+        return {"kind": "status", "state": TaskState.parse(state), "timestamp": None, "ms": ms, "text": text}
+
+    entries = [status("submitted", "", 1), status("working", "", 2), *(status("working", f"{i}/30", 3 + i) for i in range(30)),
+               {"kind": "artifact", "name": "out", "append": False, "ms": 40}, status("completed", "done", 41)]
+    rows = queries.fold(entries)
+    assert [r.get("kind") for r in rows] == ["status", "status", "artifact", "status"]
+    working = rows[1]
+    assert working["text"] == "29/30" and len(working["earlier"]) == 30 and working["earlier"][0]["text"] == ""
+    assert "earlier" not in rows[0] and "earlier" not in rows[3]
 
 
 def test_relative_times_and_durations():
