@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -150,6 +151,24 @@ def test_no_credential_gets_the_plain_challenge_and_the_ways_to_authenticate(liv
     assert f"a token or a JWT from {issuer.issuer}" in rpc.json()["error"]["message"]
     rest = send_rest(live, {"Authorization": "Basic YWxpY2U6c2VjcmV0"})
     assert rest.status_code == 401 and rest.headers["WWW-Authenticate"] == 'Bearer realm="a2a"'
+
+
+def test_a_slow_issuer_does_not_hold_up_other_requests(live, issuer):
+    time.sleep(REFETCH_INTERVAL + 0.2)  # so that the unknown key id below makes a fetch
+    issuer.delay = 2.0  # per request: discovery and keys take 4 s, inside the 5 s limit
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(send_rpc, live, bearer(issuer.token(STRANGER)))
+            time.sleep(0.3)  # the server is now waiting for the issuer
+            started = time.monotonic()
+            assert send_rpc(live, bearer(STATIC)).status_code == 200
+            assert send_rpc(live, bearer(issuer.token(RS))).status_code == 200  # a cached key needs no fetch
+            assert time.monotonic() - started < 1.5
+            assert not waiting.done()
+            late = waiting.result(timeout=10)
+            assert late.status_code == 401, late.text
+    finally:
+        issuer.delay = 0.0
 
 
 def test_a_rotated_key_is_accepted_after_one_refetch(live, issuer):
