@@ -24,5 +24,5 @@ RUN useradd --create-home --uid 10001 a2a \
     && mkdir -p /app/var \
     && chown -R a2a /app/var
 USER a2a
-EXPOSE 8080
+EXPOSE 8080 50051
 CMD ["python", "manage.py", "serve"]

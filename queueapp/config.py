@@ -124,6 +124,11 @@ def _issuer_url(value: str) -> bool:
     return parts.scheme == "http" and loopback
 
 
+def _host_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
 SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
@@ -148,6 +153,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_SERVER_HOST", str.strip, "127.0.0.1", "a host or address to listen on"),
         Setting("A2A_SERVER_PORT", int, "8080", "a TCP port from 1 to 65535", _int(1, 65535)),
         Setting("A2A_SERVER_ASGI", str.lower, "uvicorn", "'uvicorn' or 'daphne'", lambda v: v in ("uvicorn", "daphne")),
+        Setting("A2A_GRPC_PORT", int, "50051", "a TCP port from 1 to 65535, or 0 to turn the gRPC server off", _int(0, 65535)),
+        Setting("A2A_GRPC_PUBLIC_ADDRESS", str.strip, "", "host:port that gRPC clients use, such as agents.example.com:443", lambda v: v == "" or _host_port(v)),
+        Setting("A2A_GRPC_TLS_CERT", str.strip, "", "the path of a PEM certificate chain (set with A2A_GRPC_TLS_KEY)"),
+        Setting("A2A_GRPC_TLS_KEY", str.strip, "", "the path of the PEM private key of A2A_GRPC_TLS_CERT"),
         Setting("A2A_PUBLIC_URL", str.strip, "", "the base URL clients use, such as https://agents.example.com"),
         Setting("A2A_DEBUG", parse_bool, "false", "true or false"),
         Setting("A2A_SECRET_KEY", str.strip, "", "a long random string (unset: one is generated and kept in A2A_DATA_DIR)"),
@@ -328,6 +337,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         )
     if values["auth_oidc_issuer"] and not values["auth_oidc_audience"]:
         raise ConfigError("A2A_AUTH_OIDC_AUDIENCE is required when A2A_AUTH_OIDC_ISSUER is set: expected the audiences (aud) a token may be for")
+    if bool(values["grpc_tls_cert"]) != bool(values["grpc_tls_key"]):
+        raise ConfigError("A2A_GRPC_TLS_CERT and A2A_GRPC_TLS_KEY go together: set both for gRPC over TLS, or neither for plaintext")
     from queueapp.ha import url_problem
 
     problem = url_problem(values["queue_url"], values["queue_key_prefix"], values["queue_options_db"], values["queue_replica_acks"], SETTINGS["A2A_QUEUE_URL"].accepts)

@@ -52,6 +52,8 @@ def bind_all(config) -> Listeners:
     listeners = Listeners()
     try:
         listeners.sockets["http"] = bind_tcp("HTTP", config.server_host, config.server_port)
+        if config.grpc_port:
+            listeners.sockets["grpc"] = bind_tcp("gRPC", config.server_host, config.grpc_port)
     except PortUnavailable:
         listeners.close()
         raise

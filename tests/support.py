@@ -73,9 +73,13 @@ class RedisServer:
 
 
 def base_env(redis_url: str | None, data_dir: str, **extra: str) -> dict[str, str]:
-    """The environment of a child process: no A2A_* from outside, only what the test sets."""
+    """The environment of a child process: no A2A_* from outside, only what the test sets.
+
+    Each environment gets a gRPC port of its own, so that servers started side by side
+    never reach for the same default port.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("A2A_")}
-    env.update({"A2A_DATA_DIR": data_dir, "A2A_ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1"})
+    env.update({"A2A_DATA_DIR": data_dir, "A2A_ENV_FILE": os.devnull, "PYTHONUNBUFFERED": "1", "A2A_GRPC_PORT": str(free_port())})
     if redis_url:
         env["A2A_QUEUE_URL"] = redis_url
     env.update(extra)
@@ -130,6 +134,10 @@ class ServeProcess(ManagedProcess):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.env['A2A_GRPC_PORT']}"
 
     def start(self, wait: bool = True) -> ServeProcess:
         super().start()

@@ -97,8 +97,9 @@ def test_server_runs_no_worker_and_waits_for_a_healthy_redis(services):
     assert env["A2A_SERVER_HOST"] == "0.0.0.0"
     assert env["A2A_QUEUE_URL"] == "redis://redis:6379/0"
     assert server["depends_on"]["redis"]["condition"] == "service_healthy"
-    port = env["A2A_SERVER_PORT"]
-    assert server["ports"] == [f"{port}:{port}"]
+    port, grpc_port = env["A2A_SERVER_PORT"], env["A2A_GRPC_PORT"]
+    assert server["ports"] == [f"{port}:{port}", f"{grpc_port}:{grpc_port}"]
+    assert re.search(rf"^EXPOSE {port} {grpc_port}$", (ROOT / "Dockerfile").read_text(), re.M)
     check = " ".join(server["healthcheck"]["test"])
     assert f"http://127.0.0.1:{port}/health" in check
 

@@ -1,7 +1,7 @@
 """The agent card: what this server says about itself at /.well-known/agent-card.json.
 
 It is a 1.0 card listing a JSON-RPC and an HTTP+JSON interface for each of 1.0 and 0.3,
-with the 0.3 fields merged in by the SDK's own ``agent_card_to_dict`` so that 0.3
+and a 1.0 gRPC interface when the gRPC server is on, with the 0.3 fields merged in by the SDK's own ``agent_card_to_dict`` so that 0.3
 clients read it too. It is cached by clients (``Cache-Control`` + ``ETag``).
 """
 
@@ -11,6 +11,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.types import a2a_pb2 as pb
@@ -63,6 +64,14 @@ def security(config: Any) -> Json:
     return {"securitySchemes": schemes, "securityRequirements": [{"schemes": {name: {"list": []}}} for name in schemes]}
 
 
+def grpc_address(config: Any, base_url: str) -> str:
+    """The gRPC target clients dial (``host:port``, no scheme): the card's own host, the gRPC port."""
+    if config.grpc_public_address:
+        return config.grpc_public_address
+    host = urlsplit(base_url).hostname or "127.0.0.1"
+    return f"[{host}]:{config.grpc_port}" if ":" in host else f"{host}:{config.grpc_port}"
+
+
 def build_card(config: Any, base_url: str) -> Json:
     """The card as JSON, for a server reached at ``base_url`` (no trailing slash)."""
     profile = agent_profile(config)
@@ -70,6 +79,8 @@ def build_card(config: Any, base_url: str) -> Json:
     for version in VERSIONS:
         interfaces.append({"url": base_url + JSONRPC_PATH, "protocolBinding": "JSONRPC", "protocolVersion": version})
         interfaces.append({"url": base_url, "protocolBinding": "HTTP+JSON", "protocolVersion": version})
+    if config.grpc_port:
+        interfaces.append({"url": grpc_address(config, base_url), "protocolBinding": "GRPC", "protocolVersion": "1.0"})
     card: Json = {
         "name": config.agent_name,
         "description": config.agent_description,

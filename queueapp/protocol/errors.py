@@ -1,8 +1,9 @@
 """Protocol errors: one base class, and one table from class to every wire form.
 
 The handler and codecs raise :class:`ProtocolError` subclasses; only the transports turn
-them into JSON-RPC error objects or HTTP responses (google.rpc.Status bodies), so each
-error's code, HTTP status and reason live in :data:`ERROR_TABLE` and nowhere else.
+them into JSON-RPC error objects, HTTP responses (google.rpc.Status bodies) or gRPC
+statuses, so each error's code, HTTP status, gRPC status and reason live in
+:data:`ERROR_TABLE` and nowhere else.
 """
 
 from __future__ import annotations
@@ -108,29 +109,30 @@ class IdentityProviderUnavailableError(InternalError):
 class Wire(NamedTuple):
     code: int  # JSON-RPC error code
     http: int  # HTTP status for HTTP+JSON
-    status: str  # google.rpc.Code name
+    status: str  # google.rpc.Code name in the HTTP+JSON Status body
     reason: str  # ErrorInfo reason
+    grpc: str  # gRPC status code name (the spec's table, section 5.4)
 
 
 ERROR_TABLE: dict[type[ProtocolError], Wire] = {
-    JSONParseError: Wire(-32700, 400, "INVALID_ARGUMENT", "PARSE_ERROR"),
-    InvalidRequestError: Wire(-32600, 400, "INVALID_ARGUMENT", "INVALID_REQUEST"),
-    MethodNotFoundError: Wire(-32601, 404, "NOT_FOUND", "METHOD_NOT_FOUND"),
-    InvalidParamsError: Wire(-32602, 400, "INVALID_ARGUMENT", "INVALID_PARAMS"),
-    InternalError: Wire(-32603, 500, "INTERNAL", "INTERNAL_ERROR"),
-    StorageUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "STORAGE_UNAVAILABLE"),
-    TaskNotFoundError: Wire(-32001, 404, "NOT_FOUND", "TASK_NOT_FOUND"),
-    TaskNotCancelableError: Wire(-32002, 400, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE"),
-    PushNotificationNotSupportedError: Wire(-32003, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED"),
-    UnsupportedOperationError: Wire(-32004, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION"),
-    ContentTypeNotSupportedError: Wire(-32005, 415, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED"),
-    InvalidAgentResponseError: Wire(-32006, 500, "INTERNAL", "INVALID_AGENT_RESPONSE"),
-    ExtendedAgentCardNotConfiguredError: Wire(-32007, 400, "FAILED_PRECONDITION", "EXTENDED_AGENT_CARD_NOT_CONFIGURED"),
-    ExtensionSupportRequiredError: Wire(-32008, 400, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED"),
-    VersionNotSupportedError: Wire(-32009, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED"),
-    PayloadTooLargeError: Wire(-32600, 413, "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE"),
-    UnauthenticatedError: Wire(-32600, 401, "UNAUTHENTICATED", "UNAUTHENTICATED"),
-    IdentityProviderUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "IDENTITY_PROVIDER_UNAVAILABLE"),
+    JSONParseError: Wire(-32700, 400, "INVALID_ARGUMENT", "PARSE_ERROR", "INVALID_ARGUMENT"),
+    InvalidRequestError: Wire(-32600, 400, "INVALID_ARGUMENT", "INVALID_REQUEST", "INVALID_ARGUMENT"),
+    MethodNotFoundError: Wire(-32601, 404, "NOT_FOUND", "METHOD_NOT_FOUND", "UNIMPLEMENTED"),
+    InvalidParamsError: Wire(-32602, 400, "INVALID_ARGUMENT", "INVALID_PARAMS", "INVALID_ARGUMENT"),
+    InternalError: Wire(-32603, 500, "INTERNAL", "INTERNAL_ERROR", "INTERNAL"),
+    StorageUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "STORAGE_UNAVAILABLE", "UNAVAILABLE"),
+    TaskNotFoundError: Wire(-32001, 404, "NOT_FOUND", "TASK_NOT_FOUND", "NOT_FOUND"),
+    TaskNotCancelableError: Wire(-32002, 400, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE", "FAILED_PRECONDITION"),
+    PushNotificationNotSupportedError: Wire(-32003, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED", "UNIMPLEMENTED"),
+    UnsupportedOperationError: Wire(-32004, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION", "UNIMPLEMENTED"),
+    ContentTypeNotSupportedError: Wire(-32005, 415, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED", "INVALID_ARGUMENT"),
+    InvalidAgentResponseError: Wire(-32006, 500, "INTERNAL", "INVALID_AGENT_RESPONSE", "INTERNAL"),
+    ExtendedAgentCardNotConfiguredError: Wire(-32007, 400, "FAILED_PRECONDITION", "EXTENDED_AGENT_CARD_NOT_CONFIGURED", "FAILED_PRECONDITION"),
+    ExtensionSupportRequiredError: Wire(-32008, 400, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED", "FAILED_PRECONDITION"),
+    VersionNotSupportedError: Wire(-32009, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED", "UNIMPLEMENTED"),
+    PayloadTooLargeError: Wire(-32600, 413, "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "RESOURCE_EXHAUSTED"),
+    UnauthenticatedError: Wire(-32600, 401, "UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"),
+    IdentityProviderUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "IDENTITY_PROVIDER_UNAVAILABLE", "UNAVAILABLE"),
 }
 
 # 0.3 has no -32009; its clients get an invalid request instead of a code they do not know.

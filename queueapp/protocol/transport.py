@@ -1,4 +1,4 @@
-"""What both bindings share: version negotiation, auth, reading the body, JSON answers."""
+"""What the bindings share: version negotiation, auth, reading the body, JSON answers."""
 
 from __future__ import annotations
 
@@ -27,13 +27,19 @@ def requested_version(request: HttpRequest) -> str:
     Only major.minor counts. Raises :class:`VersionNotSupportedError` for anything else.
     """
     raw = (request.headers.get(VERSION_HEADER) or request.GET.get(VERSION_HEADER) or "").strip()
+    return check_version(raw)
+
+
+def check_version(raw: str, default: str = "0.3", allowed: tuple[str, ...] = SUPPORTED_VERSIONS) -> str:
+    """The major.minor of an ``A2A-Version`` value (``default`` when empty), if it is one of ``allowed``."""
+    raw = raw.strip()
     if not raw:
-        return "0.3"
+        return default
     parts = raw.split(".")
     major_minor = ".".join(parts[:2]) if len(parts) >= 2 else f"{parts[0]}.0"
-    if major_minor in SUPPORTED_VERSIONS and all(p.isdigit() for p in parts):
+    if major_minor in allowed and all(p.isdigit() for p in parts):
         return major_minor
-    raise VersionNotSupportedError(f"A2A-Version {raw!r} is not supported; this server speaks {' and '.join(SUPPORTED_VERSIONS)}.")
+    raise VersionNotSupportedError(f"A2A-Version {raw!r} is not supported; this endpoint speaks {' and '.join(allowed)}.")
 
 
 async def authenticate(request: HttpRequest) -> CallContext:

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
@@ -67,4 +68,5 @@ async def official_client(url: str, binding: str, version: str, *, streaming: bo
     assert chosen, f"the card offers no {binding} {version} interface"
     del card.supported_interfaces[:]
     card.supported_interfaces.extend(chosen)
-    return ClientFactory(ClientConfig(streaming=streaming, supported_protocol_bindings=[binding])).create(card)
+    config = ClientConfig(streaming=streaming, supported_protocol_bindings=[binding], grpc_channel_factory=grpc.aio.insecure_channel)
+    return ClientFactory(config).create(card)

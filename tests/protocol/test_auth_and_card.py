@@ -71,6 +71,7 @@ def test_card_declares_the_schemes_and_public_url(live):
         ("HTTP+JSON", "1.0"): "https://agents.example.com",
         ("JSONRPC", "0.3"): "https://agents.example.com/a2a",
         ("HTTP+JSON", "0.3"): "https://agents.example.com",
+        ("GRPC", "1.0"): f"agents.example.com:{live.serve.env['A2A_GRPC_PORT']}",  # the card's host, the gRPC port
     }
     parsed = ParseDict(card, pb.AgentCard(), ignore_unknown_fields=True)  # a valid 1.0 card
     assert parsed.name and parsed.version and parsed.capabilities.streaming and parsed.skills

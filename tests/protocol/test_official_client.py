@@ -1,4 +1,4 @@
-"""The official A2A client (a2a-sdk) against a live ``serve``: JSON-RPC and HTTP+JSON, 1.0 and 0.3."""
+"""The official A2A client (a2a-sdk) against a live ``serve``: JSON-RPC and HTTP+JSON in 1.0 and 0.3, and gRPC."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError, Unsuppor
 from queueapp.model import new_id
 from tests.protocol.conftest import official_client, user_message
 
-COMBOS = [("JSONRPC", "1.0"), ("HTTP+JSON", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "0.3")]
+COMBOS = [("JSONRPC", "1.0"), ("HTTP+JSON", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "0.3"), ("GRPC", "1.0")]
 pytestmark = pytest.mark.parametrize("binding,version", COMBOS, ids=[f"{b}-{v}" for b, v in COMBOS])
 
 S = pb.TaskState

@@ -18,6 +18,7 @@ from queueapp.auth import authenticator
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store
+from queueapp.protocol import grpc_server
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
 
@@ -25,16 +26,18 @@ log = logging.getLogger("queueapp.serve")
 
 
 class Command(BaseCommand):
-    help = "Serve the A2A endpoint and the dashboard, with A2A_EMBEDDED_WORKERS workers in-process."
+    help = "Serve the A2A endpoint (HTTP and gRPC) and the dashboard, with A2A_EMBEDDED_WORKERS workers in-process."
+    grpc = None  # the gRPC server, once started
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, help="HTTP port (default A2A_SERVER_PORT)")
         parser.add_argument("--host", help="address to listen on (default A2A_SERVER_HOST)")
         parser.add_argument("--workers", type=int, help="embedded workers (default A2A_EMBEDDED_WORKERS)")
         parser.add_argument("--server", choices=["uvicorn", "daphne"], help="ASGI server (default A2A_SERVER_ASGI)")
+        parser.add_argument("--grpc-port", type=int, help="gRPC port, 0 for none (default A2A_GRPC_PORT)")
 
     def handle(self, *args, **options):
-        cfg = load_config(server_port=options["port"], server_host=options["host"], embedded_workers=options["workers"], server_asgi=options["server"])
+        cfg = load_config(server_port=options["port"], server_host=options["host"], embedded_workers=options["workers"], server_asgi=options["server"], grpc_port=options["grpc_port"])
         if cfg.storage_kind == "memory" and cfg.embedded_workers == 0:
             raise CommandError("A2A_QUEUE_PROVIDER=memory needs A2A_EMBEDDED_WORKERS of 1 or more: no other process can reach its queue")
         try:
@@ -64,10 +67,16 @@ class Command(BaseCommand):
             return
         ensure_admin_user(self.stdout)
 
-    async def _start(self, cfg, agent) -> tuple[list[Worker], list[asyncio.Task]]:
+    async def _start(self, cfg, agent, listeners: Listeners) -> tuple[list[Worker], list[asyncio.Task]]:
         store = await open_store(cfg)
         runtime.set_store(store)
         self._supervisor = embedded.start_supervision(cfg)
+        try:
+            self.grpc = await grpc_server.start(cfg, listeners.take("grpc") if "grpc" in listeners.sockets else None)
+        except grpc_server.GrpcStartError as exc:
+            await runtime.close_all()
+            await embedded.release(cfg, self._supervisor)
+            raise CommandError(str(exc)) from None
         log.info("A2A server starting with %s", STORAGE_NAMES[cfg.storage_kind])
         workers = [Worker(store, agent, cfg, hooks=default_hooks(store, cfg)) for _ in range(cfg.embedded_workers)]
         tasks = [asyncio.create_task(w.run(), name=f"embedded-worker-{i}") for i, w in enumerate(workers)]
@@ -76,13 +85,20 @@ class Command(BaseCommand):
             tasks.append(asyncio.create_task(oidc.prefetch(), name="oidc-prefetch"))
         base = f"http://{'localhost' if cfg.server_host in ('127.0.0.1', '0.0.0.0', '::') else cfg.server_host}:{cfg.server_port}"
         self.stdout.write(
-            f"A2A endpoint:  {base}/a2a\nAgent card:    {base}/.well-known/agent-card.json\nDashboard:     {base}/\nHealth:        {base}/health\n"
+            f"A2A endpoint:  {base}/a2a\n{self._grpc_line(cfg)}Agent card:    {base}/.well-known/agent-card.json\nDashboard:     {base}/\nHealth:        {base}/health\n"
             f"Embedded workers: {cfg.embedded_workers}, agent: {agent.name}"
         )
         self.stdout.flush()
         return workers, tasks
 
+    def _grpc_line(self, cfg) -> str:
+        if self.grpc is None:
+            return ""
+        host = "localhost" if cfg.server_host in ("127.0.0.1", "0.0.0.0", "::") else cfg.server_host
+        return f"gRPC:          {grpc_server.listen_address(host, cfg.grpc_port)}{' (TLS)' if cfg.grpc_tls_cert else ''}\n"
+
     async def _stop(self, workers: list[Worker], tasks: list[asyncio.Task]) -> None:
+        await grpc_server.stop(self.grpc)
         for worker in workers:
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -94,7 +110,7 @@ class Command(BaseCommand):
     async def _run_uvicorn(self, cfg, agent, listeners: Listeners) -> None:
         from a2a_site.asgi import application
 
-        workers, tasks = await self._start(cfg, agent)
+        workers, tasks = await self._start(cfg, agent, listeners)
         server = _Server(
             uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto")
         )
@@ -117,7 +133,7 @@ class Command(BaseCommand):
 
         loop = reactor._asyncioEventloop
         asyncio.set_event_loop(loop)
-        workers, tasks = loop.run_until_complete(self._start(cfg, agent))
+        workers, tasks = loop.run_until_complete(self._start(cfg, agent, listeners))
         server = Server(application, endpoints=[_daphne_endpoint(listeners.take("http"))], signal_handlers=False, verbosity=1 if cfg.debug else 0)
         stopping = _Stopping(workers, reactor.stop)
         for sig in (signal.SIGTERM, signal.SIGINT):

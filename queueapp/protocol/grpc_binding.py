@@ -1,0 +1,131 @@
+"""The gRPC binding: the SDK's generated ``A2AService``, answered by the same handler.
+
+Each request message is printed as 1.0 JSON (the form the other bindings hand the
+handler), and the handler's 1.0 JSON answer is parsed back into the response message;
+no protocol rule lives here, only the conversion at the edge. Errors become gRPC
+statuses with a ``google.rpc.ErrorInfo`` detail, from the one table in ``errors``.
+Streams end after a terminal or interrupted state, as SSE does; a client that cancels
+its call cancels the handler's task, which closes the event follower on its way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import grpc
+from a2a.types import a2a_pb2 as pb
+from a2a.types import a2a_pb2_grpc
+from django.utils.datastructures import CaseInsensitiveMapping
+from google.protobuf import any_pb2, empty_pb2
+from google.protobuf.json_format import ParseDict
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from queueapp.model import Json
+from queueapp.protocol import codec, transport
+from queueapp.protocol.errors import ERROR_DOMAIN, ProtocolError, from_unexpected, wire
+from queueapp.protocol.handler import CallContext
+
+log = logging.getLogger("queueapp.protocol")
+
+# What each unary method answers with; the handler's JSON is parsed into it.
+RESPONSES: dict[str, type] = {
+    "SendMessage": pb.SendMessageResponse,
+    "GetTask": pb.Task,
+    "ListTasks": pb.ListTasksResponse,
+    "CancelTask": pb.Task,
+    "CreateTaskPushNotificationConfig": pb.TaskPushNotificationConfig,
+    "GetTaskPushNotificationConfig": pb.TaskPushNotificationConfig,
+    "ListTaskPushNotificationConfigs": pb.ListTaskPushNotificationConfigsResponse,
+    "DeleteTaskPushNotificationConfig": empty_pb2.Empty,
+    "GetExtendedAgentCard": pb.AgentCard,
+}
+
+
+def to_message(value: Json | None, message_type: type) -> Any:
+    """The handler's 1.0 JSON as a response message (the store keeps 1.0 JSON, so it parses)."""
+    return ParseDict(value or {}, message_type(), ignore_unknown_fields=True)
+
+
+async def call_context(context: grpc.aio.ServicerContext) -> CallContext:
+    """Version and credentials from the call's metadata, checked as on HTTP."""
+    metadata = CaseInsensitiveMapping({key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)})
+    version = metadata.get(transport.VERSION_HEADER)
+    if version:
+        transport.check_version(version, default="1.0", allowed=("1.0",))
+    return await transport.authenticate_headers(metadata)
+
+
+def status_of(error: ProtocolError) -> grpc.Status:
+    """The gRPC status of a protocol error: code from the table, ErrorInfo in the details."""
+    mapping = wire(error)
+    info = error_details_pb2.ErrorInfo(reason=mapping.reason, domain=ERROR_DOMAIN, metadata={k: str(v) for k, v in (error.data or {}).items()})
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    code = grpc.StatusCode[mapping.grpc]
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=[detail]))
+
+
+async def abort(context: grpc.aio.ServicerContext, error: ProtocolError) -> None:
+    status = status_of(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _unary(method: str) -> Any:
+    response_type = RESPONSES[method]
+
+    async def call(self: A2AService, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            ctx = await call_context(context)
+            handler = await transport.make_handler()
+            result = await handler.call(method, codec.from_proto(request), ctx)
+            return to_message(result, response_type)
+        except ProtocolError as exc:
+            await abort(context, exc)
+        except Exception as exc:
+            await abort(context, from_unexpected(exc, f"gRPC {method}"))
+
+    call.__name__ = method
+    return call
+
+
+def _stream(method: str) -> Any:
+    async def call(self: A2AService, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            ctx = await call_context(context)
+            handler = await transport.make_handler()
+            events = await handler.open_stream(method, codec.from_proto(request), ctx)
+            async with aclosing(events):  # type: ignore[type-var]
+                async for event in events:
+                    yield to_message(event, pb.StreamResponse)
+        except asyncio.CancelledError:
+            # The client cancelled or went away: the follower is closed by now.
+            log.info("gRPC %s stream closed: the client cancelled it", method)
+            raise
+        except ProtocolError as exc:
+            await abort(context, exc)
+        except Exception as exc:
+            await abort(context, from_unexpected(exc, f"gRPC {method}"))
+
+    call.__name__ = method
+    return call
+
+
+class A2AService(a2a_pb2_grpc.A2AServiceServicer):
+    """Every method of the spec's service, each a thin edge over :class:`Handler`."""
+
+    SendMessage = _unary("SendMessage")
+    SendStreamingMessage = _stream("SendStreamingMessage")
+    GetTask = _unary("GetTask")
+    ListTasks = _unary("ListTasks")
+    CancelTask = _unary("CancelTask")
+    SubscribeToTask = _stream("SubscribeToTask")
+    CreateTaskPushNotificationConfig = _unary("CreateTaskPushNotificationConfig")
+    GetTaskPushNotificationConfig = _unary("GetTaskPushNotificationConfig")
+    ListTaskPushNotificationConfigs = _unary("ListTaskPushNotificationConfigs")
+    DeleteTaskPushNotificationConfig = _unary("DeleteTaskPushNotificationConfig")
+    GetExtendedAgentCard = _unary("GetExtendedAgentCard")
