@@ -106,7 +106,7 @@ def servers(redis_url: str, which: list[str]) -> list[Server]:
     known = {
         "sdk": Server("a2a-sdk (uvicorn)", ["-m", "bench.sdk_server"], does=SDK_DOES),
         "uvicorn": Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env, redis_url=redis_url, does=OURS_DOES),
-        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], env, redis_url=redis_url, does=OURS_DOES),
+        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], {**env, "A2A_GRPC_PORT": str(free_port())}, redis_url=redis_url, does=OURS_DOES),
     }
     return [known[name] for name in which]
 
