@@ -86,6 +86,13 @@ def test_a_valid_token_makes_its_subject_the_task_owner(live, issuer, key):
     assert owner(live, by_rest.json()["task"]["id"]) == f"alice-{key.alg}"
 
 
+def test_the_keys_are_fetched_once_for_all_requests(live, issuer):
+    before = issuer.key_fetches
+    for key in (RS, ES, RS, ES):
+        assert send_rpc(live, bearer(issuer.token(key))).status_code == 200
+    assert issuer.key_fetches == before  # one authenticator per process: its cache lives
+
+
 def test_the_token_subject_owns_the_task_against_other_subjects_and_static_tokens(live, issuer):
     alice, bob = issuer.token(RS, sub="alice-owner"), issuer.token(ES, sub="bob-other")
     task_id = send_rpc(live, bearer(alice)).json()["result"]["task"]["id"]
