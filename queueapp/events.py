@@ -185,4 +185,13 @@ def ends_stream(event: Json) -> bool:
     return state is not None and state in _CLOSING_STATES
 
 
+def ends_subscription(event: Json) -> bool:
+    """A subscription stays open through interrupted states and closes after a terminal one."""
+    if "message" in event:
+        return True
+    state = event_state(event)
+    return state is not None and state in _TERMINAL_STATES
+
+
 _CLOSING_STATES = {state.v1 for state in TERMINAL | INTERRUPTED}
+_TERMINAL_STATES = {state.v1 for state in TERMINAL}

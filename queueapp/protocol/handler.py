@@ -8,14 +8,14 @@ sees HTTP or a protocol version.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from queueapp import model, push
-from queueapp.events import ends_stream, follow_task
+from queueapp.events import ends_stream, ends_subscription, follow_task
 from queueapp.model import Json, TaskRecord
 from queueapp.protocol import card
 from queueapp.protocol.access import Access
@@ -220,17 +220,19 @@ class Handler:
         record = await self._task(task_id, ctx)
         if record.finished or record.state in TERMINAL:
             raise UnsupportedOperationError(f"Task {task_id} is already {record.state.value}; there is nothing to subscribe to.")
-        return self._events(task_id, shape_task(record.task, None, self.cap), after)
+        # Unlike a send's stream, a subscription follows the task through input-required
+        # to its terminal state (the spec's SubscribeToTask ends there).
+        return self._events(task_id, shape_task(record.task, None, self.cap), after, ends=ends_subscription)
 
-    async def _events(self, task_id: str, first: Json | None, after: str) -> AsyncIterator[Json]:
+    async def _events(self, task_id: str, first: Json | None, after: str, ends: Callable[[Json], bool] = ends_stream) -> AsyncIterator[Json]:
         if first is not None:
             yield {"task": first}
-            if ends_stream({"task": first}):
+            if ends({"task": first}):
                 return
         async with aclosing(follow_task(self.store, task_id, after)) as events:
             async for _, event in events:
                 yield event
-                if ends_stream(event):
+                if ends(event):
                     return
 
     # ---- reading ---------------------------------------------------------------------------
