@@ -1,8 +1,12 @@
-"""The agent card: what this server says about itself at /.well-known/agent-card.json.
+"""The agent card: what this server says about itself, in the 1.0 and in the 0.3 shape.
 
-It is a 1.0 card listing a JSON-RPC and an HTTP+JSON interface for each of 1.0 and 0.3,
-and a 1.0 gRPC interface when the gRPC server is on, with the 0.3 fields merged in by the SDK's own ``agent_card_to_dict`` so that 0.3
-clients read it too. It is cached by clients (``Cache-Control`` + ``ETag``).
+The 1.0 card (``/.well-known/agent-card.json``) lists a JSON-RPC and an HTTP+JSON
+interface for each of 1.0 and 0.3, and a 1.0 gRPC interface when the gRPC server is on,
+and holds only 1.0 fields, so that it validates against the 1.0 schema. The 0.3 card
+(``/.well-known/agent.json``) is the same card written by the SDK's own
+``to_compat_agent_card``: ``url``, ``preferredTransport``, ``protocolVersion``,
+``additionalInterfaces`` over the 0.3 interfaces. Both are cached by clients
+(``Cache-Control`` + ``ETag``; docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.compat.v0_3.conversions import to_compat_agent_card
 from a2a.types import a2a_pb2 as pb
-from google.protobuf.json_format import ParseDict
+from google.protobuf.json_format import MessageToDict, ParseDict
 
 from queueapp import model
 from queueapp.agents import load_agent
@@ -72,8 +76,8 @@ def grpc_address(config: Any, base_url: str) -> str:
     return f"[{host}]:{config.grpc_port}" if ":" in host else f"{host}:{config.grpc_port}"
 
 
-def build_card(config: Any, base_url: str) -> Json:
-    """The card as JSON, for a server reached at ``base_url`` (no trailing slash)."""
+def _card(config: Any, base_url: str) -> pb.AgentCard:
+    """The card, for a server reached at ``base_url`` (no trailing slash)."""
     profile = agent_profile(config)
     interfaces = []
     for version in VERSIONS:
@@ -96,13 +100,21 @@ def build_card(config: Any, base_url: str) -> Json:
         "skills": list(profile.skills),
         **security(config),
     }
-    result = agent_card_to_dict(ParseDict(card, pb.AgentCard()))
+    return ParseDict(card, pb.AgentCard())
+
+
+def build_card(config: Any, base_url: str, version: str = "1.0") -> Json:
+    """The card as JSON in the shape of ``version`` (1.0 or 0.3)."""
+    card = _card(config, base_url)
+    if version == "1.0":
+        return MessageToDict(card)
+    result = to_compat_agent_card(card).model_dump(mode="json", by_alias=True, exclude_none=True)
     # 0.3 clients read this flag; 1.0 has no place for it.
     result.setdefault("capabilities", {})["stateTransitionHistory"] = config.capabilities_state_transition_history
     return result
 
 
-def card_body(config: Any, base_url: str) -> tuple[bytes, str]:
+def card_body(config: Any, base_url: str, version: str = "1.0") -> tuple[bytes, str]:
     """The card's bytes and their ETag."""
-    body = model.dumps(build_card(config, base_url)).encode()
+    body = model.dumps(build_card(config, base_url, version)).encode()
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

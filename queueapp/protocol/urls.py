@@ -32,7 +32,7 @@ def _rest(prefix: str, version: str) -> list:
 
 urlpatterns = [
     path(".well-known/agent-card.json", views.agent_card, name="agent-card"),
-    path(".well-known/agent.json", views.agent_card),  # where 0.3-era clients look
+    path(".well-known/agent.json", views.agent_card, {"version": "0.3"}),  # where 0.3-era clients look
     path("a2a", jsonrpc.endpoint, name="a2a-jsonrpc"),
     path("a2a/", jsonrpc.endpoint),  # where clients that join paths to the card's url post
     re_path(r"^extendedAgentCard$", route("1.0", {"GET": "GetExtendedAgentCard"})),

@@ -204,9 +204,11 @@ def test_the_card_declares_every_enabled_scheme(live, issuer):
     assert card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
     assert "apiKey" not in card["securitySchemes"]  # not configured here
     assert [next(iter(r["schemes"])) for r in card["securityRequirements"]] == ["oidc", "bearer"]
-    # The 0.3 form of the same, for 0.3 clients.
-    assert oidc["type"] == "openIdConnect" and oidc["openIdConnectUrl"] == issuer.issuer + "/.well-known/openid-configuration"
-    assert card["security"] == [{"oidc": []}, {"bearer": []}]
+    # The 0.3 form of the same, on the 0.3 card.
+    card03 = httpx.get(f"{live.url}/.well-known/agent.json").json()
+    oidc03 = card03["securitySchemes"]["oidc"]
+    assert oidc03["type"] == "openIdConnect" and oidc03["openIdConnectUrl"] == issuer.issuer + "/.well-known/openid-configuration"
+    assert card03["security"] == [{"oidc": []}, {"bearer": []}]
 
 
 class IssuedTokens(CredentialService):
