@@ -103,6 +103,33 @@ def _positive(value: float) -> bool:
     return value > 0
 
 
+EMAIL_SCHEMES = ("smtp", "smtp+tls", "smtps", "file")
+
+
+def _email_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return value == "" or (parts.scheme in EMAIL_SCHEMES and bool(parts.hostname if parts.scheme != "file" else parts.path))
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def default_allowed_hosts(public_url: str, server_host: str) -> tuple[str, ...]:
+    """The host names a request may name when A2A_ALLOWED_HOSTS is unset.
+
+    Never ``*``: Django builds absolute links (the agent card, a password-reset mail)
+    from the request's Host header, which a client sets to whatever it likes.
+    """
+    hosts = list(LOCAL_HOSTS)
+    public_host = urlsplit(public_url).hostname if public_url else None
+    listen = None if server_host in ("", "0.0.0.0", "::") else server_host
+    for host in filter(None, (public_host, listen)):
+        entry = f"[{host}]" if ":" in host else host
+        if entry not in hosts:
+            hosts.append(entry)
+    return tuple(hosts)
+
+
 def _issuer_url(value: str) -> bool:
     """An https URL without query or fragment; plain http only on a loopback host (development)."""
     if not value:
@@ -160,7 +187,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_PUBLIC_URL", str.strip, "", "the base URL clients use, such as https://agents.example.com"),
         Setting("A2A_DEBUG", parse_bool, "false", "true or false"),
         Setting("A2A_SECRET_KEY", str.strip, "", "a long random string (unset: one is generated and kept in A2A_DATA_DIR)"),
-        Setting("A2A_ALLOWED_HOSTS", parse_list, "*", "host names separated by commas, or *"),
+        Setting("A2A_ALLOWED_HOSTS", parse_list, "", "host names separated by commas, or * (unset: the localhost names and the host of A2A_PUBLIC_URL)"),
+        Setting("A2A_EMAIL_URL", str.strip, "", "smtp://user:password@host:port, smtp+tls:// (STARTTLS), smtps:// (TLS) or file:///folder", _email_url),
+        Setting("A2A_EMAIL_FROM", str.strip, "", "the sender address of mails such as password resets"),
         Setting("A2A_AGENT", str.strip, "echo", "a built-in agent (echo, demo, conformance, llm, noop) or a dotted path to an Agent class", bool),
         Setting("A2A_AGENT_NAME", str.strip, "A2A Redis Queue Agent", "a non-empty name", bool),
         Setting("A2A_AGENT_DESCRIPTION", str.strip, "An A2A agent whose tasks are queued, processed and kept in Redis.", "a non-empty description", bool),
@@ -241,7 +270,7 @@ class Config:
             raise AttributeError(name) from None
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if "password" in k or "token" in k or "key" in k and "prefix" not in k else v) for k, v in self._values.items()}
+        shown = {k: ("***" if "password" in k or "token" in k or "key" in k and "prefix" not in k or k == "email_url" else v) for k, v in self._values.items()}
         return f"Config({shown})"
 
     @property
@@ -335,6 +364,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             f"A2A_WORKER_HEARTBEAT_INTERVAL={environ.get('A2A_WORKER_HEARTBEAT_INTERVAL', '500ms')!r} is invalid: expected a duration shorter than A2A_WORKER_LEASE"
         )
+    if not values["allowed_hosts"]:
+        values["allowed_hosts"] = default_allowed_hosts(values["public_url"], values["server_host"])
     if values["auth_oidc_issuer"] and not values["auth_oidc_audience"]:
         raise ConfigError("A2A_AUTH_OIDC_AUDIENCE is required when A2A_AUTH_OIDC_ISSUER is set: expected the audiences (aud) a token may be for")
     if bool(values["grpc_tls_cert"]) != bool(values["grpc_tls_key"]):
