@@ -1,6 +1,6 @@
 """OpenID Connect tokens through a real ``serve``: a local issuer on 127.0.0.1 with keys made
 here, static tokens on at the same time, and every kind of bad token answered 401 with the
-challenge on both bindings."""
+challenge on JSON-RPC and HTTP+JSON (UNAUTHENTICATED on gRPC)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.client.auth import AuthInterceptor, CredentialService
 from a2a.types import a2a_pb2 as pb
+from a2a.types import a2a_pb2_grpc
 
 from queueapp.model import new_id
 from tests.oidc_issuer import AUDIENCE, LocalIssuer, SigningKey, claims_of, hmac_with_public_key, tampered, unsigned_token
@@ -221,11 +223,12 @@ class IssuedTokens(CredentialService):
         return self.token if security_scheme_name == "oidc" else None
 
 
-@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON", "GRPC"])
 async def test_the_official_client_authenticates_through_the_cards_oidc_scheme(live, issuer, binding):
     async with httpx.AsyncClient(timeout=30) as http:
         card = await A2ACardResolver(http, live.url).get_agent_card()
-    client = ClientFactory(ClientConfig(streaming=False, supported_protocol_bindings=[binding])).create(
+    config = ClientConfig(streaming=False, supported_protocol_bindings=[binding], grpc_channel_factory=grpc.aio.insecure_channel)
+    client = ClientFactory(config).create(
         card, interceptors=[AuthInterceptor(IssuedTokens(issuer.token(ES, sub=f"sdk-{binding}")))]
     )
     try:
@@ -235,6 +238,15 @@ async def test_the_official_client_authenticates_through_the_cards_oidc_scheme(l
     task = events[-1].task
     assert task.status.state == pb.TaskState.TASK_STATE_COMPLETED
     assert owner(live, task.id) == f"sdk-{binding}"
+
+
+@pytest.mark.parametrize("case", ["expired", "tampered", "unknown key"])
+async def test_grpc_refuses_bad_tokens_as_unauthenticated(live, issuer, case):
+    token, reason = _bad_tokens(issuer)[case]
+    async with grpc.aio.insecure_channel(live.serve.grpc_target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await a2a_pb2_grpc.A2AServiceStub(channel).SendMessage(pb.SendMessageRequest(message=user_message("hi")), metadata=(("authorization", f"Bearer {token}"),))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED and reason in caught.value.details()
 
 
 def test_an_issuer_that_does_not_answer_gets_503_soon_not_a_hang():
