@@ -50,7 +50,7 @@ def looks_like_jwt(token: str) -> bool:
 
 
 class OidcVerifier:
-    """Checks tokens of one issuer for one audience, with that issuer's keys cached."""
+    """Checks tokens of one issuer for the configured audiences, with that issuer's keys cached."""
 
     def __init__(self, issuer: str, audience: tuple[str, ...], identity_claim: str, *, leeway: float, jwks_ttl: float, refetch_interval: float, timeout: float):
         self.issuer = issuer
