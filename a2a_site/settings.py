@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -28,7 +29,12 @@ SECRET_KEY = A2A.secret_key or read_or_create_secret(DATA_DIR / "secret_key")
 DEBUG = A2A.debug
 ALLOWED_HOSTS = list(A2A.allowed_hosts)
 
-INSTALLED_APPS = [
+# A worker (`manage.py runworker`) serves no page and reads no database. The web side's
+# apps would only delay its first claim: daphne installs Twisted's reactor as its app
+# loads, and the admin, auth and sessions pull in Django's ORM, forms and templates.
+WORKER_PROCESS = sys.argv[1:2] == ["runworker"]
+
+WEB_APPS = [
     "daphne",
     # Before "channels": both ship a runworker command, and the earlier app's wins.
     "queueapp",
@@ -42,6 +48,8 @@ INSTALLED_APPS = [
     "channels",
     "dashboard",
 ]
+
+INSTALLED_APPS = ["queueapp"] if WORKER_PROCESS else WEB_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

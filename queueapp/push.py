@@ -17,12 +17,14 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from queueapp import model
 from queueapp.model import Json
 
+# httpx is imported where a notification is sent: it is one of the larger imports of a
+# worker's start-up (its command-line tool comes with it), and most tasks have no push config.
 if TYPE_CHECKING:
+    import httpx
+
     from queueapp.model import TaskRecord
     from queueapp.store import QueueStore
 
@@ -218,6 +220,8 @@ class PushDelivery:
         await asyncio.gather(*(self._deliver(task_id, push_config, body) for push_config in configs.values()))
 
     async def _deliver(self, task_id: str, push_config: Json, body: bytes) -> None:
+        import httpx
+
         url = str(push_config.get("url", ""))
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -240,6 +244,8 @@ class PushDelivery:
                 return
 
     async def _post(self, url: str, push_config: Json, body: bytes) -> None:
+        import httpx
+
         try:
             if self.allow_private:
                 check_url(url, True)
@@ -263,6 +269,8 @@ class PushDelivery:
             raise DeliveryRefused(f"HTTP {response.status_code}")
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
         return self._client

@@ -66,6 +66,23 @@ async def test_separate_runworker_processes_a_task(processes, store, redis_url):
     assert f"Task dequeued for processing, task_id={record.id}, remaining_queue_length=0" in worker.output
 
 
+# What a worker never uses, and loaded only for its start-up to pay: daphne (and Twisted,
+# whose reactor it installs), the protocol codecs with the SDK's 0.3 compat types, the
+# admin, the dashboard, channels, and httpx for push notifications nobody asked for.
+WEB_SIDE_MODULES = ("daphne", "twisted", "queueapp.protocol", "a2a.compat", "django.contrib.admin", "dashboard", "channels", "httpx")
+
+
+async def test_a_worker_loads_only_what_it_needs_to_run_tasks(processes, store, redis_url):
+    worker = processes.worker(redis_url, PYTHONPROFILEIMPORTTIME="1")  # every import on its stderr
+    record, _ = await store.create_task(user_message("hello lean worker"))
+    done = await eventually(lambda: _finished(store, record.id), message="the task to finish")
+    assert done.task["status"]["state"] == "TASK_STATE_COMPLETED"
+
+    imported = {line.rsplit("|", 1)[1].strip() for line in worker.output.splitlines() if line.startswith("import time:") and "|" in line}
+    assert {"queueapp.worker", "queueapp.store", "redis"} <= imported  # the list is complete enough to judge
+    assert sorted(name for name in imported if any(name == m or name.startswith(f"{m}.") for m in WEB_SIDE_MODULES)) == []
+
+
 async def _finished(store: QueueStore, task_id: str):
     record = await store.get(task_id)
     return record if record is not None and record.finished else None

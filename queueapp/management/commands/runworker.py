@@ -15,6 +15,9 @@ from queueapp.worker.hooks import close_hooks, default_hooks
 
 class Command(BaseCommand):
     help = "Run an A2A queue worker: claims tasks from Redis and runs the configured agent."
+    # The system checks import the URLconf, and with it every protocol module and the
+    # dashboard: a worker uses none of them, and `serve` or `manage.py check` runs them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("--concurrency", type=int, help="tasks run at once (default A2A_WORKER_CONCURRENCY)")
