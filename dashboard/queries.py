@@ -144,8 +144,8 @@ async def queue(store: QueueStore, offset: int) -> Json:
     return {"rows": rows, "total": page.total, "next": page.next_cursor, "prev": prev, "offset": offset}
 
 
-async def active(store: QueueStore, cursor: str) -> Json:
-    page = await store.active_tasks(cursor=cursor, limit=PAGE_SIZE)
+async def active(store: QueueStore, cursor: str, owner: str = "") -> Json:
+    page = await store.active_tasks(cursor=cursor, limit=PAGE_SIZE, owner=owner or None)
     now = model.now_ms()
     return {"rows": [row(r, now) for r in page.items], "total": page.total, "next": page.next_cursor, "cursor": cursor}
 
@@ -153,6 +153,11 @@ async def active(store: QueueStore, cursor: str) -> Json:
 def parse_cursor(text: str | None) -> str:
     """A list cursor from a query parameter; one the store did not issue means the first page."""
     return text if text and valid_cursor(text) else ""
+
+
+def parse_owner(text: str | None) -> str:
+    """An owner filter from a query parameter: an identity, or empty for every task."""
+    return (text or "").strip()[:256]
 
 
 def parse_state(text: str | None) -> TaskState | None:
@@ -185,17 +190,18 @@ class Search:
     exact: str = ""  # "task" or "context" when the query is an id
 
 
-async def history(store: QueueStore, state: TaskState | None, cursor: str, query: str, scan_limit: int) -> Search:
+async def history(store: QueueStore, state: TaskState | None, cursor: str, query: str, scan_limit: int, owner: str = "") -> Search:
     """Finished tasks newest first; with a query, an id lookup or a bounded text search.
 
     An id of a task or a context is looked up directly (one read). Otherwise the history
     index is read newest first, one page at a time, and at most ``scan_limit`` tasks are
-    examined per request; ``next`` continues the scan where it stopped.
+    examined per request; ``next`` continues the scan where it stopped. With ``owner``, the
+    list and the text search read that identity's own history indexes.
     """
     now = model.now_ms()
     query = query.strip()
     if not query:
-        page = await store.history(state=state, cursor=cursor, limit=PAGE_SIZE)
+        page = await store.history(state=state, cursor=cursor, limit=PAGE_SIZE, owner=owner or None)
         return Search([row(r, now) for r in page.items], page.total, page.next_cursor)
     if not cursor:
         record = await store.get(query)
@@ -207,7 +213,7 @@ async def history(store: QueueStore, state: TaskState | None, cursor: str, query
     needle = query.casefold()
     found = Search()
     while found.scanned < scan_limit and len(found.rows) < PAGE_SIZE:
-        page = await store.history(state=state, cursor=cursor, limit=SEARCH_BATCH)
+        page = await store.history(state=state, cursor=cursor, limit=SEARCH_BATCH, owner=owner or None)
         found.total = page.total
         found.scanned += len(page.items)
         found.rows.extend(row(r, now) for r in page.items if _matches(r, needle))

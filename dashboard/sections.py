@@ -37,15 +37,20 @@ async def _queue(store: QueueStore, params: Params) -> Json:
 
 
 async def _active(store: QueueStore, params: Params) -> Json:
-    return {"active": await queries.active(store, queries.parse_cursor(params.get("cursor")))}
+    owner = queries.parse_owner(params.get("owner"))
+    return {"active": await queries.active(store, queries.parse_cursor(params.get("cursor")), owner), "owner_filter": owner}
 
 
 async def _history(store: QueueStore, params: Params) -> Json:
     state = queries.parse_state(params.get("state"))
     query = params.get("q", "")
     cursor = queries.parse_cursor(params.get("cursor"))
-    found = await queries.history(store, state, cursor, query, config.get().dashboard_search_scan)
-    return {"history": found, "state_filter": state.value if state else "", "q": query, "cursor": cursor, "finished_states": queries.FINISHED_STATES}
+    owner = queries.parse_owner(params.get("owner"))
+    found = await queries.history(store, state, cursor, query, config.get().dashboard_search_scan, owner)
+    return {
+        "history": found, "state_filter": state.value if state else "", "q": query, "cursor": cursor,
+        "finished_states": queries.FINISHED_STATES, "owner_filter": owner,
+    }
 
 
 async def _contexts(store: QueueStore, params: Params) -> Json:
@@ -134,5 +139,5 @@ def page_context(page: str, params: Params) -> Json:
 
 
 def _live_query(page: str, params: Params) -> str:
-    keep = {k: v for k, v in params.items() if k in ("id", "offset", "cursor", "q", "state") and v}
+    keep = {k: v for k, v in params.items() if k in ("id", "offset", "cursor", "q", "state", "owner") and v}
     return urlencode({"page": page, **keep})

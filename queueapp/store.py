@@ -574,12 +574,18 @@ class QueueStore:
         ids = await self.redis.zrange(index, 0, -1)
         return sum(1 for r in await self.get_many(ids) if r is not None and predicate(r))
 
-    async def history(self, *, state: TaskState | None = None, cursor: str = "", limit: int = 50) -> Page:
-        indexes = [self.keys.index_history_state(state.value)] if state else self.keys.index_history_states
+    async def history(self, *, state: TaskState | None = None, cursor: str = "", limit: int = 50, owner: str | None = None) -> Page:
+        """Finished tasks newest first; with ``owner``, that identity's only (its own indexes)."""
+        k = self.keys
+        if owner:
+            indexes = [k.index_owner_history_state(owner, state.value)] if state else k.index_owner_history_states(owner)
+        else:
+            indexes = [k.index_history_state(state.value)] if state else k.index_history_states
         return await self._page_from_indexes(indexes, cursor, limit)
 
-    async def active_tasks(self, *, cursor: str = "", limit: int = 50) -> Page:
-        return await self._page_from_indexes([self.keys.index_active], cursor, limit)
+    async def active_tasks(self, *, cursor: str = "", limit: int = 50, owner: str | None = None) -> Page:
+        index = self.keys.index_owner_active(owner) if owner else self.keys.index_active
+        return await self._page_from_indexes([index], cursor, limit)
 
     async def queue_page(self, offset: int = 0, limit: int = 50) -> Page:
         """Waiting tasks in the order they will be taken (position 1 is next)."""

@@ -233,7 +233,7 @@ async def test_task_page_shows_timeline_messages_artifacts_identity_and_raw_json
     await dash_store.finish(record, model.status_event(record.task), extra={"error": "it broke"})
     client = await staff_client(server, users)
     page = (await client.get(f"/dashboard/tasks/{record.id}/")).text
-    assert 'data-testid="identity">alice@example.com<' in page
+    assert 'data-testid="identity"><a href="/dashboard/history/?owner=alice%40example.com">alice@example.com</a>' in page
     assert "plain words" in page and "&quot;count&quot;: 42" in page
     assert f'/dashboard/tasks/{record.id}/parts/a2.0' in page and 'href="https://example.com/out.txt"' in page
     assert 'href="javascript:' not in page and "<code>javascript:alert(1)</code>" in page
