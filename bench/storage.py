@@ -30,6 +30,8 @@ PROBE_CONTEXT = "bench-probe-context"
 PROBE_TASKS = 20
 READS = 30
 EXPIRE_EVERY = 100_000  # steps larger than this let event streams expire as they go
+OWNER = "bench-owner"  # with auth on, the identity whose ListTasks is timed
+OWNER_SHARE = 10  # it owns one task more for every 10 anonymous ones
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -52,23 +54,25 @@ def parse_sizes(text: str) -> list[int]:
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[:8]}"  # shaped like a real worker's
 
 
-async def finished_tasks(store: QueueStore, count: int, context_id: str | None = None) -> list[str]:
+async def finished_tasks(store: QueueStore, count: int, context_id: str | None = None, identity: str | None = None) -> list[str]:
     """Small text tasks, created, claimed and completed the way a worker does it.
 
     The queue must hold nothing else: the claim takes the oldest waiting ids.
     """
     question = model.message("user", [model.text_part("What is the weather in Lisbon today?")])
-    await asyncio.gather(*(store.create_task({**question, "messageId": model.new_id()}, context_id=context_id) for _ in range(count)))
+    await asyncio.gather(
+        *(store.create_task({**question, "messageId": model.new_id()}, context_id=context_id, identity=identity) for _ in range(count))
+    )
     ids, _ = await store.take(count)
     claims = await store.lease(ids, WORKER_ID, 60)
     await asyncio.gather(*(ClaimUpdater(store, claim).complete("Sunny, 24 degrees, light wind from the north.") for claim in claims))
     return ids
 
 
-async def fill(store: QueueStore, count: int, expire_every: int = 0) -> None:
+async def fill(store: QueueStore, count: int, expire_every: int = 0, identity: str | None = None) -> None:
     """Add ``count`` finished tasks; with ``expire_every``, let the transient keys expire that often."""
     for start in range(0, count, BATCH):
-        await finished_tasks(store, min(BATCH, count - start))
+        await finished_tasks(store, min(BATCH, count - start), identity=identity)
         if expire_every and (start // BATCH + 1) % max(expire_every // BATCH, 1) == 0:
             await expire_transient(store.redis, store.keys)
 
@@ -98,6 +102,8 @@ READ_NAMES = (
     "one context (20 tasks)",
     "ListTasks (50, no filter)",
     "ListTasks (50, state completed)",
+    "ListTasks of one owner (50, no filter)",
+    "ListTasks of one owner (50, state completed)",
     "stats",
 )
 
@@ -110,6 +116,8 @@ async def measure(store: QueueStore) -> dict[str, float]:
         lambda: store.context_tasks(PROBE_CONTEXT),
         lambda: store.list_tasks(limit=50),
         lambda: store.list_tasks(state=TaskState.COMPLETED, limit=50),
+        lambda: store.list_tasks(limit=50, owner=OWNER),
+        lambda: store.list_tasks(state=TaskState.COMPLETED, limit=50, owner=OWNER),
         store.stats,
     )
     return {name: await timed(read) for name, read in zip(READ_NAMES, reads, strict=True)}
@@ -117,7 +125,7 @@ async def measure(store: QueueStore) -> dict[str, float]:
 
 async def expire_transient(client: aioredis.Redis, keys: Keys) -> None:
     """Remove what expires on its own (event streams, message-id keys), as time would."""
-    for pattern in (keys.events("*"), keys.message_id("*", "*")):
+    for pattern in (keys.events("*"), keys.message_id("*", "*"), keys.message_id("*", "*", "*")):
         batch = []
         async for key in client.scan_iter(match=pattern, count=1000):
             batch.append(key)
@@ -135,7 +143,7 @@ async def run_async(url: str, sizes: list[int]) -> tuple[Table, dict[int, dict[s
     try:
         await client.flushall()
         await finished_tasks(store, PROBE_TASKS, PROBE_CONTEXT)
-        have = PROBE_TASKS
+        have, owned = PROBE_TASKS, 0
         for size in sizes:
             before = (await client.info("memory"))["used_memory"]
             added_at = time.perf_counter()
@@ -147,13 +155,20 @@ async def run_async(url: str, sizes: list[int]) -> tuple[Table, dict[int, dict[s
             grown = (await client.info("memory"))["used_memory"] - before
             added, have = size - have, size
             sample = (await store.history(limit=1)).items[0].id
-            reads = await measure(store)
             await expire_transient(client, store.keys)
             kept = (await client.info("memory"))["used_memory"] - before
+            # Then the owner's share, measured apart so the rows above stay those of auth off.
+            owned_before, owned_added = (await client.info("memory"))["used_memory"], size // OWNER_SHARE - owned
+            await fill(store, owned_added, EXPIRE_EVERY if owned_added > EXPIRE_EVERY else 0, identity=OWNER)
+            owned = size // OWNER_SHARE
+            reads = await measure(store)
+            await expire_transient(client, store.keys)
+            owned_kept = (await client.info("memory"))["used_memory"] - owned_before
             results[size] = {
                 **reads,
                 "memory per task, first A2A_EVENTS_TTL (bytes)": grown / added if added and not expire_every else float("nan"),
                 "memory per task, after (bytes)": kept / added if added else float("nan"),
+                "memory per owned task (auth on), after (bytes)": owned_kept / owned_added if owned_added else float("nan"),
                 "history hash of one task (bytes)": float(await client.memory_usage(store.keys.deadletter(sample), samples=0) or 0),
                 "writes/s while filling": added / seconds if seconds else float("nan"),
             }
@@ -179,6 +194,11 @@ def table(results: dict[int, dict[str, float]], sizes: list[int]) -> Table:
     memory = [results[s]["memory per task, after (bytes)"] for s in sizes]
     out.notes.append(f"goal: history page at the largest size within 2x of the smallest: {page[-1] / page[0]:.2f}x")
     out.notes.append(f"goal: under 2 KB of Redis memory per small finished task: {fmt(median(memory))} bytes once its events expire (median over the steps)")
+    owner_page = [results[s]["ListTasks of one owner (50, no filter)"] for s in sizes]
+    out.notes.append(
+        f"an owner's ListTasks reads its own indexes: at the largest size within {owner_page[-1] / owner_page[0]:.2f}x of the smallest;"
+        f" {OWNER!r} owns one task more for every {OWNER_SHARE} anonymous ones ({last // OWNER_SHARE:,} at {last:,})"
+    )
     out.notes.append(
         "memory per task is the growth of used_memory per task added: history hash, index entries, context set and, for the first"
         " A2A_EVENTS_TTL (10 min) and A2A_IDEMPOTENCY_TTL (24 h), its event stream and message-id key; 'after' is once those expired"

@@ -132,9 +132,12 @@ def test_storage_benchmark_reads_and_weighs_finished_tasks(redis_server):
         for name in storage.READ_NAMES:
             assert results[size][name] > 0
         assert results[size]["memory per task, after (bytes)"] > 0
+        assert results[size]["memory per owned task (auth on), after (bytes)"] > 0
     client = redis_server.client()
-    assert client.zcard("a2a:idx:history:completed") == 120
-    assert client.hget("a2a:counts", "total_completed") == "120"
+    owned = 120 // storage.OWNER_SHARE  # the owner's share comes on top of the anonymous tasks
+    assert client.zcard("a2a:idx:history:completed") == 120 + owned
+    assert client.zcard(f"a2a:idx:owner:{storage.OWNER}:history:completed") == owned
+    assert client.hget("a2a:counts", "total_completed") == str(120 + owned)
     assert [row[0] for row in table.rows][: len(storage.READ_NAMES)] == list(storage.READ_NAMES)
 
 

@@ -14,7 +14,8 @@ from queueapp import retention
 from queueapp.states import TaskState
 from queueapp.store import ContextNotAvailable, QueueStore
 from queueapp.worker.updater import ClaimUpdater
-from tests.faults.tools import user_message
+from tests.faults.audit import assert_clean
+from tests.faults.tools import sync_client, user_message
 
 
 @pytest.fixture(params=["redis", "fakeredis"])
@@ -126,6 +127,22 @@ async def test_the_owner_indexes_follow_finish_retry_and_delete_and_leave_nothin
     await any_store.delete(record.id)
     assert await owner_keys(any_store) == []
     assert await r.hlen(k.context_owners) == 0
+
+
+async def test_the_audit_finds_every_owned_task_in_its_place_after_a_mixed_run(store):
+    ids = []
+    for n in range(6):
+        ids.append((await create(store, ["alice", "bob", None][n % 3], f"t{n}")).id)
+    for _ in range(3):
+        await complete_next(store)
+    await store.request_cancel(ids[4])
+    await store.retry(ids[0])
+    await store.delete(ids[1])
+    assert_clean(sync_client(store), [i for i in ids if i != ids[1]], quiet=False)
+    # A leaked owner entry is caught.
+    await store.redis.zadd(store.keys.index_owner_active("alice"), {ids[1]: 1})
+    with pytest.raises(AssertionError, match="leaked"):
+        assert_clean(sync_client(store), [i for i in ids if i != ids[1]], quiet=False)
 
 
 async def test_retention_cleans_the_owner_indexes_and_context_owners(any_store, make_config):

@@ -78,6 +78,36 @@ def _check_task(client: redis.Redis, keys: Keys, task_id: str, active: dict, fin
         problems.append(f"{task_id}: finished but indexes disagree (active={in_active}, history={in_history}, lease={leased})")
     if active and (in_active is None or in_history):
         problems.append(f"{task_id}: active but indexes disagree (active={in_active}, history={in_history})")
+    if fields.get("identity"):
+        _check_owner(client, keys, task_id, fields["identity"], context_id, state if finished else "", problems)
+
+
+def _check_owner(client: redis.Redis, keys: Keys, task_id: str, owner: str, context_id: str, finished_state: str, problems: list[str]) -> None:
+    """A task with an owner is in exactly its owner's index of its place, and its context is the owner's."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zscore(keys.index_owner_active(owner), task_id)
+    for terminal in TERMINAL_INDEX_STATES:
+        pipe.zscore(keys.index_owner_history_state(owner, terminal), task_id)
+    pipe.hget(keys.context_owners, context_id)
+    in_active, *in_states, context_owner = pipe.execute()
+    places = (["active"] if in_active is not None else []) + [t for t, score in zip(TERMINAL_INDEX_STATES, in_states, strict=True) if score is not None]
+    if places != [finished_state or "active"]:
+        problems.append(f"{task_id}: owner {owner}'s indexes disagree ({places})")
+    if context_owner != owner:
+        problems.append(f"{task_id}: its context belongs to {context_owner!r}, not to its owner {owner!r}")
+
+
+def _leaked_owner_entries(client: redis.Redis, keys: Keys) -> list[str]:
+    """Owner index members and context owners whose task or context is gone."""
+    leaked = []
+    for index in client.scan_iter(match=f"{keys.prefix}:idx:owner:*", count=1000):
+        for task_id in client.zrange(index, 0, -1):
+            if not client.exists(keys.active(task_id), keys.deadletter(task_id)):
+                leaked.append(f"{index} holds {task_id}")
+    for context_id in client.hkeys(keys.context_owners):
+        if not client.exists(keys.index_context(context_id)):
+            leaked.append(f"{keys.context_owners} holds {context_id}")
+    return leaked
 
 
 def audit(client: redis.Redis, acknowledged: Iterable[str], *, prefix: str = "a2a", quiet: bool = True) -> AuditReport:
@@ -89,6 +119,7 @@ def audit(client: redis.Redis, acknowledged: Iterable[str], *, prefix: str = "a2
     queued = Counter(queue)
     for task_id, active, finished in zip(ids, actives, finisheds, strict=True):
         _check_task(client, keys, task_id, active, finished, queued[task_id], report)
+    report.problems.extend(f"leaked: {entry}" for entry in _leaked_owner_entries(client, keys)[:10])
     duplicates = [task_id for task_id, n in queued.items() if n > 1]
     if duplicates:
         report.problems.append(f"ids queued more than once: {duplicates[:5]}")
