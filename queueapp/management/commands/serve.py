@@ -19,6 +19,7 @@ from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store
 from queueapp.protocol import grpc_server
+from queueapp.slow_clients import install_daphne, uvicorn_options
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
 
@@ -112,7 +113,7 @@ class Command(BaseCommand):
 
         workers, tasks = await self._start(cfg, agent, listeners)
         server = _Server(
-            uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto")
+            uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto", **uvicorn_options(cfg))
         )
         server.workers = workers
         loop = asyncio.get_running_loop()
@@ -130,6 +131,8 @@ class Command(BaseCommand):
         from twisted.internet import reactor
 
         from a2a_site.asgi import application
+
+        install_daphne(cfg)
 
         loop = reactor._asyncioEventloop
         asyncio.set_event_loop(loop)

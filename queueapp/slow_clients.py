@@ -1,0 +1,130 @@
+"""Bounds on slow and idle HTTP connections for ``serve``, under uvicorn and under daphne.
+
+Both servers wait for a request's headers and body as long as bytes keep coming, however
+slowly, and uvicorn keeps a connection that sends nothing at all: one header byte a second
+held a connection for good, and a few hundred silent ones held as many sockets. Here each
+request gets a deadline for its headers (A2A_SERVER_HEADER_TIMEOUT, counted from the
+connection or from the previous response) and then one for its body
+(A2A_SERVER_BODY_TIMEOUT); past it the client gets 408 when no response has started, and
+the connection is closed. The deadline stops once the request is in: a long answer (a
+stream, a WebSocket) is never cut. A request arriving while more than
+A2A_SERVER_MAX_CONNECTIONS connections are open gets 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from queueapp.config import Config
+
+TIMED_OUT = b"The request was not received in time.\n"
+REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: " + str(len(TIMED_OUT)).encode() + b"\r\n\r\n" + TIMED_OUT
+)
+
+
+def _base_protocol() -> type:
+    """The HTTP protocol uvicorn would pick itself ("auto"): httptools when installed, else h11."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return HttpToolsProtocol
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+
+
+class _Deadlines:
+    """Mixed in front of a uvicorn HTTP protocol; relies only on its ``cycle`` and ``transport``."""
+
+    header_timeout: float
+    body_timeout: float
+    _timer: asyncio.TimerHandle | None = None
+    _phase = ""  # "headers", "body" or "" (nothing to wait for)
+    _waiting_for: Any = None  # the cycle before the awaited request's headers
+    _bytes_since = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._expect_headers()
+
+    def data_received(self, data: bytes) -> None:
+        self._bytes_since = True
+        super().data_received(data)  # type: ignore[misc]
+        if self.transport.get_protocol() is not self:  # upgraded to a WebSocket
+            self._disarm()
+            return
+        cycle = self.cycle
+        if self._phase == "headers" and cycle is not None and cycle is not self._waiting_for:
+            self._arm("body", self.body_timeout) if cycle.more_body else self._disarm()
+        elif self._phase == "body" and not cycle.more_body:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._expect_headers()  # keep-alive: the next request has a deadline of its own
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _expect_headers(self) -> None:
+        self._waiting_for, self._bytes_since = self.cycle, False
+        self._arm("headers", self.header_timeout)
+
+    def _arm(self, phase: str, seconds: float) -> None:
+        self._disarm()
+        self._phase = phase
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._phase = None, ""
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle if self._phase == "body" else None
+        answered = cycle is not None and cycle.response_started
+        if (self._phase == "headers" and self._bytes_since) or (cycle is not None and not answered):
+            self.transport.write(REQUEST_TIMEOUT)
+        if cycle is not None:
+            cycle.disconnected = True  # the app's answer, if it comes, goes nowhere
+        self.transport.close()
+
+
+def uvicorn_protocol(cfg: Config) -> type:
+    """uvicorn's HTTP protocol class with the deadlines of ``cfg``."""
+    base = _base_protocol()
+    return type("DeadlineHTTPProtocol", (_Deadlines, base), {"header_timeout": cfg.server_header_timeout, "body_timeout": cfg.server_body_timeout})
+
+
+def uvicorn_options(cfg: Config) -> dict[str, Any]:
+    """What to give ``uvicorn.Config``: the protocol, and the connection cap.
+
+    uvicorn answers 503 to a request arriving while more than ``limit_concurrency - 1``
+    other connections are open (its count includes the asking one), hence the ``+ 1``.
+    """
+    return {"http": uvicorn_protocol(cfg), "limit_concurrency": cfg.server_max_connections + 1}
+
+
+# ---- daphne (Twisted) -------------------------------------------------------------------------
+
+
+def install_daphne(cfg: Config) -> None:
+    """Make daphne's Server build its HTTP channels with the deadlines and the cap of ``cfg``.
+
+    ``Server.run`` builds its factory from the name ``HTTPFactory`` of its module and takes
+    no factory of its own, so that name is what is replaced.
+    """
+    import daphne.server
+
+    from queueapp import slow_clients_daphne
+
+    daphne.server.HTTPFactory = slow_clients_daphne.factory(cfg)
