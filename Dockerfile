@@ -7,8 +7,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH" PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-otlp.txt /tmp/
 RUN pip install -r /tmp/requirements.txt
+# The OTLP trace exporter too: OTEL_EXPORTER_OTLP_ENDPOINT in .env is then all a deployment sets.
+RUN pip install -r /tmp/requirements-otlp.txt
 
 # Run stage: the virtualenv and the project, as an unprivileged user.
 FROM python:3.11-slim

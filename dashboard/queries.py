@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from queueapp import model
+from queueapp import model, tracing
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
 from queueapp.store import QueueStore, valid_cursor
@@ -354,6 +354,7 @@ async def task_detail(store: QueueStore, record: TaskRecord) -> Json:
         "timeline": await task_timeline(store, record),
         "metadata": pretty(task["metadata"]) if task.get("metadata") else "",
         "raw_json": pretty(task),
+        "trace_id": tracing.trace_id(record.trace),  # to look the task up in a tracing back-end
     }
 
 

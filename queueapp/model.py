@@ -203,6 +203,8 @@ class TaskRecord:
     finished: bool
     has_push_configs: bool = False
     """Whether the task had push configs at its last write (the push hook skips it otherwise)."""
+    trace: str | None = None
+    """The W3C traceparent of the call that created the task, when tracing was on there."""
 
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str], finished: bool) -> TaskRecord:
@@ -230,4 +232,5 @@ class TaskRecord:
             identity=fields.get("identity") or None,
             error=fields.get("error") or None,
             finished=finished,
+            trace=fields.get("trace") or None,
         )

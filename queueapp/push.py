@@ -17,7 +17,7 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from queueapp import model
+from queueapp import model, tracing
 from queueapp.model import Json
 
 # httpx is imported where a notification is sent: it is one of the larger imports of a
@@ -150,7 +150,7 @@ class PushDelivery:
         self.backoff = backoff
         self.max_pending = max_pending
         self.stats: Counter[str] = Counter()
-        self._queues: dict[str, deque[Json]] = {}
+        self._queues: dict[str, deque[tuple[Json, str | None]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._pending = 0
         self._client: httpx.AsyncClient | None = None
@@ -175,7 +175,8 @@ class PushDelivery:
             self.stats["dropped"] += 1
             log.warning("Push notification dropped: too many pending, task_id=%s, pending=%s", record.id, self._pending)
             return
-        self._queues.setdefault(record.id, deque()).append(event)
+        # The trace this event belongs to: the worker's current span, else the one stored with the task.
+        self._queues.setdefault(record.id, deque()).append((event, tracing.current_traceparent() or record.trace))
         self._pending += 1
         if record.id not in self._senders:
             self._senders[record.id] = asyncio.create_task(self._send_in_order(record.id), name=f"push:{record.id}")
@@ -202,7 +203,7 @@ class PushDelivery:
         try:
             while queue:
                 try:
-                    await self._deliver_event(task_id, queue[0])
+                    await self._deliver_event(task_id, *queue[0])
                 except Exception:  # a broken webhook or Redis hiccup must not stop later events
                     log.exception("Push notification failed, task_id=%s", task_id)
                 queue.popleft()
@@ -212,20 +213,22 @@ class PushDelivery:
             del self._queues[task_id]
             del self._senders[task_id]
 
-    async def _deliver_event(self, task_id: str, event: Json) -> None:
+    async def _deliver_event(self, task_id: str, event: Json, trace: str | None) -> None:
         configs = await self.store.get_push_configs(task_id)
         if not configs:
             return
         body = model.dumps(event).encode()
-        await asyncio.gather(*(self._deliver(task_id, push_config, body) for push_config in configs.values()))
+        with tracing.span("a2a.push", parent=trace, kind="client", attributes={"a2a.task_id": task_id, "a2a.push.webhooks": len(configs)}):
+            headers = {"traceparent": traceparent} if (traceparent := tracing.current_traceparent() or trace) else {}
+            await asyncio.gather(*(self._deliver(task_id, push_config, body, headers) for push_config in configs.values()))
 
-    async def _deliver(self, task_id: str, push_config: Json, body: bytes) -> None:
+    async def _deliver(self, task_id: str, push_config: Json, body: bytes, extra_headers: dict[str, str]) -> None:
         import httpx
 
         url = str(push_config.get("url", ""))
         for attempt in range(1, self.max_attempts + 1):
             try:
-                await self._post(url, push_config, body)
+                await self._post(url, push_config, body, extra_headers)
             except DeliveryRefused as exc:
                 self.stats["refused"] += 1
                 log.warning("Push notification refused, task_id=%s, url=%s, reason=%s", task_id, url, exc)
@@ -243,7 +246,7 @@ class PushDelivery:
                 self.stats["delivered"] += 1
                 return
 
-    async def _post(self, url: str, push_config: Json, body: bytes) -> None:
+    async def _post(self, url: str, push_config: Json, body: bytes, extra_headers: dict[str, str]) -> None:
         import httpx
 
         try:
@@ -258,7 +261,7 @@ class PushDelivery:
                 # httpx's timeout bounds each read, so a webhook answering a byte at a time would
                 # never trip it: the whole exchange gets the same bound.
                 async with asyncio.timeout(self.timeout):
-                    response = await self._http().post(url, content=body, headers=notification_headers(push_config))
+                    response = await self._http().post(url, content=body, headers={**notification_headers(push_config), **extra_headers})
             except TimeoutError:
                 raise httpx.TimeoutException(f"no complete answer within {self.timeout:g}s") from None
         if response.status_code in RETRY_STATUSES:

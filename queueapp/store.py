@@ -147,6 +147,7 @@ class QueueStore:
         identity: str | None = None,
         metadata: Json | None = None,
         context_must_exist: bool = False,
+        trace: str | None = None,
     ) -> tuple[TaskRecord, bool]:
         """Create a task from a user message and enqueue it.
 
@@ -155,7 +156,8 @@ class QueueStore:
         first time. The task, and a context it starts, belong to ``identity``. A context that
         exists and belongs to another identity (or to none, when ``identity`` is set) raises
         :class:`ContextNotAvailable`; so does one that does not exist, with
-        ``context_must_exist``.
+        ``context_must_exist``. ``trace``, a W3C ``traceparent``, is kept with the task so
+        that its worker continues the caller's trace (queueapp/tracing.py).
         """
         k = self.keys
         context_id = context_id or model.new_id()
@@ -174,20 +176,22 @@ class QueueStore:
             ],
             args=[
                 task_id, context_id, model.pack_task(task), ms, ttl, model.dumps({"task": task}), k.notify, EVENTS_MAXLEN,
-                identity or "", "1" if context_must_exist else "0",
+                identity or "", "1" if context_must_exist else "0", *(("trace", trace) if trace else ()),
             ],
         )
         code = int(result[0])
         if code == 1:
             log.info("Task enqueued for processing, task_id=%s, queue_length=%s", task_id, result[2])
-            return TaskRecord(task_id, context_id, TaskState.SUBMITTED, task, "1", 0, ms, ms, ms, None, None, None, identity, None, False), True
+            return TaskRecord(task_id, context_id, TaskState.SUBMITTED, task, "1", 0, ms, ms, ms, None, None, None, identity, None, False, trace=trace), True
         if code == 0:
             existing = await self.get(result[1])
             if existing is not None:
                 return existing, False
             # The first task is gone (deleted); forget the message id and create anew.
             await self.redis.delete(message_key)
-            return await self.create_task(user_message, context_id=context_id, identity=identity, metadata=metadata, context_must_exist=context_must_exist)
+            return await self.create_task(
+                user_message, context_id=context_id, identity=identity, metadata=metadata, context_must_exist=context_must_exist, trace=trace
+            )
         if code == -3:
             raise ContextNotAvailable(f"context {context_id} is not one of this caller's contexts")
         raise Conflict(f"task id {task_id} already exists")
@@ -269,11 +273,11 @@ class QueueStore:
             per_task += [k.active(task_id), k.events(task_id), k.push_configs(task_id)]
         rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, k.index_seq, *per_task], args=args)
         claims = []
-        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity in rows:
+        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
             record = TaskRecord(
                 task_id, context_id, model.task_state(task), task, str(rev), int(attempts), 0, ms,
-                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, identity or None, None, False, bool(has_push),
+                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, identity or None, None, False, bool(has_push), trace or None,
             )
             claims.append(Claim(record, tokens[task_id], worker_id))
         return claims

@@ -134,6 +134,7 @@ def test_dockerfile_installs_the_requirements_and_runs_manage_py():
     assert re.search(r"^FROM python:3\.1[1-9]", text, re.M)
     assert "pip install -r /tmp/requirements.txt" in text
     assert "COPY requirements.txt" in text and "COPY . /app" in text
+    assert "pip install -r /tmp/requirements-otlp.txt" in text  # traces export over OTLP once OTEL_* says where
     assert re.search(r"^USER (?!root)\w+", text, re.M)  # not as root
     assert 'CMD ["python", "manage.py", "serve"]' in text
 

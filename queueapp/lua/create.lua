@@ -5,7 +5,8 @@
 -- ARGV: 1 task id, 2 context id, 3 task JSON, 4 now (ms), 5 message-id TTL (ms, 0 = off),
 --       6 event JSON, 7 notify channel, 8 events max length, 9 owner identity ('' = none,
 --       auth off), 10 '1' when the context must already exist and be the owner's (a context
---       the client named, with auth on), 11.. extra field/value pairs
+--       the client named, with auth on), 11.. extra field/value pairs (such as 'trace', the
+--       W3C traceparent of the call that created the task)
 -- Returns {1, task id, queue length}, {0, existing task id} for a repeated message id,
 -- {-1} when the task id is taken, or {-3} when the context is not the owner's to use.
 local now = tonumber(ARGV[4])

@@ -5,7 +5,7 @@
 -- ARGV: 1 now (ms), 2 lease deadline (ms), 3 worker id, 4 now as an ISO 8601 timestamp,
 --       5 notify channel, 6 events max length, then one (task id, token) pair per id
 -- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
--- status JSON, 1 if the task has push configs else 0, owner identity or ''}.
+-- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or ''}.
 -- An id whose task is gone or no longer waiting is dropped from processing and skipped,
 -- and so is an id no longer in processing (the reaper gave it back to the queue): it is
 -- claimed only by whoever takes it next.
@@ -25,11 +25,11 @@ for n = 1, ids do
   local was_taken = redis.call('LREM', KEYS[1], 1, id) == 1
   redis.call('HDEL', KEYS[3], id)
   local fields = redis.call('HMGET', key, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token', 'status',
-    'identity')
+    'identity', 'trace')
   if fields[1] and fields[7] == token then
     -- Already ours: this is a resend after the first reply was lost on a dropped connection.
     claimed[#claimed + 1] = {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '',
-      redis.call('EXISTS', push), fields[9] or ''}
+      redis.call('EXISTS', push), fields[9] or '', fields[10] or ''}
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == 'submitted' or fields[1] == 'working') then
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
     local rev = redis.call('HINCRBY', key, 'rev', 1)
@@ -43,7 +43,7 @@ for n = 1, ids do
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
     notify(ARGV[5], KEYS[6], id, fields[6], 'working', 'update')
     claimed[#claimed + 1] = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', push),
-      fields[9] or ''}
+      fields[9] or '', fields[10] or ''}
   end
 end
 return claimed

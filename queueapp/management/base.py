@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from typing import Any
 
 from django.core.management.base import CommandError
 
 from queueapp import config as config_module
+from queueapp import tracing
 from queueapp.connection import RedisUnavailable, connect
 from queueapp.store import QueueStore
+
+
+@contextlib.contextmanager
+def tracing_on():
+    """Tracing as OTEL_* configures it, for the command's life; a bad OTEL_* value is one line.
+
+    OTEL_* lines of ``.env`` count too (the environment wins), as the A2A_* ones do: the SDK
+    and its exporter read only the process environment, so they are copied there.
+    """
+    for name, value in config_module.load_env_file().items():
+        if name.startswith("OTEL_"):
+            os.environ.setdefault(name, value)
+    try:
+        tracing.setup()
+    except tracing.TracingConfigError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        yield
+    finally:
+        tracing.shutdown()  # exports the spans still pending
 
 
 def load_config(**overrides: Any) -> config_module.Config:

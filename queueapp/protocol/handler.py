@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from queueapp import model, push
+from queueapp import model, push, tracing
 from queueapp.events import ends_stream, ends_subscription, follow_task
 from queueapp.model import Json, TaskRecord
 from queueapp.protocol import card
@@ -40,9 +40,11 @@ MAX_DATA_DEPTH = 24
 
 @dataclass
 class CallContext:
-    """Who is calling: the identity their credential names, if auth is on."""
+    """Who is calling: the identity their credential names, if auth is on, and the caller's
+    W3C ``traceparent``, if tracing is on and they sent one."""
 
     identity: str | None = None
+    traceparent: str | None = None
 
 
 def _required(params: Json, name: str) -> str:
@@ -159,7 +161,7 @@ class Handler:
             record, created = await self._call(
                 self.store.create_task(
                     message, task_id=new_id, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata"),
-                    context_must_exist=ctx.identity is not None and bool(context_id),
+                    context_must_exist=ctx.identity is not None and bool(context_id), trace=tracing.current_traceparent(),
                 )
             )
             if stored and not created:  # a repeated message id: the config belongs to the first task
@@ -354,13 +356,16 @@ class Handler:
     # ---- dispatch --------------------------------------------------------------------------
 
     async def call(self, method: str, params: Json, ctx: CallContext) -> Any:
-        """Run a unary 1.0 method by name."""
-        return await getattr(self, UNARY[method])(params, ctx)
+        """Run a unary 1.0 method by name (in a span of its own when tracing is on)."""
+        with tracing.span(method, parent=ctx.traceparent, kind="server", attributes={"rpc.system": "a2a", "rpc.method": method}):
+            return await getattr(self, UNARY[method])(params, ctx)
 
     async def open_stream(self, method: str, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
-        if method == "SendStreamingMessage":
-            return await self.stream_message(params, ctx)
-        return await self.subscribe(params, ctx)
+        """Open a stream; the span covers opening it (the submission), not its whole life."""
+        with tracing.span(method, parent=ctx.traceparent, kind="server", attributes={"rpc.system": "a2a", "rpc.method": method}):
+            if method == "SendStreamingMessage":
+                return await self.stream_message(params, ctx)
+            return await self.subscribe(params, ctx)
 
 
 UNARY = {

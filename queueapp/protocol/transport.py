@@ -9,6 +9,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from queueapp import config as config_module
+from queueapp import tracing
 from queueapp.auth import AuthError, AuthUnavailableError, authenticator
 from queueapp.model import dumps
 from queueapp.protocol.errors import ContentTypeNotSupportedError, IdentityProviderUnavailableError, UnauthenticatedError, VersionNotSupportedError
@@ -53,7 +54,7 @@ async def authenticate_headers(headers: Mapping[str, str]) -> CallContext:
     Raises :class:`UnauthenticatedError` (401) or :class:`IdentityProviderUnavailableError` (503).
     """
     try:
-        return CallContext(identity=await authenticator(config_module.get()).authenticate(headers))
+        return CallContext(identity=await authenticator(config_module.get()).authenticate(headers), traceparent=tracing.header(headers))
     except AuthError as exc:
         error = UnauthenticatedError(str(exc))
         error.invalid_token = exc.invalid_token

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from queueapp import model
+from queueapp import model, tracing
 from queueapp.agents.base import Agent, RunContext
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -46,14 +46,24 @@ async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Even
 
 async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook], lease: float = 30.0) -> None:
     """Run the agent on a claimed task and record how it ended. Never raises."""
+    record = running.claim.record
+    attributes = {"a2a.task_id": record.id, "a2a.context_id": record.context_id, "a2a.attempt": record.attempts, "a2a.worker": running.claim.worker_id}
+    # The task's trace, as the endpoint stored it, continues here; the span starts at the claim.
+    with tracing.span("a2a.task", parent=record.trace, kind="consumer", attributes=attributes, start_ms=record.started_ms):
+        await _execute(store, agent, running, timeout, hooks, lease)
+
+
+async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook], lease: float) -> None:
     claim = running.claim
     task_id = claim.record.id
     updater = ClaimUpdater(store, claim, hooks, write_patience=lease)
     try:
-        await updater.claimed()
+        with tracing.span("a2a.claim", start_ms=claim.record.started_ms, attributes={"a2a.task.state": "TASK_STATE_WORKING"}):
+            await updater.claimed()
         context = await through_outage(lambda _: build_context(store, claim, running.cancelled, agent), lease, f"reading task {task_id}")
-        async with asyncio.timeout(timeout):
-            await agent.run(context, updater)
+        with tracing.span("a2a.agent.run", attributes={"a2a.agent": agent.name}):
+            async with asyncio.timeout(timeout):
+                await agent.run(context, updater)
         if running.cancel_reason and not updater.ended:
             await updater.cancel(running.cancel_reason)
         elif not updater.ended:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from queueapp import model
+from queueapp import model, tracing
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -144,7 +144,8 @@ class ClaimUpdater:
                 if number == 1:
                     raise
 
-        await through_outage(attempt, self.write_patience, f"recording task {self.record.id}")
+        with tracing.span("a2a.transition", attributes={"a2a.task.state": self.record.task["status"]["state"]}):
+            await through_outage(attempt, self.write_patience, f"recording task {self.record.id}")
 
     async def complete(self, text: str | None = None) -> None:
         await self._end(TaskState.COMPLETED, text)

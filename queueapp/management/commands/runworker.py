@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from queueapp import embedded, runtime
 from queueapp.agents import AgentLoadError, load_agent
-from queueapp.management.base import load_config, open_store
+from queueapp.management.base import load_config, open_store, tracing_on
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
 
@@ -31,7 +31,8 @@ class Command(BaseCommand):
             agent = load_agent(cfg.agent, cfg)
         except AgentLoadError as exc:
             raise CommandError(str(exc)) from None
-        asyncio.run(self._run(cfg, agent))
+        with tracing_on():
+            asyncio.run(self._run(cfg, agent))
 
     async def _run(self, cfg, agent) -> None:
         store = await open_store(cfg)

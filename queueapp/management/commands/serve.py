@@ -17,7 +17,7 @@ from queueapp.agents import AgentLoadError, load_agent
 from queueapp.auth import authenticator
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
-from queueapp.management.base import STORAGE_NAMES, load_config, open_store
+from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
 from queueapp.protocol import grpc_server
 from queueapp.slow_clients import install_daphne, uvicorn_options
 from queueapp.worker import Worker
@@ -54,10 +54,11 @@ class Command(BaseCommand):
             with setup_lock(cfg.data_dir):  # several serve starting at once on a fresh folder
                 call_command("migrate", interactive=False, verbosity=0)
                 self._bootstrap()
-            if cfg.server_asgi == "daphne":
-                self._run_daphne(cfg, agent, listeners)
-            else:
-                asyncio.run(self._run_uvicorn(cfg, agent, listeners))
+            with tracing_on():
+                if cfg.server_asgi == "daphne":
+                    self._run_daphne(cfg, agent, listeners)
+                else:
+                    asyncio.run(self._run_uvicorn(cfg, agent, listeners))
         finally:
             listeners.close()
 
