@@ -157,3 +157,19 @@ def test_live_output_redraws_the_progress_block_in_place():
 def test_reply_text_prefers_the_agent_message_then_artifacts():
     assert reply_text({"status": {"state": "completed", "message": {"role": "ROLE_AGENT", "parts": [{"text": "hi"}]}}}) == "hi"
     assert reply_text({"status": {"state": "completed"}, "history": [{"role": "user", "parts": [{"text": "q"}]}], "artifacts": [{"parts": [{"text": "art"}]}]}) == "art"
+
+
+def test_the_readmes_sleep_example_works_as_the_readme_says(processes, redis_url):
+    """README: ``a2a_client --text "sleep 3" --protocol 0.3``, with the server started on the demo agent."""
+    from tests.support import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    [line] = [line for line in readme.splitlines() if '--text "sleep 3"' in line]
+    args = line.split("manage.py ", 1)[1].replace('"sleep 3"', "sleep-3").split()
+    args = [arg.replace("sleep-3", "sleep 3") for arg in args]
+    after = readme.split(line, 1)[1][:400]
+    assert "A2A_AGENT=demo" in after  # said where the example is
+    server = processes.serve(redis_url, A2A_AGENT="demo")
+    code, output = run_client(processes, redis_url, *args[1:], A2A_SERVER_PORT=str(server.port))
+    assert code == 0, output
+    assert "state=working" in output and "All 1 tasks completed" in output
