@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from queueapp import model
 from queueapp.client.progress import Display, Tracked, preview
 from queueapp.client.rpc import A2AClient, ClientError
 
@@ -34,9 +33,13 @@ class Options:
 
 
 def plan(options: Options) -> list[Tracked]:
-    """The tasks to submit: ``--text`` repeated, or the samples in turn; each in its own context unless ``--context``."""
+    """The tasks to submit: ``--text`` repeated, or the samples in turn; each in its own context unless ``--context``.
+
+    A new context is left to the server to start (with auth on, it accepts no context id it
+    did not give out), and the answer says which it is.
+    """
     texts = [options.text] * options.count if options.text else [SAMPLE_TASKS[i % len(SAMPLE_TASKS)] for i in range(options.count)]
-    return [Tracked(number=i + 1, text=text, context_id=options.context or model.new_id()) for i, text in enumerate(texts)]
+    return [Tracked(number=i + 1, text=text, context_id=options.context) for i, text in enumerate(texts)]
 
 
 async def run_demo(options: Options, display: Display) -> list[Tracked]:
@@ -74,7 +77,7 @@ async def _bounded(job, item: Tracked, timeout: float) -> None:
 
 
 def _submitting(item: Tracked, display: Display) -> None:
-    display.log(f"Submitting task to Redis queue, text={item.text!r}, context_id={item.context_id}")
+    display.log(f"Submitting task to Redis queue, text={item.text!r}, context_id={item.context_id or '(new)'}")
 
 
 def _submitted(item: Tracked, display: Display) -> None:
@@ -87,6 +90,7 @@ async def _submit(client: A2AClient, item: Tracked, display: Display) -> None:
     if "message" in result:  # answered at once with a message: nothing to follow
         item.apply_event(result)
         item.task_id = result["message"].get("taskId", "")
+        item.context_id = result["message"].get("contextId", item.context_id)
         _submitted(item, display)
         return
     item.apply_task(result["task"])
@@ -108,6 +112,7 @@ async def _stream_one(client: A2AClient, item: Tracked, display: Display) -> Non
         item.apply_event(event)
         if "message" in event:
             item.task_id = event["message"].get("taskId", item.task_id)
+            item.context_id = event["message"].get("contextId", item.context_id)
         if first and item.task_id:
             _submitted(item, display)
         display.update(item)

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--token", help="a bearer token, when the server has auth on")
         parser.add_argument("--count", type=positive_int, help=f"how many tasks to submit (default {len(SAMPLE_TASKS)} samples, or one --text)")
         parser.add_argument("--text", help="send this message instead of the samples")
-        parser.add_argument("--context", help="put every task in this context (default: a new context per task)")
+        parser.add_argument("--context", help="put every task in this context (default: a new context per task, started by the server; with auth on, only a context the server gave this identity)")
         parser.add_argument("--stream", action="store_true", help="stream each task's events instead of polling")
         parser.add_argument("--protocol", choices=PROTOCOLS, default="1.0", help="A2A protocol version to speak (default 1.0)")
         parser.add_argument("--wait", type=positive_int, default=30, help="attempts (a second apart) to wait for /health (default 30)")
