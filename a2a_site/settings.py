@@ -11,6 +11,7 @@ from queueapp import config as a2a_config
 from queueapp.datadir import read_or_create_secret
 from queueapp.embedded import client_name, embedded_socket
 from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, first_node_url, parse_sentinel_url
+from queueapp.startup import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -155,19 +156,6 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {
-        "queueapp": {"level": "DEBUG" if A2A.debug else "INFO"},
-        "dashboard": {"level": "DEBUG" if A2A.debug else "INFO"},
-        "django": {"level": "INFO" if A2A.debug else "WARNING"},
-        "daphne": {"level": "INFO" if A2A.debug else "WARNING"},
-        "httpx": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(A2A.debug)
 
 logging.captureWarnings(True)

@@ -66,10 +66,10 @@ async def test_separate_runworker_processes_a_task(processes, store, redis_url):
     assert f"Task dequeued for processing, task_id={record.id}, remaining_queue_length=0" in worker.output
 
 
-# What a worker never uses, and loaded only for its start-up to pay: daphne (and Twisted,
-# whose reactor it installs), the protocol codecs with the SDK's 0.3 compat types, the
-# admin, the dashboard, channels, and httpx for push notifications nobody asked for.
-WEB_SIDE_MODULES = ("daphne", "twisted", "queueapp.protocol", "a2a.compat", "django.contrib.admin", "dashboard", "channels", "httpx")
+# What a worker never uses, and loaded only for its start-up to pay: Django itself, daphne
+# (and Twisted, whose reactor it installs), the protocol codecs with the SDK's 0.3 compat
+# types, the dashboard, channels, and httpx for push notifications nobody asked for.
+NOT_FOR_A_WORKER = ("django", "daphne", "twisted", "queueapp.protocol", "a2a.compat", "dashboard", "channels", "httpx")
 
 
 async def test_a_worker_loads_only_what_it_needs_to_run_tasks(processes, store, redis_url):
@@ -80,7 +80,17 @@ async def test_a_worker_loads_only_what_it_needs_to_run_tasks(processes, store, 
 
     imported = {line.rsplit("|", 1)[1].strip() for line in worker.output.splitlines() if line.startswith("import time:") and "|" in line}
     assert {"queueapp.worker", "queueapp.store", "redis"} <= imported  # the list is complete enough to judge
-    assert sorted(name for name in imported if any(name == m or name.startswith(f"{m}.") for m in WEB_SIDE_MODULES)) == []
+    assert sorted(name for name in imported if any(name == m or name.startswith(f"{m}.") for m in NOT_FOR_A_WORKER)) == []
+
+
+def test_runworker_through_django_runs_the_same_worker_code(tmp_path):
+    # `django-admin runworker` (not manage.py, which starts the worker without Django)
+    env = {**base_env(None, str(tmp_path), A2A_QUEUE_PROVIDER="memory"), "DJANGO_SETTINGS_MODULE": "a2a_site.settings"}
+    result = subprocess.run([sys.executable, "-m", "django", "runworker"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("CommandError: A2A_QUEUE_PROVIDER=memory keeps the queue inside one process")
+    help_text = subprocess.run([sys.executable, "-m", "django", "runworker", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
+    assert "A2A queue worker" in help_text and "--concurrency" in help_text and "--agent" in help_text
 
 
 async def _finished(store: QueueStore, task_id: str):

@@ -1,0 +1,83 @@
+"""What a process needs before it serves or works: its configuration, its logging, its store.
+
+Free of Django, so that a worker can start without it (``queueapp/worker/command.py``);
+the management commands turn a :class:`StartError` into Django's one-line CommandError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from queueapp import config as config_module
+from queueapp import tracing
+from queueapp.connection import RedisUnavailable, connect
+from queueapp.store import QueueStore
+
+
+class StartError(Exception):
+    """The process cannot start: one line for the operator, naming what to fix."""
+
+
+def load_config(**overrides: Any) -> config_module.Config:
+    """The validated configuration with the command line's overrides, or a StartError naming the bad variable."""
+    try:
+        config_module.set_current(None)
+        cfg = config_module.get()
+    except config_module.ConfigError as exc:
+        raise StartError(str(exc)) from None
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        cfg = cfg.replace(**changes)
+        config_module.set_current(cfg)
+    logging.getLogger("queueapp").setLevel(logging.DEBUG if cfg.debug else logging.INFO)
+    return cfg
+
+
+async def open_store(cfg: config_module.Config, *, check_policy: bool = True) -> QueueStore:
+    try:
+        client = await connect(cfg, check_policy=check_policy)
+    except RedisUnavailable as exc:
+        raise StartError(str(exc)) from None
+    return QueueStore.from_config(client, cfg)
+
+
+@contextlib.contextmanager
+def tracing_on() -> Iterator[None]:
+    """Tracing as OTEL_* configures it, for the process's life; a bad OTEL_* value is a StartError.
+
+    OTEL_* lines of ``.env`` count too (the environment wins), as the A2A_* ones do: the SDK
+    and its exporter read only the process environment, so they are copied there.
+    """
+    for name, value in config_module.load_env_file().items():
+        if name.startswith("OTEL_"):
+            os.environ.setdefault(name, value)
+    try:
+        tracing.setup()
+    except tracing.TracingConfigError as exc:
+        raise StartError(str(exc)) from None
+    try:
+        yield
+    finally:
+        tracing.shutdown()  # exports the spans still pending
+
+
+def logging_config(debug: bool) -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` of every process: Django's LOGGING setting, and a worker's own."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "root": {"handlers": ["console"], "level": "INFO"},
+        "loggers": {
+            "queueapp": {"level": "DEBUG" if debug else "INFO"},
+            "dashboard": {"level": "DEBUG" if debug else "INFO"},
+            "django": {"level": "INFO" if debug else "WARNING"},
+            "daphne": {"level": "INFO" if debug else "WARNING"},
+            "httpx": {"level": "WARNING"},
+        },
+    }

@@ -1,0 +1,79 @@
+"""``manage.py runworker``: claim and run tasks until SIGTERM or SIGINT, without Django.
+
+A worker needs its configuration, its agent and Redis, and nothing of Django's: Django's
+set-up, its management machinery and the apps took more than half of the CPU a worker
+spent from process start to its first claim. So ``manage.py`` hands ``runworker`` to
+:func:`main` before it loads Django, and the Django command of the same name
+(``queueapp/management/commands/runworker.py``, for ``django-admin`` and ``call_command``)
+runs the same :func:`prepare` and :func:`work`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import os
+import sys
+import time
+from typing import Any
+
+from queueapp import config as config_module
+from queueapp import embedded, runtime
+from queueapp.agents import AgentLoadError, load_agent
+from queueapp.startup import StartError, load_config, logging_config, open_store, tracing_on
+from queueapp.worker import Worker
+from queueapp.worker.hooks import close_hooks, default_hooks
+
+HELP = "Run an A2A queue worker: claims tasks from Redis and runs the configured agent."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, help="tasks run at once (default A2A_WORKER_CONCURRENCY)")
+    parser.add_argument("--agent", help="agent to run (default A2A_AGENT)")
+
+
+def prepare(concurrency: int | None, agent: str | None) -> tuple[config_module.Config, Any]:
+    """The configuration and the agent, or a StartError saying why a worker cannot run."""
+    cfg = load_config(worker_concurrency=concurrency, agent=agent)
+    if cfg.storage_kind == "memory":
+        raise StartError("A2A_QUEUE_PROVIDER=memory keeps the queue inside one process: use `manage.py serve`, which runs its workers in-process")
+    try:
+        return cfg, load_agent(cfg.agent, cfg)
+    except AgentLoadError as exc:
+        raise StartError(str(exc)) from None
+
+
+async def work(cfg: config_module.Config, agent: Any) -> None:
+    store = await open_store(cfg)
+    runtime.set_store(store)
+    supervisor = embedded.start_supervision(cfg)
+    worker = Worker(store, agent, cfg, hooks=default_hooks(store, cfg))
+    worker.install_signal_handlers()
+    try:
+        await worker.run()
+    finally:
+        await close_hooks(store, cfg.worker_shutdown_grace, worker.hurry)
+        await store.redis.aclose()
+        await embedded.release(cfg, supervisor)
+
+
+def main(argv: list[str]) -> int:
+    """``manage.py runworker [--concurrency N] [--agent NAME]``; errors print as Django's commands print them."""
+    parser = argparse.ArgumentParser(prog="manage.py runworker", description=HELP)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    # Log times in UTC, as every other process does (Django sets TZ from TIME_ZONE = "UTC").
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        cfg = load_config()  # the log levels first, so that loading the agent can log
+        logging.config.dictConfig(logging_config(cfg.debug))
+        logging.captureWarnings(True)
+        cfg, agent = prepare(args.concurrency, args.agent)
+        with tracing_on():
+            asyncio.run(work(cfg, agent))
+    except StartError as exc:
+        print(f"CommandError: {exc}", file=sys.stderr)
+        return 1
+    return 0
