@@ -1,7 +1,7 @@
 // Live updates for the dashboard. htmx's ws extension holds the WebSocket, reconnects
 // with backoff and swaps the out-of-band fragments; this script adds what it lacks:
 // hidden tabs receive nothing, a page whose WebSocket never opens falls back to polling,
-// selected rows survive a swap, a select-all box, relative times stay fresh and absolute
+// selected rows and opened details survive a swap, a select-all box, relative times stay fresh and absolute
 // times are shown in the browser's time zone.
 (function () {
   "use strict";
@@ -61,15 +61,20 @@
     });
   }
 
-  // Keep checked boxes checked when a live fragment replaces the table they are in.
-  var checked = [];
+  // Keep checked boxes checked, and opened <details> open, when a live fragment replaces them.
+  var checked = [], opened = [];
   document.body.addEventListener("htmx:oobBeforeSwap", function () {
     checked = Array.prototype.map.call(document.querySelectorAll("input[name=ids]:checked"), function (b) { return b.value; });
+    opened = Array.prototype.map.call(document.querySelectorAll("details[open][id]"), function (d) { return d.id; });
   });
   document.body.addEventListener("htmx:oobAfterSwap", function () {
     checked.forEach(function (id) {
       var box = document.querySelector('input[name=ids][value="' + CSS.escape(id) + '"]');
       if (box) box.checked = true;
+    });
+    opened.forEach(function (id) {
+      var details = document.getElementById(id);
+      if (details) details.open = true;
     });
     syncSelectAll();
     refreshTimes();

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from queueapp import model
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +109,9 @@ def test_queue_length_rises_and_falls_without_a_reload(processes, redis_url, pag
         send(server.url, f"task {i}")
     expect(length).to_have_text("5")
     expect(page.get_by_test_id("no-worker-warning")).to_be_visible()
-    processes.worker(redis_url, A2A_AGENT="demo")
+    worker = processes.worker(redis_url, A2A_AGENT="demo")
+    # Starting a Python process takes seconds on a busy machine; the page has 5 s once it runs.
+    wait_until(lambda: "Worker started" in worker.output, timeout=60, message="the worker to start")
     expect(length).to_have_text("0")
     expect(page.locator('dd[data-state="completed"]')).to_have_text("5")
     expect(page.get_by_test_id("no-worker-warning")).to_have_count(0)
