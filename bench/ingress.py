@@ -1,9 +1,11 @@
-"""Benchmark 2, endpoint ingress: SendMessage over HTTP, ours against the a2a-sdk's server.
+"""Benchmark 2, endpoint ingress: SendMessage over JSON-RPC and gRPC, ours against the a2a-sdk's server.
 
 Each server runs in its own process on this machine: ours is ``manage.py serve`` (one
 embedded worker running the no-op agent, on the private Redis) under uvicorn and under
 daphne; the reference is the SDK's Starlette app (in-memory task store, an executor that
-completes at once) under uvicorn. Non-blocking sends (``returnImmediately``) are fired at
+completes at once) under uvicorn. Ours under uvicorn and the SDK's server also answer
+gRPC (each a ``grpc.aio`` server on its process's loop; the SDK's with its own
+``GrpcHandler``), measured with the same levels from one channel. Non-blocking sends (``returnImmediately``) are fired at
 concurrency 1, 16 and 64; blocking sends measure the round trip through queue and worker.
 Each of our levels starts once the embedded worker has finished the tasks of the level
 before, so that no level pays for another's backlog, and is measured on Redis (CPU and
@@ -24,6 +26,7 @@ import httpx
 import orjson
 
 from bench.common import RedisServer, Table, base_env, child, fmt, free_port, median, percentile, ratio, stop_all
+from bench.grpc_load import run_grpc_load
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.redis_cost import Cost, RedisMeter
 from queueapp.keys import Keys
@@ -36,6 +39,8 @@ SDK_DOES = "accepts each request and runs its task in-process (an executor that 
 LEVELS = (1, 16, 64)
 BLOCKING_LEVELS = (1, 16)
 SETTLE_TIMEOUT_S = 300
+REFERENCE = {"JSON-RPC": "a2a-sdk (uvicorn)", "gRPC": "a2a-sdk, gRPC"}
+SDK_GRPC = REFERENCE["gRPC"]
 
 
 @dataclass
@@ -48,10 +53,20 @@ class Server:
     failure: str = ""
     redis_url: str = ""  # where its tasks are queued; empty for the SDK's in-memory server
     does: str = ""  # what it does with a request inside the timed window, for the table
+    grpc_port: int = 0  # measured over gRPC too, at this port, when set
+    grpc_name: str = ""  # its rows' name for gRPC
+
+    @property
+    def bindings(self) -> tuple[str, ...]:
+        return ("JSON-RPC", "gRPC") if self.grpc_port else ("JSON-RPC",)
+
+    def row_name(self, binding: str) -> str:
+        return self.grpc_name if binding == "gRPC" else self.name
 
     def start(self, log_dir: Path) -> bool:
         log = log_dir / f"{self.name.replace(' ', '-')}.log"
-        self.process = child([*self.args, *([str(self.port)] if "serve" not in self.args else ["--port", str(self.port)])], self.env, log)
+        ports = [str(self.port), *([str(self.grpc_port)] if self.grpc_port else [])]
+        self.process = child([*self.args, *(ports if "serve" not in self.args else ["--port", str(self.port)])], self.env, log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -81,11 +96,15 @@ class Server:
                 raise RuntimeError(f"{self.name}: tasks still unfinished after {SETTLE_TIMEOUT_S} s")
             time.sleep(0.2)
 
-    def measure(self, meter: RedisMeter | None, concurrency: int, seconds: float, *, blocking: bool) -> tuple[LoadResult, Cost | None]:
+    def measure(self, meter: RedisMeter | None, concurrency: int, seconds: float, *, blocking: bool, binding: str = "JSON-RPC") -> tuple[LoadResult, Cost | None]:
         """One level: the load, then (on a side with Redis) its cost per task once its last task finished."""
         self.settle(meter)
         before = meter.read() if meter else None
-        result = asyncio.run(run_load("127.0.0.1", self.port, lambda: send_message(self.port, blocking=blocking), concurrency=concurrency, seconds=seconds))
+        if binding == "gRPC":
+            load = run_grpc_load(f"127.0.0.1:{self.grpc_port}", blocking=blocking, concurrency=concurrency, seconds=seconds)
+        else:
+            load = run_load("127.0.0.1", self.port, lambda: send_message(self.port, blocking=blocking), concurrency=concurrency, seconds=seconds)
+        result = asyncio.run(load)
         if meter is None or before is None:  # the SDK's server keeps its tasks in memory
             return result, None
         self.settle(meter)
@@ -103,10 +122,15 @@ def send_message(port: int, *, blocking: bool) -> bytes:
 
 def servers(redis_url: str, which: list[str]) -> list[Server]:
     env = base_env(redis_url, tempfile.mkdtemp(prefix="a2a-bench-"), A2A_AGENT="noop", A2A_EMBEDDED_WORKERS="1")
+    sdk_grpc, ours_grpc = free_port(), free_port()
     known = {
-        "sdk": Server("a2a-sdk (uvicorn)", ["-m", "bench.sdk_server"], does=SDK_DOES),
-        "uvicorn": Server("ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], env, redis_url=redis_url, does=OURS_DOES),
-        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], {**env, "A2A_GRPC_PORT": str(free_port())}, redis_url=redis_url, does=OURS_DOES),
+        "sdk": Server("a2a-sdk (uvicorn)", ["-m", "bench.sdk_server"], does=SDK_DOES, grpc_port=sdk_grpc, grpc_name=SDK_GRPC),
+        "uvicorn": Server(
+            "ours (uvicorn)", ["manage.py", "serve", "--server", "uvicorn"], {**env, "A2A_GRPC_PORT": str(ours_grpc)},
+            redis_url=redis_url, does=OURS_DOES, grpc_port=ours_grpc, grpc_name="ours, gRPC",
+        ),
+        # The same gRPC server as under uvicorn: measured once, so off here.
+        "daphne": Server("ours (daphne)", ["manage.py", "serve", "--server", "daphne"], {**env, "A2A_GRPC_PORT": "0"}, redis_url=redis_url, does=OURS_DOES),
     }
     return [known[name] for name in which]
 
@@ -149,10 +173,11 @@ def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | 
         live = [s for s in started if s not in failed]
         for _ in range(rounds):
             for srv in live:  # servers take turns, so that noise spreads over all of them
-                for mode, mode_levels in (("non-blocking", levels), ("blocking", tuple(c for c in BLOCKING_LEVELS if c in levels))):
-                    for concurrency in mode_levels:
-                        result, cost = srv.measure(meter if srv.redis_url else None, concurrency, seconds, blocking=mode == "blocking")
-                        samples.add((srv.name, mode, concurrency), result, cost)
+                for binding in srv.bindings:
+                    for mode, mode_levels in (("non-blocking", levels), ("blocking", tuple(c for c in BLOCKING_LEVELS if c in levels))):
+                        for concurrency in mode_levels:
+                            result, cost = srv.measure(meter if srv.redis_url else None, concurrency, seconds, blocking=mode == "blocking", binding=binding)
+                            samples.add((srv.row_name(binding), mode, concurrency), result, cost)
     finally:
         meter.close()
         for srv in started:
@@ -162,23 +187,24 @@ def run(server: RedisServer, *, seconds: float, rounds: int, which: list[str] | 
 
 def table(samples: Samples, started: list[Server], failed: list[Server], *, seconds: float, rounds: int, levels: tuple[int, ...]) -> Table:
     out = Table(
-        f"2. Endpoint ingress: JSON-RPC SendMessage, {seconds:g} s per level, median of {rounds} rounds",
+        f"2. Endpoint ingress: SendMessage over JSON-RPC and gRPC, {seconds:g} s per level, median of {rounds} rounds",
         ["server", "mode", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "vs a2a-sdk (requests/s)", "Redis CPU us/task", "Redis commands/task"],
     )
-    reference = "a2a-sdk (uvicorn)"
     for mode, mode_levels in (("non-blocking", levels), ("blocking", tuple(c for c in BLOCKING_LEVELS if c in levels))):
         for concurrency in mode_levels:
-            for srv in started:
-                key = (srv.name, mode, concurrency)
+            for srv, binding in ((s, b) for b in ("JSON-RPC", "gRPC") for s in started if b in s.bindings):
+                name, reference = srv.row_name(binding), REFERENCE[binding]
+                key = (name, mode, concurrency)
                 if key not in samples.runs:
                     continue
-                versus = "-" if srv.name == reference else ratio(samples.rps(key), samples.rps((reference, mode, concurrency)))
+                versus = "-" if name == reference else ratio(samples.rps(key), samples.rps((reference, mode, concurrency)))
                 cpu, commands = (fmt(samples.redis_cpu_us(key)), fmt(samples.redis_commands(key), 1)) if srv.redis_url else ("no Redis", "no Redis")
-                out.add(srv.name, mode, concurrency, fmt(samples.rps(key)), fmt(samples.latency(key, 50), 1), fmt(samples.latency(key, 99), 1), samples.errors(key), versus, cpu, commands)
+                out.add(name, mode, concurrency, fmt(samples.rps(key)), fmt(samples.latency(key, 50), 1), fmt(samples.latency(key, 99), 1), samples.errors(key), versus, cpu, commands)
     for srv in failed:
         out.add(srv.name, "error", "-", "-", "-", "-", "-", "-", "-", f"did not start: {srv.failure}")
         out.errors.append(f"ingress benchmark, {srv.name} did not start: {srv.failure}")
     out.notes.append("goal: non-blocking requests/s at least 1.0x the a2a-sdk's server at each concurrency")
+    out.notes.append("gRPC rows: the generated stub's SendMessage from one channel (HTTP/2 streams), each compared with the SDK's own gRPC server (GrpcHandler) in the same run")
     out.notes.extend(f"in the timed window, {srv.name} {srv.does}" for srv in started)
     out.notes.append("each of our levels starts once the worker has finished the previous level's tasks")
     out.notes.append(

@@ -2,11 +2,14 @@
 
 JSON-RPC at ``/a2a``, the SDK's default request handler with its in-memory task store,
 and an executor that completes every task at once. Run it with
-``python -m bench.sdk_server PORT``; it serves under uvicorn until terminated.
+``python -m bench.sdk_server PORT [GRPC_PORT]``; it serves under uvicorn until terminated.
+With GRPC_PORT, the SDK's own gRPC handler (``GrpcHandler``) serves the same request
+handler on a ``grpc.aio`` server on uvicorn's event loop, as ``serve`` does for ours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from a2a.helpers.proto_helpers import new_task_from_user_message
@@ -34,7 +37,7 @@ class CompleteAtOnce(AgentExecutor):
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
-def make_app(port: int) -> Starlette:
+def make_app(port: int, grpc_port: int = 0) -> Starlette:
     card = AgentCard(
         name="SDK reference",
         description="The a2a-sdk's Starlette server with an in-memory task store.",
@@ -45,20 +48,41 @@ def make_app(port: int) -> Starlette:
         default_output_modes=["text/plain"],
         skills=[AgentSkill(id="noop", name="noop", description="Completes every task at once.", tags=["noop"])],
     )
+    if grpc_port:
+        card.supported_interfaces.append(AgentInterface(url=f"127.0.0.1:{grpc_port}", protocol_binding="GRPC", protocol_version="1.0"))
     handler = DefaultRequestHandler(agent_executor=CompleteAtOnce(), task_store=InMemoryTaskStore(), agent_card=card)
     routes = [
         *create_agent_card_routes(card),
         *create_jsonrpc_routes(handler, "/a2a"),
         Route("/health", lambda request: PlainTextResponse("ok")),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=grpc_lifespan(handler, grpc_port) if grpc_port else None)
 
 
-def main(port: int) -> None:
+def grpc_lifespan(handler: DefaultRequestHandler, grpc_port: int):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        import grpc
+        from a2a.server.request_handlers.grpc_handler import GrpcHandler
+        from a2a.types import a2a_pb2_grpc
+
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)
+        server.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop(1)
+
+    return lifespan
+
+
+def main(port: int, grpc_port: int = 0) -> None:
     import uvicorn
 
-    uvicorn.run(make_app(port), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(make_app(port, grpc_port), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(*(int(arg) for arg in sys.argv[1:3]))

@@ -42,6 +42,33 @@ def test_every_sample_task_completes(processes, redis_url, redis_server, protoco
         assert redis.exists(f"a2a:deadletter:{task_id}")
 
 
+@pytest.mark.parametrize("mode", [[], ["--stream"]], ids=["poll", "stream"])
+def test_grpc_transport_runs_the_samples_through_the_sdks_grpc_client(processes, redis_url, mode):
+    server = processes.serve(redis_url)
+    code, output = run_client(processes, redis_url, "--url", server.url, "--count", "2", "--transport", "grpc", *mode)
+
+    assert code == 0, output
+    assert "transport=grpc" in output
+    assert len(SUBMITTED.findall(output)) == 2
+    assert output.count("Task status: completed") == 2
+    assert output.count("History length: 2") == 2  # the final task, read back with GetTask over gRPC
+
+
+@pytest.mark.parametrize(("token", "message"), [([], "Authentication required"), (["--token", "wrong"], "The credential is not valid")])
+def test_grpc_transport_sends_the_token_as_call_metadata(processes, redis_url, token, message):
+    server = processes.serve(redis_url, A2A_AUTH_TOKENS="demo:s3cret-token")
+    code, output = run_client(processes, redis_url, "--url", server.url, "--count", "1", "--transport", "grpc", *token)
+    assert code != 0
+    assert "SendMessage failed over gRPC" in output and message in output
+
+
+def test_grpc_transport_explains_a_server_without_grpc(processes, redis_url):
+    server = processes.serve(redis_url, A2A_GRPC_PORT="0")
+    code, output = run_client(processes, redis_url, "--url", server.url, "--transport", "grpc")
+    assert code != 0
+    assert "declares no gRPC interface" in output
+
+
 def test_own_text_in_one_context(processes, redis_url, redis_server):
     server = processes.serve(redis_url)
     context = "11111111-2222-3333-4444-555555555555"
@@ -112,6 +139,7 @@ def test_gives_up_when_the_server_never_becomes_healthy(processes, redis_url):
         (["--count", "0"], "expected 1 or more"),
         (["--count", "many"], "expected a whole number"),
         (["--url", "ftp://example.com"], "expected an http:// or https:// url"),
+        (["--transport", "grpc", "--protocol", "0.3"], "--transport grpc speaks A2A 1.0 only"),
     ],
 )
 def test_bad_options_are_refused(args, message):

@@ -83,20 +83,23 @@ def test_a_side_that_cannot_run_is_an_error_row_and_fails_the_run(redis_server, 
     assert "worker benchmark, broken: ModuleNotFoundError" in capsys.readouterr().err
 
 
-def test_ingress_benchmark_sends_messages_to_ours_and_the_sdk_server_and_weighs_our_redis(redis_server):
+def test_ingress_benchmark_sends_messages_to_ours_and_the_sdk_server_over_json_rpc_and_grpc_and_weighs_our_redis(redis_server):
     table, samples = ingress.run(redis_server, seconds=0.3, rounds=1, which=["sdk", "uvicorn"], levels=(1,))
 
-    for name in ("ours (uvicorn)", "a2a-sdk (uvicorn)"):
+    for name in ("ours (uvicorn)", "a2a-sdk (uvicorn)", "ours, gRPC", "a2a-sdk, gRPC"):
         for mode in ("non-blocking", "blocking"):
             key = (name, mode, 1)
             assert samples.rps(key) > 0, key
             assert samples.errors(key) == 0, key
-    assert len(table.rows) == 4 and "error" not in [row[1] for row in table.rows]
-    for mode in ("non-blocking", "blocking"):
-        # Every task costs Redis a create, a claim and a finish: several commands and some CPU.
-        assert samples.redis_commands(("ours (uvicorn)", mode, 1)) > 3
-        assert samples.redis_cpu_us(("ours (uvicorn)", mode, 1)) > 0
-    sdk_rows = [row for row in table.rows if row[0] == "a2a-sdk (uvicorn)"]
+    assert len(table.rows) == 8 and "error" not in [row[1] for row in table.rows]
+    for name in ("ours (uvicorn)", "ours, gRPC"):
+        for mode in ("non-blocking", "blocking"):
+            # Every task costs Redis a create, a claim and a finish: several commands and some CPU.
+            assert samples.redis_commands((name, mode, 1)) > 3
+            assert samples.redis_cpu_us((name, mode, 1)) > 0
+    grpc_rows = {row[0]: row for row in table.rows if row[0].endswith("gRPC") and row[1] == "non-blocking"}
+    assert grpc_rows["a2a-sdk, gRPC"][7] == "-" and grpc_rows["ours, gRPC"][7].endswith("x")  # compared with the SDK's gRPC server
+    sdk_rows = [row for row in table.rows if row[0].startswith("a2a-sdk")]
     assert all(row[-2:] == ["no Redis", "no Redis"] for row in sdk_rows)
     said = " ".join(table.notes)
     assert "ours (uvicorn) accepts each request and queues its task" in said

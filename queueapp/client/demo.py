@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from queueapp.client.grpc_client import Client, make_client
 from queueapp.client.progress import Display, Tracked, preview
-from queueapp.client.rpc import A2AClient, ClientError
+from queueapp.client.rpc import ClientError
 
 SAMPLE_TASKS = (
     "Generate financial report with Redis persistence",
@@ -27,6 +28,7 @@ class Options:
     context: str | None = None
     stream: bool = False
     protocol: str = "1.0"
+    transport: str = "jsonrpc"  # or grpc (1.0 only)
     health_attempts: int = 30
     poll_interval: float = 0.5
     task_timeout: float = 300.0
@@ -44,12 +46,12 @@ def plan(options: Options) -> list[Tracked]:
 
 async def run_demo(options: Options, display: Display) -> list[Tracked]:
     """Run the whole demo and return every task as it ended."""
-    async with A2AClient(options.url, protocol=options.protocol, token=options.token) as client:
+    async with make_client(options.url, transport=options.transport, protocol=options.protocol, token=options.token) as client:
         display.log(f"Waiting for the server, url={options.url}")
         await client.wait_healthy(
             options.health_attempts, on_retry=lambda attempt, why: display.log(f"Server not ready, attempt={attempt}/{options.health_attempts}, reason={why}")
         )
-        display.log(f"Server is healthy, url={options.url}, protocol={options.protocol}, mode={'stream' if options.stream else 'poll'}")
+        display.log(f"Server is healthy, url={options.url}, protocol={options.protocol}, transport={options.transport}, mode={'stream' if options.stream else 'poll'}")
         tracked = plan(options)
         display.tracked = tracked
         async with _ticking(display):
@@ -84,7 +86,7 @@ def _submitted(item: Tracked, display: Display) -> None:
     display.log(f"Task submitted successfully, task_id={item.task_id}, context_id={item.context_id}")
 
 
-async def _submit(client: A2AClient, item: Tracked, display: Display) -> None:
+async def _submit(client: Client, item: Tracked, display: Display) -> None:
     _submitting(item, display)
     result = await client.send(item.text, item.context_id)
     if "message" in result:  # answered at once with a message: nothing to follow
@@ -98,14 +100,14 @@ async def _submit(client: A2AClient, item: Tracked, display: Display) -> None:
     display.update(item)
 
 
-async def _poll(client: A2AClient, item: Tracked, display: Display, interval: float) -> None:
+async def _poll(client: Client, item: Tracked, display: Display, interval: float) -> None:
     while not item.settled:
         await asyncio.sleep(interval)
         item.apply_task(await client.get_task(item.task_id))
         display.update(item)
 
 
-async def _stream_one(client: A2AClient, item: Tracked, display: Display) -> None:
+async def _stream_one(client: Client, item: Tracked, display: Display) -> None:
     _submitting(item, display)
     async for event in client.stream(item.text, item.context_id):
         first = not item.task_id
@@ -122,7 +124,7 @@ async def _stream_one(client: A2AClient, item: Tracked, display: Display) -> Non
         raise ClientError("the stream ended before the server named the task")
 
 
-async def _fill_in(client: A2AClient, item: Tracked) -> None:
+async def _fill_in(client: Client, item: Tracked) -> None:
     """Read the final task once more for its history (a stream does not carry it)."""
     if not item.task_id or item.error:
         return

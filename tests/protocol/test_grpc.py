@@ -29,7 +29,7 @@ from tests.protocol.conftest import Live, official_client, start_live, user_mess
 from tests.support import ServeProcess, base_env
 
 S = pb.TaskState
-TOKEN, KEY = "alice-grpc-token", "ci-grpc-key"
+TOKEN, KEY, BOB = "alice-grpc-token", "ci-grpc-key", "bob-grpc-token"
 V1 = (("a2a-version", "1.0"),)
 
 
@@ -154,7 +154,7 @@ async def test_a_client_that_cancels_its_stream_leaves_nothing_running(live):
 @pytest.fixture(scope="module")
 def secured() -> Iterator[Live]:
     with tempfile.TemporaryDirectory(prefix="a2a-grpc-auth-") as folder:
-        server = start_live(Path(folder), A2A_AUTH_TOKENS=f"alice:{TOKEN}", A2A_AUTH_API_KEYS=f"ci:{KEY}")
+        server = start_live(Path(folder), A2A_AUTH_TOKENS=f"alice:{TOKEN},bob:{BOB}", A2A_AUTH_API_KEYS=f"ci:{KEY}")
         yield server
         server.serve.stop()
         server.redis.stop()
@@ -179,6 +179,24 @@ async def test_credentials_in_metadata_name_the_identity_on_the_task(secured):
     redis = secured.redis.client()
     assert redis.hget(f"a2a:deadletter:{task.id}", "identity") == "alice"
     assert redis.hget(f"a2a:deadletter:{keyed.task.id}", "identity") == "ci"
+
+
+async def test_one_identity_cannot_reach_anothers_tasks(secured):
+    alice, bob = (("authorization", f"Bearer {TOKEN}"),), (("authorization", f"Bearer {BOB}"),)
+    async with stub(secured.serve.grpc_target) as service:
+        task = (await service.SendMessage(request("sleep 5", return_immediately=True), metadata=alice)).task
+        for call in (
+            service.GetTask(pb.GetTaskRequest(id=task.id), metadata=bob),
+            service.CancelTask(pb.CancelTaskRequest(id=task.id), metadata=bob),
+            service.SubscribeToTask(pb.SubscribeToTaskRequest(id=task.id), metadata=bob).read(),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        listed = await service.ListTasks(pb.ListTasksRequest(), metadata=bob)
+        assert task.id not in {t.id for t in listed.tasks}
+        mine = await service.GetTask(pb.GetTaskRequest(id=task.id), metadata=alice)
+    assert mine.status.state in (S.TASK_STATE_SUBMITTED, S.TASK_STATE_WORKING)  # bob's cancel did nothing
 
 
 def test_a_taken_grpc_port_stops_serve_with_a_clear_error(live, tmp_path):

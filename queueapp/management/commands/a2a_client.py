@@ -12,6 +12,8 @@ from queueapp.client.demo import SAMPLE_TASKS, Options, report, run_demo
 from queueapp.client.progress import Display
 from queueapp.client.rpc import PROTOCOLS, ClientError
 
+TRANSPORTS = ("jsonrpc", "grpc")
+
 
 def positive_int(text: str) -> int:
     try:
@@ -49,10 +51,13 @@ class Command(BaseCommand):
         parser.add_argument("--context", help="put every task in this context (default: a new context per task, started by the server; with auth on, only a context the server gave this identity)")
         parser.add_argument("--stream", action="store_true", help="stream each task's events instead of polling")
         parser.add_argument("--protocol", choices=PROTOCOLS, default="1.0", help="A2A protocol version to speak (default 1.0)")
+        parser.add_argument("--transport", choices=TRANSPORTS, default="jsonrpc", help="jsonrpc, or grpc through the a2a-sdk's gRPC client at the card's gRPC address (A2A 1.0 only)")
         parser.add_argument("--wait", type=positive_int, default=30, help="attempts (a second apart) to wait for /health (default 30)")
         parser.add_argument("--timeout", type=positive_int, default=300, help="seconds to wait for each task's final state (default 300)")
 
     def handle(self, *args, **options):
+        if options["transport"] == "grpc" and options["protocol"] != "1.0":
+            raise CommandError("--transport grpc speaks A2A 1.0 only: leave out --protocol 0.3")
         opts = Options(
             url=options["url"] or _default_url(),
             token=options["token"],
@@ -61,6 +66,7 @@ class Command(BaseCommand):
             context=options["context"],
             stream=options["stream"],
             protocol=options["protocol"],
+            transport=options["transport"],
             health_attempts=options["wait"],
             task_timeout=options["timeout"],
         )
