@@ -40,11 +40,16 @@ def bind_tcp(purpose: str, host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port``, or :class:`PortUnavailable` saying which and why."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        sock = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise PortUnavailable(f"cannot listen on {shown} ({purpose} port {port}): {reason}") from None
+    # Accepted connections inherit this. A server handed a socket does not set it itself, and
+    # with Nagle on, a response written in two parts waits for the client's delayed ACK:
+    # 44 ms per request instead of 2 (uvicorn, /health, sequential).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def bind_all(config) -> Listeners:
