@@ -61,6 +61,10 @@ def test_grpc_transport_sends_the_token_as_call_metadata(processes, redis_url, t
     assert code != 0
     assert "SendMessage failed over gRPC" in output and message in output
 
+    code, output = run_client(processes, redis_url, "--url", server.url, "--count", "1", "--transport", "grpc", "--stream", "--token", "s3cret-token")
+    assert code == 0, output
+    assert "Task status: completed" in output
+
 
 def test_grpc_transport_explains_a_server_without_grpc(processes, redis_url):
     server = processes.serve(redis_url, A2A_GRPC_PORT="0")
