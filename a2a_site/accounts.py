@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import views as auth
 from django.urls import URLPattern, path
 
-from queueapp import config
 from queueapp.config import Config
 
 
@@ -33,7 +33,9 @@ def _reset_view(cfg: Config):
 
 
 def urlpatterns() -> list[URLPattern]:
-    cfg = config.get()
+    # The settings' copy: a bad configuration must still let the URLconf import, so that the
+    # command reports it in one line (queueapp.management.base.load_config).
+    cfg = settings.A2A
     offered = offers_password_reset(cfg)
     patterns = [
         path("login/", auth.LoginView.as_view(extra_context={"password_reset": offered}), name="login"),
