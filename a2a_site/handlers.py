@@ -22,6 +22,7 @@ from django.core.handlers.exception import convert_exception_to_response, respon
 from django.db import close_old_connections, reset_queries
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
+from queueapp.protocol.fallback import as_json
 from queueapp.protocol.urls import is_machine_path
 
 
@@ -94,6 +95,7 @@ class MachineHandler:
             response = await match.func(request, *match.args, **match.kwargs)
         except Exception as exc:  # what Django would answer: 404, 400, or 500 with the error logged
             response = await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
+        response = as_json(request, response)  # programs get their binding's JSON, never an HTML page
         try:
             await self.django.send_response(response, send)
         finally:

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from a2a_site import accounts
 from queueapp import views
+from queueapp.protocol.urls import no_route
 
 urlpatterns = [
     path("health", views.health, name="health"),
@@ -10,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(accounts.urlpatterns())),
     path("", include("dashboard.urls")),
+    no_route,
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pydantic
 from a2a.compat.v0_3 import a2a_v0_3_pb2 as pb03
 from a2a.compat.v0_3 import conversions, proto_utils
@@ -23,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 from queueapp.model import Json
 from queueapp.protocol import codec
-from queueapp.protocol.errors import InvalidParamsError
+from queueapp.protocol.errors import InvalidParamsError, JSONParseError
 
 METHODS = {
     "message/send": "SendMessage",
@@ -134,7 +135,7 @@ def _list_push_params(params: Any, method: str) -> Json:
 def _task_query_params(params: Any, method: str) -> Json:
     parsed = _validate(t03.TaskQueryParams, params, method)
     result: Json = {"id": parsed.id}
-    if parsed.history_length:  # 0.3 reads 0 as "no limit"
+    if parsed.history_length is not None:  # 0 means no history, as in the 0.3 REST binding and 1.0
         result["historyLength"] = parsed.history_length
     return result
 
@@ -231,7 +232,30 @@ def rest_send_params(body: bytes) -> Json:
     return codec.check_ids(send_params_from_model(proto_utils.FromProto.message_send_params(request)))
 
 
+# Members of the whole 0.3 CreateTaskPushNotificationConfigRequest (JSON and proto names).
+_CREATE_REQUEST_FIELDS = {"parent", "configId", "config_id", "config"}
+
+
+def _create_request(sent: Any) -> Any:
+    """The whole 0.3 create request from what a client posted.
+
+    The 0.3 proto maps the HTTP body to the request's ``config`` (a TaskPushNotificationConfig:
+    ``name`` and ``pushNotificationConfig``), so most clients post that alone; some post the
+    whole request, and a bare PushNotificationConfig (``url``, ...) is read too.
+    """
+    if not isinstance(sent, dict) or not sent or _CREATE_REQUEST_FIELDS & sent.keys():
+        return sent
+    if "url" in sent:
+        return {"config": {"pushNotificationConfig": sent}}
+    return {"config": sent}
+
+
 def rest_push_config_params(task_id: str, body: bytes) -> Json:
+    try:
+        sent = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise JSONParseError(f"The request body is not valid JSON: {exc}.") from None
+    body = orjson.dumps(_create_request(sent))
     request = _parse_body(body, pb03.CreateTaskPushNotificationConfigRequest(), "push notification config")
     request.parent = request.parent or f"tasks/{task_id}"  # the path names the task; the body need not repeat it
     try:

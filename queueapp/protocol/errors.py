@@ -45,6 +45,10 @@ class MethodNotFoundError(ProtocolError):
     default_message = "Method not found."
 
 
+class MethodNotAllowedError(ProtocolError):
+    default_message = "This HTTP method is not allowed here."
+
+
 class InvalidParamsError(ProtocolError):
     default_message = "Invalid params."
 
@@ -118,6 +122,7 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
     JSONParseError: Wire(-32700, 400, "INVALID_ARGUMENT", "PARSE_ERROR", "INVALID_ARGUMENT"),
     InvalidRequestError: Wire(-32600, 400, "INVALID_ARGUMENT", "INVALID_REQUEST", "INVALID_ARGUMENT"),
     MethodNotFoundError: Wire(-32601, 404, "NOT_FOUND", "METHOD_NOT_FOUND", "UNIMPLEMENTED"),
+    MethodNotAllowedError: Wire(-32600, 405, "UNIMPLEMENTED", "METHOD_NOT_ALLOWED", "UNIMPLEMENTED"),
     InvalidParamsError: Wire(-32602, 400, "INVALID_ARGUMENT", "INVALID_PARAMS", "INVALID_ARGUMENT"),
     InternalError: Wire(-32603, 500, "INTERNAL", "INTERNAL_ERROR", "INTERNAL"),
     StorageUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "STORAGE_UNAVAILABLE", "UNAVAILABLE"),
@@ -150,6 +155,7 @@ V03_TYPE_NAMES = {
     InvalidParamsError: "InvalidParamsError",
     InvalidRequestError: "InvalidRequestError",
     MethodNotFoundError: "MethodNotFoundError",
+    MethodNotAllowedError: "InvalidRequestError",
     InternalError: "InternalError",
     StorageUnavailableError: "InternalError",
     IdentityProviderUnavailableError: "InternalError",
@@ -178,11 +184,13 @@ def jsonrpc_error(error: ProtocolError, version: str) -> dict[str, Any]:
 
 
 def rest_error(error: ProtocolError, version: str) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body) for HTTP+JSON: a google.rpc.Status, plus the 0.3 ``type`` name."""
+    """(HTTP status, body) for HTTP+JSON: a google.rpc.Status, plus the 0.3 ``type``, ``code`` and ``message``."""
     mapping = wire(error)
     body: dict[str, Any] = {"error": {"code": mapping.http, "status": mapping.status, "message": error.message, "details": [error_info(error)]}}
     if version != "1.0":
+        # What 0.3 clients read: the type name, and the JSON-RPC code they map to typed errors.
         body["type"] = V03_TYPE_NAMES.get(type(error), "InternalError")
+        body["code"] = V03_CODE_FALLBACK.get(mapping.code, mapping.code)
         body["message"] = error.message
     return mapping.http, body
 

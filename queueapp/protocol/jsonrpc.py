@@ -19,6 +19,7 @@ from queueapp.protocol import codec, codec03, transport
 from queueapp.protocol.errors import (
     InvalidRequestError,
     JSONParseError,
+    MethodNotAllowedError,
     MethodNotFoundError,
     ProtocolError,
     UnauthenticatedError,
@@ -75,6 +76,8 @@ def _answer(request_id: RequestId, version: str, *, result: Any = None, error: P
     body = {"jsonrpc": "2.0", "id": request_id, "error": jsonrpc_error(error, version)}
     if isinstance(error, UnauthenticatedError):
         return transport.json_response(body, status=wire(error).http, headers=transport.challenge_headers(error))
+    if isinstance(error, MethodNotAllowedError):  # not a JSON-RPC call at all: the HTTP status says so
+        return transport.json_response(body, status=wire(error).http, headers={"Allow": "POST"})
     return transport.json_response(body)
 
 
@@ -85,7 +88,7 @@ async def endpoint(request: HttpRequest) -> HttpResponse:
     try:
         version = transport.requested_version(request)
         if request.method != "POST":
-            raise InvalidRequestError("The JSON-RPC endpoint takes POST requests with a JSON body.")
+            raise MethodNotAllowedError(f"{request.method} is not allowed on {request.path}: the JSON-RPC endpoint takes POST requests with a JSON body.")
         ctx = await transport.authenticate(request)
         request_id, method, params = _envelope(transport.read_body(request))
         method, params = _resolve(version, method, params)

@@ -21,7 +21,7 @@ from queueapp.protocol import codec, codec03, transport
 from queueapp.protocol.errors import (
     InvalidParamsError,
     JSONParseError,
-    MethodNotFoundError,
+    MethodNotAllowedError,
     ProtocolError,
     UnauthenticatedError,
     from_unexpected,
@@ -78,9 +78,10 @@ def _params(version: str, method: str, request: HttpRequest, path: Json) -> Json
     return codec.parse_params(method, {**source, **path})
 
 
-def _error_response(error: ProtocolError, version: str) -> HttpResponse:
+def _error_response(error: ProtocolError, version: str, headers: dict[str, str] | None = None) -> HttpResponse:
     status, body = rest_error(error, version)
-    headers = transport.challenge_headers(error) if isinstance(error, UnauthenticatedError) else None
+    if isinstance(error, UnauthenticatedError):
+        headers = transport.challenge_headers(error)
     return transport.json_response(body, status=status, headers=headers)
 
 
@@ -115,10 +116,8 @@ def route(version: str, methods: dict[str, str]) -> Callable[..., Any]:
     async def view(request: HttpRequest, task_id: str | None = None, config_id: str | None = None) -> HttpResponse:
         rpc = methods.get(request.method or "")
         if rpc is None:
-            error = MethodNotFoundError(f"{request.method} is not allowed here; use {' or '.join(methods)}.")
-            _, body = rest_error(error, version)
-            body["error"]["code"] = 405  # the Status code is the HTTP status the client gets
-            return transport.json_response(body, status=405, headers={"Allow": ", ".join(methods)})
+            error = MethodNotAllowedError(f"{request.method} is not allowed on {request.path}; use {' or '.join(methods)}.")
+            return _error_response(error, version, {"Allow": ", ".join(methods)})
         path: Json = {}
         if task_id is not None:
             path["taskId" if "PushNotificationConfig" in rpc else "id"] = task_id

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from django.urls import path, re_path
 
-from queueapp.protocol import jsonrpc, views
+from queueapp.protocol import fallback, jsonrpc, views
 from queueapp.protocol.rest import route
 
 ID = r"(?P<task_id>[^/:]+)"
@@ -47,3 +49,7 @@ MACHINE_PATH_PREFIXES = ("/a2a", "/.well-known/", "/message:", "/tasks", "/v1/",
 
 def is_machine_path(path: str) -> bool:
     return path.startswith(MACHINE_PATH_PREFIXES)
+
+
+# Anything else under a machine prefix gets a JSON not-found (a2a_site/urls.py puts this last).
+no_route = re_path("^(?:" + "|".join(re.escape(prefix.lstrip("/")) for prefix in MACHINE_PATH_PREFIXES) + ")", fallback.no_route)
