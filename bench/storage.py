@@ -125,7 +125,7 @@ async def measure(store: QueueStore) -> dict[str, float]:
 
 async def expire_transient(client: aioredis.Redis, keys: Keys) -> None:
     """Remove what expires on its own (event streams, message-id keys), as time would."""
-    for pattern in (keys.events("*"), keys.message_id("*", "*"), keys.message_id("*", "*", "*")):
+    for pattern in (keys.events("*"), keys.message_id("*", "*")):  # the second also matches per-owner ids
         batch = []
         async for key in client.scan_iter(match=pattern, count=1000):
             batch.append(key)

@@ -180,3 +180,12 @@ async def test_runworker_stops_at_once_on_a_second_signal(processes, redis_url, 
     assert states(client, [running])[running] == "submitted"
     assert client.lindex("a2a:queue", -1) == running  # at the front: the next one taken
     assert "Worker stopping now: running tasks go back to the queue" in worker.output
+
+
+async def test_backfill_owners_indexes_old_owned_tasks(redis_url, tmp_path, store):
+    record, _ = await store.create_task(user_message("old"), identity="alice")
+    await store.redis.delete(store.keys.index_owner_active("alice"), store.keys.context_owners)
+    result = manage("backfill_owners", env=base_env(redis_url, str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "Indexed 1 owned task under their owners" in result.stdout
+    assert [r.id for r in (await store.list_tasks(owner="alice")).items] == [record.id]

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from queueapp import retention
+from queueapp import owners, retention
 from queueapp.states import TaskState
 from queueapp.store import ContextNotAvailable, QueueStore
 from queueapp.worker.updater import ClaimUpdater
@@ -160,3 +160,19 @@ async def test_an_identity_with_a_colon_cannot_reach_another_owners_keys(any_sto
     k = any_store.keys
     assert k.index_owner_active("a:history:completed") != k.index_owner_history_state("a", "completed")
     assert k.message_id("c", "m", "a:b") != k.message_id("b:c", "m", "a")
+
+
+async def test_backfill_gives_tasks_stored_before_owners_their_owners_again(store):
+    alice = await create(store, "alice")
+    await complete_next(store)
+    waiting = await create(store, "alice", "still waiting")
+    anonymous = await create(store, None, "no owner")
+    # What an earlier version left: the identity on the task, no owner index, no context owner.
+    await store.redis.delete(*await owner_keys(store), store.keys.context_owners)
+    assert (await store.list_tasks(owner="alice")).items == []
+    assert await owners.backfill(store) == 2
+    assert [r.id for r in (await store.list_tasks(owner="alice")).items] == [waiting.id, alice.id]
+    again, created = await store.create_task(user_message("more"), identity="alice", context_id=alice.context_id, context_must_exist=True)
+    assert created and again.context_id == alice.context_id
+    assert await owners.backfill(store) == 3  # a second run changes nothing and is safe
+    assert_clean(sync_client(store), [alice.id, waiting.id, anonymous.id, again.id], quiet=False)

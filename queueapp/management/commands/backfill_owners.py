@@ -1,0 +1,26 @@
+"""``manage.py backfill_owners``: index tasks stored before tasks had owners under their owners."""
+
+from __future__ import annotations
+
+import asyncio
+
+from django.core.management.base import BaseCommand
+
+from queueapp import owners
+from queueapp.management.base import load_config, open_store
+
+
+class Command(BaseCommand):
+    help = "Put tasks stored by an earlier version with auth on into their owners' indexes, so their owners see them again."
+
+    def handle(self, *args, **options):
+        count = asyncio.run(self._run())
+        self.stdout.write(f"Indexed {count} owned task{'s' if count != 1 else ''} under their owners")
+
+    async def _run(self) -> int:
+        cfg = load_config()
+        store = await open_store(cfg, check_policy=False)
+        try:
+            return await owners.backfill(store)
+        finally:
+            await store.redis.aclose()
