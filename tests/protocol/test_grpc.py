@@ -135,6 +135,21 @@ async def test_a_stream_ends_when_the_task_waits_for_input(live):
     assert events[-1].status_update.status.message.parts[0].text == "Your name?"
 
 
+async def test_a_subscription_to_a_task_waiting_for_input_ends_with_its_terminal_state(live):
+    async with stub(live.serve.grpc_target) as service, asyncio.timeout(20):
+        asking = (await service.SendMessage(request("ask Your name?"), metadata=V1)).task
+        assert asking.status.state == S.TASK_STATE_INPUT_REQUIRED
+        call = service.SubscribeToTask(pb.SubscribeToTaskRequest(id=asking.id), metadata=V1)
+        first = await call.read()
+        assert first.task.status.state == S.TASK_STATE_INPUT_REQUIRED
+        reply = pb.Message(message_id=new_id(), role=pb.Role.ROLE_USER, parts=[pb.Part(text="Ada")], task_id=asking.id, context_id=asking.context_id)
+        await service.SendMessage(pb.SendMessageRequest(message=reply), metadata=V1)
+        rest = []
+        while (event := await call.read()) != grpc.aio.EOF:  # read() to the end: the stream closes itself
+            rest.append(event)
+    assert rest[-1].status_update.status.state == S.TASK_STATE_COMPLETED
+
+
 async def test_a_client_that_cancels_its_stream_leaves_nothing_running(live):
     async with stub(live.serve.grpc_target) as service:
         call = service.SendStreamingMessage(request("sleep 2"), metadata=V1)
