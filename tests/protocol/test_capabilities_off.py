@@ -6,11 +6,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from a2a.types import a2a_pb2 as pb
+from a2a.types import a2a_pb2_grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from queueapp.model import new_id
-from tests.protocol.conftest import Live, start_live
+from tests.protocol.conftest import Live, start_live, user_message
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +56,19 @@ def test_push_methods_are_not_supported(live):
         assert live.rpc(method, params).json()["error"]["code"] == -32003, method
     v03 = {"jsonrpc": "2.0", "id": 1, "method": "tasks/pushNotificationConfig/list", "params": {"id": task["id"]}}
     assert httpx.post(f"{live.url}/a2a", json=v03).json()["error"]["code"] == -32003
+
+
+async def test_over_grpc_both_are_unimplemented_as_the_spec_says(live):
+    async with grpc.aio.insecure_channel(live.serve.grpc_target) as channel:
+        service = a2a_pb2_grpc.A2AServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as streaming:
+            await service.SendStreamingMessage(pb.SendMessageRequest(message=user_message("hi"))).read()
+        task = (await service.SendMessage(pb.SendMessageRequest(message=user_message("hi")))).task
+        config = pb.TaskPushNotificationConfig(task_id=task.id, url="http://127.0.0.1:9/hook")
+        with pytest.raises(grpc.aio.AioRpcError) as push:
+            await service.CreateTaskPushNotificationConfig(config)
+    for caught, reason in ((streaming, "UNSUPPORTED_OPERATION"), (push, "PUSH_NOTIFICATION_NOT_SUPPORTED")):
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        info = error_details_pb2.ErrorInfo()
+        rpc_status.from_call(caught.value).details[0].Unpack(info)
+        assert info.reason == reason

@@ -21,10 +21,12 @@ from a2a.client import ClientCallContext
 from a2a.client.errors import A2AClientError
 from a2a.types import a2a_pb2 as pb
 from a2a.types import a2a_pb2_grpc
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from queueapp.model import new_id
+from queueapp.protocol.errors import ERROR_TABLE
+from queueapp.protocol.grpc_binding import status_of
 from tests.protocol.conftest import Live, official_client, start_live, user_message
 from tests.support import ServeProcess, base_env
 
@@ -251,3 +253,15 @@ async def test_daphne_serves_grpc_over_tls_and_card_off_switch(processes, redis_
     card = httpx.get(f"{off.url}/.well-known/agent-card.json").json()
     assert "GRPC" not in {i["protocolBinding"] for i in card["supportedInterfaces"]}
     assert "gRPC:" not in off.output
+
+
+@pytest.mark.parametrize("error_type", list(ERROR_TABLE), ids=lambda t: t.__name__)
+def test_every_error_of_the_table_has_a_grpc_status_with_its_error_info(error_type):
+    status = status_of(error_type("what went wrong"))
+    assert status.code == grpc.StatusCode[ERROR_TABLE[error_type].grpc]
+    assert status.details == "what went wrong"
+    (key, value), = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    info = error_details_pb2.ErrorInfo()
+    assert status_pb2.Status.FromString(value).details[0].Unpack(info)
+    assert (info.reason, info.domain) == (ERROR_TABLE[error_type].reason, "a2a-protocol.org")
