@@ -135,7 +135,7 @@ def times(per_minute: list[Json], kind: str, frame: Frame = HALF) -> Json:
 
 def hour(per_minute: list[Json]) -> Json:
     """The hour in a few figures: tasks finished, per minute, and the hour's percentiles."""
-    finished = sum(m["completed"] + m["failed"] + m["canceled"] for m in per_minute)
+    finished = sum(m["finished"] for m in per_minute)
     figures: Json = {"finished": finished, "per_minute": round(finished / max(len(per_minute), 1), 2)}
     for kind in ("wait", "run"):
         merged = histogram.merge(m[f"{kind}_buckets"] for m in per_minute)
@@ -148,7 +148,7 @@ def build(per_minute: list[Json]) -> Json:
     rows = [
         {"time": _hm(m["minute_ms"]), "completed": m["completed"], "failed": m["failed"], **minute_percentiles(m)}
         for m in per_minute
-        if m["completed"] or m["failed"] or m["canceled"]
+        if m["finished"]
     ]
     return {
         "throughput": throughput(per_minute),

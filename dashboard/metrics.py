@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from queueapp import config, histogram
 from queueapp.runtime import get_store
-from queueapp.states import TaskState
+from queueapp.states import FINISHED
 from queueapp.store import Stats
 
 
@@ -43,7 +43,7 @@ class StatsCollector:
             by_state.add_metric([state], count)
         yield by_state
         totals = CounterMetricFamily("a2a_tasks_finished", "Tasks finished since the data began, by final state.", labels=["state"])
-        for state in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED):
+        for state in FINISHED:
             totals.add_metric([state.value], s.totals.get(state.value, 0))
         yield totals
         yield from self._times()
@@ -53,8 +53,8 @@ class StatsCollector:
     def _times(self) -> Iterator[Metric]:
         minutes = self.stats.per_minute
         for name, avg_key in (("wait", "avg_wait_ms"), ("run", "avg_run_ms")):
-            # Each minute's average weighs as many tasks as finished in that minute.
-            weights = [(m[avg_key] / 1000, m["completed"] + m["failed"] + m["canceled"]) for m in minutes]
+            # Each minute's average weighs as many tasks as finished in that minute, in any final state.
+            weights = [(m[avg_key] / 1000, m["finished"]) for m in minutes]
             count = sum(n for value, n in weights if value > 0)
             total = sum(value * n for value, n in weights if value > 0)
             help_text = "queue wait (enqueued to claimed)" if name == "wait" else "run time (claimed to finished)"

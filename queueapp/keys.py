@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-TERMINAL_INDEX_STATES = ("completed", "failed", "canceled", "rejected")
+from queueapp.states import FINISHED
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Keys:
     @property
     def index_history_states(self) -> list[str]:
         """Together, every finished task: lists of all tasks merge these with ``index_active``."""
-        return [self.index_history_state(state) for state in TERMINAL_INDEX_STATES]
+        return [self.index_history_state(state.value) for state in FINISHED]
 
     def index_context(self, context_id: str) -> str:
         """Sorted set of a context's task ids, scored by last status time (ms, see ``index_seq``)."""
@@ -110,7 +110,7 @@ class Keys:
         return self._k("idx", "owner", quote(owner or "", safe=""), "history", state)
 
     def index_owner_history_states(self, owner: str | None) -> list[str]:
-        return [self.index_owner_history_state(owner, state) for state in TERMINAL_INDEX_STATES]
+        return [self.index_owner_history_state(owner, state.value) for state in FINISHED]
 
     @property
     def counts(self) -> str:
@@ -144,7 +144,7 @@ class Keys:
         return self._k("worker", worker_id)
 
     def stats_minute(self, minute: int) -> str:
-        """Hash of per-minute counters (completed, failed, wait and run time sums)."""
+        """Hash of per-minute counters (one per finished state, wait and run time sums and buckets)."""
         return self._k("stats", str(minute))
 
     @property
@@ -152,7 +152,6 @@ class Keys:
         """Present while the queue is paused: workers stop claiming."""
         return self._k("paused")
 
-    @property
-    def retention_lock(self) -> str:
-        """Held for the retention interval by the process that last applied retention."""
-        return self._k("retention", "lock")
+    def lock(self, name: str) -> str:
+        """Held by the process that last did ``name`` (``retention``: for the cleanup interval)."""
+        return self._k(name, "lock")

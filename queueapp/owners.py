@@ -9,7 +9,7 @@ run again and while the server runs: it only adds what is missing.
 
 from __future__ import annotations
 
-from queueapp.keys import TERMINAL_INDEX_STATES
+from queueapp.states import FINISHED
 from queueapp.store import QueueStore
 
 BATCH = 500
@@ -18,7 +18,7 @@ BATCH = 500
 async def backfill(store: QueueStore) -> int:
     """Index every owned task under its owner; returns how many tasks were looked at with an owner."""
     k = store.keys
-    places = [(k.index_active, None), *((k.index_history_state(s), s) for s in TERMINAL_INDEX_STATES)]
+    places = [(k.index_active, None), *((k.index_history_state(s.value), s.value) for s in FINISHED)]
     owned = 0
     for index, state in places:
         start = 0

@@ -1,10 +1,11 @@
 """The retention policy, shared by ``cleanup_tasks`` and the workers' periodic cleaner.
 
 It keeps the newest A2A_TASK_RETENTION_MAX_COMPLETED_TASKS completed tasks, the newest
-A2A_TASK_RETENTION_MAX_FAILED_TASKS of each of failed, canceled and rejected, and drops
-any finished task older than A2A_TASK_RETENTION_MAX_AGE. It reads only the history
-indexes, so it never touches waiting or running tasks, and each removal goes through
-the same delete script as the dashboard's, which leaves no id behind.
+A2A_TASK_RETENTION_MAX_FAILED_TASKS of each other finished state (failed, canceled,
+rejected: ``states.FINISHED``), and drops any finished task older than
+A2A_TASK_RETENTION_MAX_AGE. It reads only the history indexes, so it never touches waiting
+or running tasks, and each removal goes through the same delete script as the dashboard's,
+which leaves no id behind.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from typing import Any
 
 from queueapp import model
-from queueapp.keys import TERMINAL_INDEX_STATES
+from queueapp.states import FINISHED, TaskState
 from queueapp.store import QueueStore, TaskNotFound
 
 log = logging.getLogger("queueapp.retention")
@@ -21,23 +22,18 @@ log = logging.getLogger("queueapp.retention")
 BATCH = 500
 
 
+def limits(config: Any) -> dict[TaskState, int]:
+    """How many tasks of each finished state to keep."""
+    return {
+        state: config.task_retention_max_completed_tasks if state is TaskState.COMPLETED else config.task_retention_max_failed_tasks
+        for state in FINISHED
+    }
+
+
 async def expired_ids(store: QueueStore, config: Any) -> dict[str, list[str]]:
     """Ids the policy would remove, by state."""
-    k = store.keys
     cutoff = model.now_ms() - int(config.task_retention_max_age * 1000)
-    pipe = store.redis.pipeline(transaction=False)
-    for state in TERMINAL_INDEX_STATES:
-        keep = config.task_retention_max_completed_tasks if state == "completed" else config.task_retention_max_failed_tasks
-        index = k.index_history_state(state)
-        pipe.zrevrange(index, keep, -1)  # beyond the newest `keep`
-        pipe.zrangebyscore(index, "-inf", f"({cutoff}")  # older than the maximum age
-    rows = await pipe.execute()
-    result: dict[str, list[str]] = {}
-    for i, state in enumerate(TERMINAL_INDEX_STATES):
-        ids = list(dict.fromkeys([*rows[2 * i], *rows[2 * i + 1]]))
-        if ids:
-            result[state] = ids
-    return result
+    return await store.history_beyond(limits(config), cutoff)
 
 
 async def apply(store: QueueStore, config: Any, *, dry_run: bool = False) -> dict[str, int]:
@@ -54,7 +50,7 @@ async def apply(store: QueueStore, config: Any, *, dry_run: bool = False) -> dic
                     await store.delete(task_id, only_finished=True)
                     count += 1
                 except TaskNotFound:
-                    await store.redis.zrem(store.keys.index_history_state(state), task_id)
+                    await store.forget_history_id(TaskState(state), task_id)
         removed[state] = count
     if removed and not dry_run:
         log.info("Retention removed tasks, %s", ", ".join(f"{state}={n}" for state, n in removed.items()))
@@ -63,7 +59,6 @@ async def apply(store: QueueStore, config: Any, *, dry_run: bool = False) -> dic
 
 async def run_if_due(store: QueueStore, config: Any) -> dict[str, int] | None:
     """Apply the policy unless another process did so within the cleanup interval."""
-    interval_ms = int(config.task_retention_cleanup_interval * 1000)
-    if not await store.redis.set(store.keys.retention_lock, "1", nx=True, px=interval_ms):
+    if not await store.try_lock("retention", config.task_retention_cleanup_interval):
         return None
     return await apply(store, config)

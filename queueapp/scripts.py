@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from queueapp.pipelining import AutoPipeline, PipelinedScript
+from queueapp.states import lua_constants
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 SCRIPT_NAMES = ("create", "take", "lease", "update", "finish", "retry", "delete", "heartbeat", "recover")
@@ -18,8 +19,8 @@ SCRIPT_NAMES = ("create", "take", "lease", "update", "finish", "retry", "delete"
 
 @cache
 def source(name: str) -> str:
-    """The script's text with the shared helpers in front of it."""
-    return (LUA_DIR / "_common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+    """The script's text with the state constants and the shared helpers in front of it."""
+    return lua_constants() + (LUA_DIR / "_common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
 
 
 class Scripts:

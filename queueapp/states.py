@@ -30,6 +30,11 @@ class TaskState(StrEnum):
         return "TASK_STATE_" + ("UNSPECIFIED" if self is TaskState.UNKNOWN else self.name)
 
     @property
+    def tone(self) -> str:
+        """The dashboard's colour class for it (``tone-*`` in dashboard.css); never the only signal."""
+        return _TONES.get(self, "plain")
+
+    @property
     def label(self) -> str:
         """How the dashboard shows it."""
         return self.value.replace("-", " ")
@@ -48,7 +53,33 @@ class TaskState(StrEnum):
         return cls(cleaned)
 
 
-TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED})
+# The finished states in one fixed order: each has its own history index (keys.py), per-minute
+# counter (store.stats), retention limit and metric, and the Lua scripts get the same list.
+FINISHED = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED)
+TERMINAL = frozenset(FINISHED)
 INTERRUPTED = frozenset({TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})
 # Finishing an agent run ends in one of these; anything else is an invalid agent response.
 AGENT_FINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.REJECTED, TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})
+
+_TONES = {
+    TaskState.COMPLETED: "ok",
+    TaskState.FAILED: "bad",
+    TaskState.REJECTED: "bad",
+    TaskState.CANCELED: "muted",
+    TaskState.WORKING: "info",
+    TaskState.INPUT_REQUIRED: "warn",
+    TaskState.AUTH_REQUIRED: "warn",
+}
+
+
+def lua_constants() -> str:
+    """The states as Lua locals, put in front of every script (scripts.py).
+
+    ``STATE.SUBMITTED`` is ``'submitted'``, ``STATE_V1.WORKING`` is ``'TASK_STATE_WORKING'`` and so on; ``FINISHED`` lists the finished states in
+    the order of :data:`FINISHED`, so a script that takes one key per finished state loops over
+    ``#FINISHED`` keys instead of a count written by hand.
+    """
+    names = ", ".join(f"{state.name} = '{state.value}'" for state in TaskState)
+    v1 = ", ".join(f"{state.name} = '{state.v1}'" for state in TaskState)
+    finished = ", ".join(f"'{state.value}'" for state in FINISHED)
+    return f"-- Generated from queueapp/states.py.\nlocal STATE = {{{names}}}\nlocal STATE_V1 = {{{v1}}}\nlocal FINISHED = {{{finished}}}\n"

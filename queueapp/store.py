@@ -19,11 +19,11 @@ from typing import Any
 from queueapp import histogram, model
 from queueapp import workers as registry
 from queueapp.ha import publish
-from queueapp.keys import TERMINAL_INDEX_STATES, Keys
+from queueapp.keys import Keys
 from queueapp.model import Json, TaskRecord
 from queueapp.scripts import Scripts
 from queueapp.scripts import source as script_source
-from queueapp.states import TERMINAL, TaskState
+from queueapp.states import FINISHED, TERMINAL, TaskState
 
 log = logging.getLogger("queueapp.store")
 
@@ -439,9 +439,9 @@ class QueueStore:
             task["status"] = model.status(TaskState.SUBMITTED, ms)
             result = await self.scripts.retry(
                 keys=[
-                    k.deadletter(task_id), k.active(task_id), k.queue, *k.index_history_states,
-                    k.index_active, k.index_context(record.context_id), k.contexts, k.counts, k.events(task_id), k.index_seq,
-                    k.index_owner_active(record.identity), *k.index_owner_history_states(record.identity),
+                    k.deadletter(task_id), k.active(task_id), k.queue, k.index_active, k.index_context(record.context_id), k.contexts,
+                    k.counts, k.events(task_id), k.index_seq, k.index_owner_active(record.identity),
+                    *k.index_history_states, *k.index_owner_history_states(record.identity),
                 ],
                 args=[task_id, record.rev, model.pack_task(task), ms, model.dumps(model.status_event(task)), k.notify, EVENTS_MAXLEN],
             )
@@ -458,9 +458,9 @@ class QueueStore:
         result = await self.scripts.delete(
             keys=[
                 k.active(task_id), k.deadletter(task_id), k.context(record.context_id), k.index_context(record.context_id),
-                k.contexts, k.index_active, *k.index_history_states, k.counts,
-                k.events(task_id), k.push_configs(task_id), k.queue, k.leases, k.processing, k.cancels,
-                k.context_owners, k.index_owner_active(record.identity), *k.index_owner_history_states(record.identity),
+                k.contexts, k.counts, k.events(task_id), k.push_configs(task_id), k.queue, k.leases, k.processing, k.cancels,
+                k.context_owners, k.index_active, *k.index_history_states,
+                k.index_owner_active(record.identity), *k.index_owner_history_states(record.identity),
             ],
             args=[task_id, record.context_id, k.notify, "1" if only_finished else "0"],
         )
@@ -557,8 +557,8 @@ class QueueStore:
             indexes = [k.index_context(context_id)]
             if state is not None:
                 predicate = lambda r: r.state == state  # noqa: E731
-        elif state is not None and state.value in TERMINAL_INDEX_STATES:
-            indexes = [history[TERMINAL_INDEX_STATES.index(state.value)]]
+        elif state is not None and state in TERMINAL:
+            indexes = [history[FINISHED.index(state)]]
         elif state is not None:
             indexes = [active]
             predicate = lambda r: r.state == state  # noqa: E731
@@ -650,9 +650,8 @@ class QueueStore:
             per_minute.append(
                 {
                     "minute_ms": minute * 60000,
-                    "completed": int(row.get("completed", 0)),
-                    "failed": int(row.get("failed", 0)),
-                    "canceled": int(row.get("canceled", 0)),
+                    **{s.value: int(row.get(s.value, 0)) for s in FINISHED},
+                    "finished": sum(int(row.get(s.value, 0)) for s in FINISHED),
                     "avg_wait_ms": int(row.get("wait_ms", 0)) / waited if waited else 0,
                     "avg_run_ms": int(row.get("run_ms", 0)) / ran if ran else 0,
                     "wait_buckets": wait_buckets,
@@ -661,6 +660,31 @@ class QueueStore:
             )
         worker_list = await registry.describe(self, workers, now)
         return Stats(int(queue_length), int(active), by_state, totals, per_minute, worker_list, bool(paused))
+
+    # ---- retention and locks -------------------------------------------------------------
+
+    async def history_beyond(self, keep: dict[TaskState, int], cutoff_ms: int) -> dict[str, list[str]]:
+        """Finished ids past a limit, by state: all but the newest ``keep[state]``, and any finished before ``cutoff_ms``."""
+        pipe = self.redis.pipeline(transaction=False)
+        for state, count in keep.items():
+            index = self.keys.index_history_state(state.value)
+            pipe.zrevrange(index, count, -1)  # beyond the newest `count`
+            pipe.zrangebyscore(index, "-inf", f"({cutoff_ms}")  # older than the cutoff
+        rows = await pipe.execute()
+        result: dict[str, list[str]] = {}
+        for i, state in enumerate(keep):
+            ids = list(dict.fromkeys([*rows[2 * i], *rows[2 * i + 1]]))
+            if ids:
+                result[state.value] = ids
+        return result
+
+    async def forget_history_id(self, state: TaskState, task_id: str) -> None:
+        """Drop an id whose task is gone from its history index."""
+        await self.redis.zrem(self.keys.index_history_state(state.value), task_id)
+
+    async def try_lock(self, name: str, seconds: float) -> bool:
+        """Take the queue-wide lock ``name`` for ``seconds`` unless someone holds it; True if taken."""
+        return bool(await self.redis.set(self.keys.lock(name), "1", nx=True, px=int(seconds * 1000)))
 
     # ---- events --------------------------------------------------------------------------
 

@@ -13,8 +13,7 @@ import logging
 import pytest
 
 from queueapp import histogram, model
-from queueapp.keys import TERMINAL_INDEX_STATES
-from queueapp.states import TaskState
+from queueapp.states import FINISHED, TaskState
 from queueapp.store import Conflict, InvalidTransition, QueueStore, TaskNotCancelable, TaskNotFound
 from queueapp.worker.updater import ClaimUpdater
 from tests.faults.tools import user_message
@@ -246,7 +245,7 @@ async def test_finish_moves_the_task_to_the_history(any_store, state):
     if state is TaskState.FAILED:
         assert meta["error"] == "the end"
     assert await r.zscore(k.index_active, task_id) is None
-    assert [s for s in TERMINAL_INDEX_STATES if await r.zscore(k.index_history_state(s), task_id) is not None] == [state.value]
+    assert [s.value for s in FINISHED if await r.zscore(k.index_history_state(s.value), task_id) is not None] == [state.value]
     assert await r.zscore(k.index_history_state(state.value), task_id) is not None
     assert await r.zscore(k.leases, task_id) is None
     assert await r.smembers(k.context(record.context_id)) == {task_id}
@@ -470,6 +469,25 @@ async def test_finished_tasks_feed_per_minute_histograms_of_wait_and_run_time(an
     assert abs(histogram.percentile(runs, 0.5) - 1000) <= 100 and abs(histogram.percentile(runs, 0.95) - 20_000) <= 2000
     row = await any_store.redis.hgetall(any_store.keys.stats_minute(clock[0] // 60000))
     assert len([f for f in row if f.startswith(("wb:", "rb:"))]) <= 3  # only the buckets used are stored
+
+
+@pytest.mark.parametrize("state", list(FINISHED))
+async def test_every_finished_state_is_counted_per_minute(any_store, state):
+    await finish_as(any_store, state)
+    minutes = (await any_store.stats(minutes=2)).per_minute
+    assert sum(m[state.value] for m in minutes) == sum(m["finished"] for m in minutes) == 1
+    assert sum(sum(m["run_buckets"].values()) for m in minutes) == 1  # the time measured is the task counted
+
+
+def test_lua_scripts_spell_no_state_and_get_the_states_from_states_py():
+    # A state spelled in a script would drift from states.py; the scripts use STATE.* and FINISHED.
+    from queueapp import scripts
+
+    for name in scripts.SCRIPT_NAMES:
+        body = (scripts.LUA_DIR / f"{name}.lua").read_text()
+        assert not [s for s in TaskState if f"'{s.value}'" in body], name
+    preamble = scripts.source("delete").split("\n", 4)
+    assert "FINISHED = {'completed', 'failed', 'canceled', 'rejected'}" in "\n".join(preamble)
 
 
 async def test_a_retried_task_gets_its_bookkeeping_back(any_store):

@@ -94,7 +94,7 @@ def state_badge(state: Any) -> str:
         parsed = state if isinstance(state, TaskState) else TaskState.parse(str(state))
     except ValueError:
         parsed = TaskState.UNKNOWN
-    return format_html('<span class="badge state-{}">{}</span>', parsed.value, parsed.label)
+    return format_html('<span class="badge state-{}" data-tone="{}">{}</span>', parsed.value, parsed.tone, parsed.label)
 
 
 @register.filter

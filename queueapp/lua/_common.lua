@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every script when the scripts are loaded.
+-- Shared helpers, prepended to every script when the scripts are loaded, after the state
+-- constants generated from queueapp/states.py (STATE.*, FINISHED: see states.lua_constants).
 
 local function publish(channel, message)
   -- A hash-tag channel ('{a2a}:queue:notify') is a shard channel: on a Cluster the notice
@@ -62,6 +63,21 @@ local function index_score(seq_key, now)
   end
   redis.call('SET', seq_key, string.format('%d:%d', math.max(ms, last_ms), n))
   return string.format('%d.%03d', ms, n)
+end
+
+local function zrem_each(keys, first, count, id)
+  -- Remove id from KEYS[first .. first + count - 1] (one index per finished state, say).
+  for i = first, first + count - 1 do
+    redis.call('ZREM', keys[i], id)
+  end
+end
+
+local function slice(keys, first, count)
+  local part = {}
+  for i = first, first + count - 1 do
+    part[#part + 1] = keys[i]
+  end
+  return part
 end
 
 local function owner_index(owner, remove, add, score, id)

@@ -30,7 +30,7 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return {-1}
 end
-redis.call('HSET', KEYS[1], 'state', 'submitted', 'context_id', ARGV[2], 'task', ARGV[3],
+redis.call('HSET', KEYS[1], 'state', STATE.SUBMITTED, 'context_id', ARGV[2], 'task', ARGV[3],
   'rev', 1, 'attempts', 0, 'created_ms', now, 'updated_ms', now, 'enqueued_ms', now)
 if owner ~= '' then
   redis.call('HSET', KEYS[1], 'identity', owner)
@@ -45,11 +45,11 @@ redis.call('ZADD', KEYS[5], score, ARGV[1])
 redis.call('ZADD', KEYS[6], score, ARGV[2])
 redis.call('ZADD', KEYS[7], score, ARGV[1])
 owner_index(owner, {}, KEYS[13], score, ARGV[1])
-move_count(KEYS[8], nil, 'submitted')
+move_count(KEYS[8], nil, STATE.SUBMITTED)
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[6])
 if tonumber(ARGV[5]) > 0 then
   redis.call('SET', KEYS[10], ARGV[1], 'PX', ARGV[5])
 end
-local qlen = notify(ARGV[7], KEYS[3], ARGV[1], ARGV[2], 'submitted', 'created')
+local qlen = notify(ARGV[7], KEYS[3], ARGV[1], ARGV[2], STATE.SUBMITTED, 'created')
 return {1, ARGV[1], qlen}

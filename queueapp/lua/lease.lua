@@ -30,18 +30,18 @@ for n = 1, ids do
     -- Already ours: this is a resend after the first reply was lost on a dropped connection.
     claimed[#claimed + 1] = {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '',
       redis.call('EXISTS', push), fields[9] or '', fields[10] or ''}
-  elseif was_taken and fields[1] and not fields[7] and (fields[1] == 'submitted' or fields[1] == 'working') then
+  elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
     local rev = redis.call('HINCRBY', key, 'rev', 1)
-    local status = '{"state":"TASK_STATE_WORKING","timestamp":' .. cjson.encode(ARGV[4]) .. '}'
-    redis.call('HSET', key, 'token', token, 'worker', ARGV[3], 'started_ms', ARGV[1], 'state', 'working',
+    local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(ARGV[4]) .. '}'
+    redis.call('HSET', key, 'token', token, 'worker', ARGV[3], 'started_ms', ARGV[1], 'state', STATE.WORKING,
       'status', status, 'updated_ms', ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[2], id)
-    move_count(KEYS[4], fields[1], 'working')
+    move_count(KEYS[4], fields[1], STATE.WORKING)
     redis.call('ZADD', KEYS[5], index_score(KEYS[7], ARGV[1]), id)
     redis.call('XADD', events, 'MAXLEN', '~', ARGV[6], '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
-    notify(ARGV[5], KEYS[6], id, fields[6], 'working', 'update')
+    notify(ARGV[5], KEYS[6], id, fields[6], STATE.WORKING, 'update')
     claimed[#claimed + 1] = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', push),
       fields[9] or '', fields[10] or ''}
   end

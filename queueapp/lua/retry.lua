@@ -1,8 +1,8 @@
 -- Put a finished task back on the queue as a new attempt.
--- KEYS: 1 deadletter hash, 2 active hash, 3 queue, 4-7 history index per terminal state,
---       8 active index, 9 context index, 10 contexts index, 11 counts, 12 events stream,
---       13 index sequence, 14 the owner's active index, 15-18 the owner's history index per
---       terminal state
+-- KEYS: 1 deadletter hash, 2 active hash, 3 queue, 4 active index, 5 context index,
+--       6 contexts index, 7 counts, 8 events stream, 9 index sequence, 10 the owner's active
+--       index, then one history index per finished state (#FINISHED, in its order), then the
+--       owner's history index per finished state
 -- ARGV: 1 task id, 2 expected rev, 3 task JSON, 4 now (ms), 5 event JSON, 6 notify channel,
 --       7 events max length
 -- Returns {1, queue length}, {-1} when the task is not in the history, {-2} on a rev conflict.
@@ -24,20 +24,19 @@ if fields[3] then
   end
 end
 redis.call('HINCRBY', KEYS[2], 'rev', 1)
-redis.call('HSET', KEYS[2], 'state', 'submitted', 'task', ARGV[3], 'updated_ms', now,
+redis.call('HSET', KEYS[2], 'state', STATE.SUBMITTED, 'task', ARGV[3], 'updated_ms', now,
   'enqueued_ms', now, 'attempts', 0)
 redis.call('HDEL', KEYS[2], 'finished_ms', 'token', 'worker', 'error', 'started_ms')
-for i = 4, 7 do
-  redis.call('ZREM', KEYS[i], ARGV[1])
-end
-local score = index_score(KEYS[13], now)
-redis.call('ZADD', KEYS[8], score, ARGV[1])
-redis.call('ZADD', KEYS[9], score, ARGV[1])
-redis.call('ZADD', KEYS[10], score, fields[2])
-owner_index(fields[5], {KEYS[15], KEYS[16], KEYS[17], KEYS[18]}, KEYS[14], score, ARGV[1])
-move_count(KEYS[11], fields[1], 'submitted')
-redis.call('PERSIST', KEYS[12])
-redis.call('XADD', KEYS[12], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[5])
+local n = #FINISHED
+zrem_each(KEYS, 11, n, ARGV[1])
+local score = index_score(KEYS[9], now)
+redis.call('ZADD', KEYS[4], score, ARGV[1])
+redis.call('ZADD', KEYS[5], score, ARGV[1])
+redis.call('ZADD', KEYS[6], score, fields[2])
+owner_index(fields[5], slice(KEYS, 11 + n, n), KEYS[10], score, ARGV[1])
+move_count(KEYS[7], fields[1], STATE.SUBMITTED)
+redis.call('PERSIST', KEYS[8])
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[5])
 redis.call('LPUSH', KEYS[3], ARGV[1])
-local qlen = notify(ARGV[6], KEYS[3], ARGV[1], fields[2], 'submitted', 'retried')
+local qlen = notify(ARGV[6], KEYS[3], ARGV[1], fields[2], STATE.SUBMITTED, 'retried')
 return {1, qlen}

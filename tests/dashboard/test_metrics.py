@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from queueapp.states import TaskState
+from queueapp.worker.updater import ClaimUpdater
 from tests.dashboard.support import submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,6 +43,21 @@ async def test_metrics_report_queue_states_totals_workers_and_redis(server, dash
     for name in ("a2a_task_wait_seconds_avg_1h", "a2a_task_run_seconds_avg_1h", "a2a_task_wait_count_1h", "a2a_task_run_seconds_sum_1h",
                  "a2a_task_wait_seconds_p50_1h", "a2a_task_run_seconds_p95_1h"):
         assert (name, ()) in found
+
+
+async def test_hourly_wait_and_run_times_count_rejected_tasks(server, dash_store):
+    # finish.lua measures a rejected task's wait and run time; the hour's figures must weigh it.
+    await submit(dash_store, "say no")
+    await asyncio.sleep(0.02)
+    ids, _ = await dash_store.take(1)
+    [claim] = await dash_store.lease(ids, "w1", 30)
+    await asyncio.sleep(0.02)
+    await ClaimUpdater(dash_store, claim).reject("no")
+    async with httpx.AsyncClient(base_url=server) as client:
+        found = samples((await client.get("/metrics")).text)
+    assert found[("a2a_tasks_finished_total", (("state", "rejected"),))] == 1
+    assert found[("a2a_task_wait_count_1h", ())] == 1 and found[("a2a_task_run_count_1h", ())] == 1
+    assert 0.02 <= found[("a2a_task_run_seconds_avg_1h", ())] < 5
 
 
 async def test_metrics_token_is_required_when_set(server, set_config):

@@ -13,7 +13,8 @@ def minute(i: int, completed: int = 0, failed: int = 0, waits: tuple = (), runs:
     """One minute of store.stats(): counts, and histogram buckets of the given durations (ms)."""
     wait_buckets = histogram.merge({histogram.bucket(ms): 1} for ms in waits)
     run_buckets = histogram.merge({histogram.bucket(ms): 1} for ms in runs)
-    return {"minute_ms": 60_000 * (29_000_000 + i), "completed": completed, "failed": failed, "canceled": 0, "avg_wait_ms": 0, "avg_run_ms": 0,
+    return {"minute_ms": 60_000 * (29_000_000 + i), "completed": completed, "failed": failed, "canceled": 0, "rejected": 0,
+            "finished": completed + failed, "avg_wait_ms": 0, "avg_run_ms": 0,
             "wait_buckets": wait_buckets, "run_buckets": run_buckets}
 
 
@@ -80,7 +81,7 @@ def test_relative_times_and_durations():
 
 def test_state_badges_spell_the_state_out():
     assert ">input required<" in state_badge(TaskState.INPUT_REQUIRED)
-    assert "state-failed" in state_badge("TASK_STATE_FAILED")
+    assert "state-failed" in state_badge("TASK_STATE_FAILED") and 'data-tone="bad"' in state_badge("rejected")
     assert "state-unknown" in state_badge("<b>nonsense</b>")
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 import redis
 
-from queueapp.keys import TERMINAL_INDEX_STATES, Keys
+from queueapp.keys import Keys
+from queueapp.states import FINISHED
 
+TERMINAL_INDEX_STATES = [state.value for state in FINISHED]
 TERMINAL = set(TERMINAL_INDEX_STATES)
 
 
