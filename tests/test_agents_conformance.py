@@ -143,12 +143,20 @@ async def test_message_response_is_a_direct_message(store, conformance_config):
     assert events[0]["message"]["role"] == "ROLE_AGENT"
 
 
-async def test_input_required_then_the_follow_up_completes(store, conformance_config):
+async def test_input_required_until_a_complete_task_follow_up(store, conformance_config):
+    """Follow-ups with the same prefix keep asking (the kit builds history so); tck-complete-task ends it."""
     record, _ = await store.create_task(model.message("user", [model.text_part("hi")], message_id="tck-input-required-1"))
     async with running_worker(store, conformance_config, load_agent("conformance", conformance_config)):
         waiting = await wait_for_state(store, record.id, TaskState.INPUT_REQUIRED)
         assert model.message_text(waiting.task["status"]["message"])
         await store.continue_task(record.id, model.message("user", [model.text_part("more")], message_id="tck-input-required-2"))
+        async with asyncio.timeout(20):  # the second run asks again
+            while [describe(e) for _, e in await store.read_events(record.id)].count("input_required") < 2:
+                await asyncio.sleep(0.02)
+        again = await store.require(record.id)
+        assert again.state is TaskState.INPUT_REQUIRED
+        assert len([m for m in again.task["history"] if m["role"] == "ROLE_USER"]) == 2
+        await store.continue_task(record.id, model.message("user", [model.text_part("done")], message_id="tck-complete-task-3"))
         done = await wait_for_state(store, record.id)
     assert done.state is TaskState.COMPLETED
     assert model.message_text(done.task["status"]["message"]) == "Hello from TCK"
