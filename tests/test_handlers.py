@@ -10,8 +10,9 @@ from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.urls import get_script_prefix, path
+from django.urls import get_script_prefix, include, path
 
+from a2a_site import accounts
 from a2a_site.handlers import MachineASGIHandler, MachineHandler
 from queueapp.protocol.urls import is_machine_path
 
@@ -67,6 +68,9 @@ urlpatterns = [
     path("broken", broken),
     path("prefix", prefix),
     path("sync", sync_view),
+    # The styled 404 and 500 pages link into the dashboard (and its login), so their names must resolve.
+    path("", include("dashboard.urls")),
+    path("accounts/", include(accounts.urlpatterns())),
 ]
 
 
