@@ -109,6 +109,15 @@ def parse_params(method: str, params: Any) -> Json:
     return check_ids(from_proto(to_proto(params, PARAM_TYPES[method](), f"params of {method}")))
 
 
+def parse_request(method: str, request: Any) -> Json:
+    """The params of a 1.0 method that came as a protobuf message (gRPC).
+
+    Printed as JSON and put through :func:`parse_params`, so that every check the other
+    bindings get (an enum number that names no value, id lengths) applies here too.
+    """
+    return parse_params(method, from_proto(request))
+
+
 def check_ids(params: Json) -> Json:
     """Refuse a client-chosen id longer than A2A_MAX_ID_LENGTH: ids become Redis keys.
 

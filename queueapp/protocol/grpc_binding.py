@@ -82,7 +82,7 @@ def _unary(method: str) -> Any:
         try:
             ctx = await call_context(context)
             handler = await transport.make_handler()
-            result = await handler.call(method, codec.from_proto(request), ctx)
+            result = await handler.call(method, codec.parse_request(method, request), ctx)
             return to_message(result, response_type)
         except ProtocolError as exc:
             await abort(context, exc)
@@ -98,7 +98,7 @@ def _stream(method: str) -> Any:
         try:
             ctx = await call_context(context)
             handler = await transport.make_handler()
-            events = await handler.open_stream(method, codec.from_proto(request), ctx)
+            events = await handler.open_stream(method, codec.parse_request(method, request), ctx)
             async with aclosing(events):  # type: ignore[type-var]
                 async for event in events:
                     yield to_message(event, pb.StreamResponse)

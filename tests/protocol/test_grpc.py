@@ -85,6 +85,8 @@ ERROR_CASES = {
         "INVALID_PARAMS",
     ),
     "page too big": (lambda s, done: s.ListTasks(pb.ListTasksRequest(page_size=1000)), "INVALID_ARGUMENT", "INVALID_PARAMS"),
+    "state naming none": (lambda s, done: s.ListTasks(pb.ListTasksRequest(status=99)), "INVALID_ARGUMENT", "INVALID_PARAMS"),
+    "id too long": (lambda s, done: s.SendMessage(pb.SendMessageRequest(message=user_message("x", message_id="m" * 257))), "INVALID_ARGUMENT", "INVALID_PARAMS"),
     "cancel finished": (lambda s, done: s.CancelTask(pb.CancelTaskRequest(id=done.id)), "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE"),
     "extended card": (lambda s, done: s.GetExtendedAgentCard(pb.GetExtendedAgentCardRequest()), "FAILED_PRECONDITION", "EXTENDED_AGENT_CARD_NOT_CONFIGURED"),
 }
