@@ -30,7 +30,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cold-tasks", type=int, help="worker: tasks queued before the cold start (default 2000, quick 500)")
     parser.add_argument("--processes", type=int, default=2, help="worker: worker processes on each side (default 2)")
     parser.add_argument("--concurrency", type=int, default=10, help="worker: tasks at once per process where the queue allows it (default 10)")
-    parser.add_argument("--peers", default="rq,arq,dramatiq,celery,celery-threads", help="worker: peers to run, comma-separated (default all)")
+    parser.add_argument("--peers", default="rq,arq,dramatiq,celery,celery-threads", help="worker: peers to run, comma-separated, any of rq,arq,dramatiq,celery (prefork),celery-threads (default all)")
     parser.add_argument("--seconds", type=float, help="ingress and dashboard: seconds per level (default 5, quick 1)")
     parser.add_argument("--servers", default="sdk,uvicorn,daphne", help="ingress: servers to compare (default sdk,uvicorn,daphne)")
     parser.add_argument("--rates", default="10,100,1000", help="dashboard: changes per second (default 10,100,1000)")
