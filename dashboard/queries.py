@@ -375,4 +375,4 @@ async def context_detail(store: QueueStore, context_id: str) -> Json:
                 "status_timestamp": status.get("timestamp", ""),
             }
         )
-    return {"context_id": context_id, "tasks": tasks}
+    return {"context_id": context_id, "owner": await store.context_owner(context_id), "tasks": tasks}

@@ -612,7 +612,7 @@ class QueueStore:
         return messages
 
     async def list_contexts(self, *, cursor: str = "", limit: int = 50) -> Page:
-        """Context ids newest activity first, with task counts."""
+        """Context ids newest activity first, with task counts and owners (None: made with auth off)."""
         k = self.keys
         total = await self.redis.zcard(k.contexts)
         offset = int(cursor or 0)
@@ -620,8 +620,12 @@ class QueueStore:
         pipe = self.redis.pipeline(transaction=False)
         for context_id, _ in rows:
             pipe.scard(k.context(context_id))
-        counts = await pipe.execute()
-        items = [{"context_id": c, "last_activity_ms": int(s), "task_count": n} for (c, s), n in zip(rows, counts, strict=True)]
+        pipe.hmget(k.context_owners, [c for c, _ in rows] or [""])
+        *counts, owners = await pipe.execute()
+        items = [
+            {"context_id": c, "last_activity_ms": int(s), "task_count": n, "owner": owner}
+            for (c, s), n, owner in zip(rows, counts, owners[: len(rows)], strict=True)
+        ]
         return Page(items, str(offset + limit) if offset + limit < total else "", total)
 
     # ---- stats ---------------------------------------------------------------------------

@@ -53,6 +53,11 @@ async def test_lists_show_every_task_with_its_owner_and_filter_by_owner(server, 
 
     task_page = (await client.get(f"/dashboard/tasks/{anonymous_done.id}/")).text
     assert 'data-testid="identity"><span class="anonymous">anonymous</span>' in task_page
+
+    contexts = (await client.get("/dashboard/contexts/")).text
+    assert contexts.count('data-testid="context-owner">') == 5 and contexts.count("?owner=alice") == 2
+    context_page = (await client.get(f"/dashboard/contexts/{bob_done.context_id}/")).text
+    assert 'data-testid="context-owner"><a href="/dashboard/history/?owner=bob">bob</a>' in context_page
     await client.aclose()
 
 
