@@ -66,7 +66,9 @@ def as_json(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     allow = response.get("Allow")
     error = _explain(request, response.status_code, allow)
     response.close()
-    return error_response(request, error, response.status_code, {"Allow": allow} if allow else None)
+    # The headers that tell a client what to do next go along: Allow, and the challenge of a 401.
+    kept = {name: response[name] for name in ("Allow", "WWW-Authenticate") if response.has_header(name)}
+    return error_response(request, error, response.status_code, kept)
 
 
 async def no_route(request: HttpRequest) -> HttpResponse:
