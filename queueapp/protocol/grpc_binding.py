@@ -10,7 +10,6 @@ its call cancels the handler's task, which closes the event follower on its way 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -95,6 +94,7 @@ def _unary(method: str) -> Any:
 
 def _stream(method: str) -> Any:
     async def call(self: A2AService, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        ended = False
         try:
             ctx = await call_context(context)
             handler = await transport.make_handler()
@@ -102,14 +102,19 @@ def _stream(method: str) -> Any:
             async with aclosing(events):  # type: ignore[type-var]
                 async for event in events:
                     yield to_message(event, pb.StreamResponse)
-        except asyncio.CancelledError:
-            # The client cancelled or went away: the follower is closed by now.
-            log.info("gRPC %s stream closed: the client cancelled it", method)
-            raise
+            ended = True
         except ProtocolError as exc:
+            ended = True
             await abort(context, exc)
         except Exception as exc:
+            ended = True
             await abort(context, from_unexpected(exc, f"gRPC {method}"))
+        finally:
+            if not ended:
+                # The client cancelled or went away: gRPC cancelled this call while it read
+                # events, or dropped it between two (then it is closed here). Either way the
+                # follower is closed by now.
+                log.info("gRPC %s stream closed: the client cancelled it", method)
 
     call.__name__ = method
     return call
