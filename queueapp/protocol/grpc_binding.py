@@ -4,8 +4,8 @@ Each request message is printed as 1.0 JSON (the form the other bindings hand th
 handler), and the handler's 1.0 JSON answer is parsed back into the response message;
 no protocol rule lives here, only the conversion at the edge. Errors become gRPC
 statuses with a ``google.rpc.ErrorInfo`` detail, from the one table in ``errors``.
-Streams end after a terminal or interrupted state, as SSE does; a client that cancels
-its call cancels the handler's task, which closes the event follower on its way out.
+Streams end where the handler's streams end, as SSE does; a client that cancels its call
+leaves nothing running: the event follower is closed on the way out.
 """
 
 from __future__ import annotations
