@@ -106,8 +106,8 @@ def check_rpc_object(body: Any, sent_id: Any = ...) -> None:
         assert isinstance(error["code"], int) and error["code"] in ERROR_CODES, body
         assert error["code"] != INTERNAL, body
         assert isinstance(error["message"], str) and error["message"], body
-        if error["code"] in (-32700, -32600, -32009):
-            return  # refused before the envelope was read (bad body or version): the id is null
+        if error["code"] in (-32700, -32600, -32009, -32005):
+            return  # refused before the envelope was read (bad body, version or content type): the id is null
     if sent_id is not ...:
         assert body["id"] == sent_id, body
 

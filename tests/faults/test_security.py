@@ -64,10 +64,10 @@ async def _deleted(store, task_id: str) -> bool:
 ACTIONS = {
     "cancel": ("/dashboard/actions/cancel/{id}/", {}, "waiting", lambda s, i: _changed_state(s, i, TaskState.CANCELED)),
     "retry": ("/dashboard/actions/retry/{id}/", {}, "failed", lambda s, i: _changed_state(s, i, TaskState.SUBMITTED)),
-    "delete": ("/dashboard/actions/delete/{id}/", {}, "failed", _deleted),
+    "delete": ("/dashboard/actions/delete/{id}/", {"confirm": "yes"}, "failed", _deleted),
     "bulk-cancel": ("/dashboard/actions/bulk/cancel/", {"ids": "{id}"}, "waiting", lambda s, i: _changed_state(s, i, TaskState.CANCELED)),
     "bulk-retry": ("/dashboard/actions/bulk/retry/", {"ids": "{id}"}, "failed", lambda s, i: _changed_state(s, i, TaskState.SUBMITTED)),
-    "bulk-delete": ("/dashboard/actions/bulk/delete/", {"ids": "{id}"}, "failed", _deleted),
+    "bulk-delete": ("/dashboard/actions/bulk/delete/", {"ids": "{id}", "confirm": "yes"}, "failed", _deleted),
     "pause": ("/dashboard/actions/pause/", {"paused": "1"}, "waiting", lambda s, i: s.is_paused()),
     "purge": ("/dashboard/actions/purge/", {"state": "failed"}, "failed", _deleted),
 }
@@ -100,6 +100,10 @@ async def test_every_action_needs_staff_a_csrf_token_same_origin_and_post(server
         assert {how: r.status_code for how, r in attempts.items()} == expected
         assert attempts["anonymous"].headers["location"].startswith("/accounts/login/")
         assert not await happened(dash_store, record.id), f"{action} happened without staff, token, origin or POST"
+        if data.get("confirm"):
+            unconfirmed = {key: value for key, value in data.items() if key != "confirm"}
+            asked = await boss.post(url, data={**unconfirmed, "csrfmiddlewaretoken": await token_of(boss)})
+            assert asked.status_code == 200 and not await happened(dash_store, record.id), f"{action} happened before it was confirmed"
         done = await boss.post(url, data={**data, "csrfmiddlewaretoken": await token_of(boss)})
         assert done.status_code == 302 and await happened(dash_store, record.id)
     finally:
