@@ -78,7 +78,7 @@ def _authorized(request: HttpRequest, token: str) -> bool:
 async def render_metrics() -> bytes:
     store = await get_store()
     started = time.perf_counter()
-    await store.redis.ping()
+    await store.ping()
     rtt = time.perf_counter() - started
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(await store.stats(), rtt))

@@ -92,16 +92,15 @@ def row(record: TaskRecord, now_ms: int | None = None) -> Json:
 async def redis_info(store: QueueStore) -> Json:
     """Version, memory and eviction policy; ``can_evict`` when keys may be evicted."""
     try:
-        server = await store.redis.info("server")
-        memory = await store.redis.info("memory")
+        info = await store.server_info()
     except Exception as exc:  # fakeredis and restricted ACL users may refuse INFO
         return {"available": False, "error": str(exc)}
-    policy = str(memory.get("maxmemory_policy", "unknown"))
+    policy = str(info.get("maxmemory_policy", "unknown"))
     return {
         "available": True,
-        "version": server.get("redis_version", "?"),
-        "used_memory_human": memory.get("used_memory_human", "?"),
-        "maxmemory_human": memory.get("maxmemory_human", "0B"),
+        "version": info.get("redis_version", "?"),
+        "used_memory_human": info.get("used_memory_human", "?"),
+        "maxmemory_human": info.get("maxmemory_human", "0B"),
         "maxmemory_policy": policy,
         "can_evict": policy.startswith(("allkeys-", "volatile-")),
     }

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol, TypeVar
 
 from queueapp import model
-from queueapp.ha import subscribe
 from queueapp.model import Json
 from queueapp.states import INTERRUPTED, TERMINAL
 from queueapp.store import QueueStore
@@ -73,7 +72,7 @@ class NotifyListener:
         while True:
             pubsub = None
             try:
-                pubsub = await subscribe(self.store.redis, self.store.keys.notify)
+                pubsub = await self.store.subscribe_notices()
                 self.connected.set()
                 backoff = 0.1
                 while True:

@@ -45,5 +45,5 @@ async def close_all() -> None:
 
     await stop_listener()
     for store in list(_stores.values()):
-        await store.redis.aclose()
+        await store.close()
     _stores.clear()

@@ -14,7 +14,7 @@ from queueapp.pipelining import AutoPipeline, PipelinedScript
 from queueapp.states import lua_constants
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
-SCRIPT_NAMES = ("create", "take", "lease", "update", "finish", "retry", "delete", "heartbeat", "recover")
+SCRIPT_NAMES = ("create", "take", "lease", "update", "finish", "retry", "delete", "heartbeat", "recover", "pause")
 
 
 @cache

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from queueapp import histogram, model
+from queueapp import histogram, model, owners
 from queueapp import workers as registry
-from queueapp.ha import publish
+from queueapp.ha import subscribe
 from queueapp.keys import Keys
 from queueapp.model import Json, TaskRecord
 from queueapp.scripts import Scripts
@@ -271,7 +271,7 @@ class QueueStore:
         for task_id in task_ids:
             args += [task_id, tokens[task_id]]
             per_task += [k.active(task_id), k.events(task_id), k.push_configs(task_id)]
-        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, k.index_seq, *per_task], args=args)
+        rows = await self.scripts.lease(keys=[k.processing, k.leases, k.limbo, k.counts, k.index_active, k.queue, k.index_seq, k.paused, *per_task], args=args)
         claims = []
         for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
@@ -293,6 +293,13 @@ class QueueStore:
             keys=[k.workers, k.worker(worker_id), k.leases, k.cancels, *(k.active(c.record.id) for c in claims)], args=args
         )
         return list(lost), list(cancel)
+
+    async def queue_length(self) -> int:
+        return int(await self.redis.llen(self.keys.queue))
+
+    async def prune_dead_workers(self, lease_seconds: float) -> list[str]:
+        """Forget the workers whose last heartbeat is older than the lease; returns their ids."""
+        return await registry.prune_dead(self.redis, self.keys, lease_seconds)
 
     async def remove_worker(self, worker_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -336,8 +343,14 @@ class QueueStore:
         record.rev, record.state, record.has_push_configs = str(result[1]), state, bool(result[3])
         return record
 
-    async def finish(self, record: TaskRecord, event: Json, *, token: str | None = None, extra: dict[str, Any] | None = None) -> TaskRecord:
-        """Move a task whose ``record.task`` now has a terminal status into the history."""
+    async def finish(
+        self, record: TaskRecord, event: Json, *, token: str | None = None, extra: dict[str, Any] | None = None, flag_if_claimed: bool = False
+    ) -> TaskRecord:
+        """Move a task whose ``record.task`` now has a terminal status into the history.
+
+        With ``flag_if_claimed`` (a cancel request), a task a worker holds is not finished but
+        flagged for its worker, in the same step: ``record.finished`` stays False.
+        """
         k = self.keys
         state = model.task_state(record.task)
         if state not in TERMINAL:
@@ -345,7 +358,7 @@ class QueueStore:
         ms = model.now_ms()
         wait_ms = (record.started_ms - record.enqueued_ms) if record.started_ms and record.enqueued_ms else -1
         run_ms = (ms - record.started_ms) if record.started_ms else -1
-        guard = ("token", token) if token else ("rev", record.rev)
+        guard = ("token", token) if token else ("cancel" if flag_if_claimed else "rev", record.rev)
         pairs = [str(v) for item in (extra or {}).items() for v in item]
         result = await self.scripts.finish(
             keys=[
@@ -362,6 +375,8 @@ class QueueStore:
             ],
         )
         _check(result, record.id)
+        if int(result[0]) == 2:
+            return record
         record.state, record.finished, record.finished_ms, record.has_push_configs = state, True, ms, bool(result[2])
         return record
 
@@ -388,19 +403,23 @@ class QueueStore:
         async def change(record: TaskRecord) -> TaskRecord:
             if record.finished or record.state in TERMINAL:
                 raise TaskNotCancelable(f"task {task_id} is already {record.state.value}")
-            pipe_result = await self.redis.hget(self.keys.active(task_id), "token")
-            if pipe_result:  # claimed by a worker: ask it to stop
-                await self.redis.sadd(self.keys.cancels, task_id)
-                return record
-            return await self.finish_unclaimed(record, TaskState.CANCELED, reason)
+            return await self.finish_unclaimed(record, TaskState.CANCELED, reason, flag_if_claimed=True)
 
         return await self._modify(task_id, change)
 
-    async def finish_unclaimed(self, record: TaskRecord, state: TaskState, reason: str) -> TaskRecord:
-        """End a task no worker holds (or whose worker is gone), guarded by its revision."""
+    async def finish_unclaimed(self, record: TaskRecord, state: TaskState, reason: str, *, flag_if_claimed: bool = False) -> TaskRecord:
+        """End a task no worker holds (or whose worker is gone), guarded by its revision.
+
+        With ``flag_if_claimed``, a task a worker holds is flagged for it instead (see :meth:`finish`).
+        """
         ms = model.now_ms()
+        before = record.task.get("status")
         record.task["status"] = model.status(state, ms, model.agent_text(reason, record.id, record.context_id))
-        return await self.finish(record, model.status_event(record.task), extra={"error": reason} if state is TaskState.FAILED else None)
+        extra = {"error": reason} if state is TaskState.FAILED else None
+        record = await self.finish(record, model.status_event(record.task), extra=extra, flag_if_claimed=flag_if_claimed)
+        if not record.finished:  # flagged: its worker ends it
+            record.task["status"] = before
+        return record
 
     async def force_cancel(self, task_id: str, reason: str = "Canceled by request") -> TaskRecord:
         """Cancel a claimed task without its worker (used when the worker does not answer)."""
@@ -471,16 +490,17 @@ class QueueStore:
         return TaskState.parse(result[1])
 
     async def pause(self, paused: bool) -> None:
-        if paused:
-            await self.redis.set(self.keys.paused, "1")
-        else:
-            await self.redis.delete(self.keys.paused)
-        await publish(self.redis, self.keys.notify, model.dumps({"event": "paused" if paused else "resumed"}))
+        """Stop (or resume) claims; publishes a notice like every transition's (``pause.lua``)."""
+        await self.scripts.pause(keys=[self.keys.paused, self.keys.queue], args=["1" if paused else "0", self.keys.notify])
 
     async def is_paused(self) -> bool:
         return bool(await self.redis.exists(self.keys.paused))
 
     # ---- recovery ------------------------------------------------------------------------
+
+    async def drop_lease(self, task_id: str) -> None:
+        """Forget the lease of a task that is gone or finished (the reaper's clean-up)."""
+        await self.redis.zrem(self.keys.leases, task_id)
 
     async def expired_leases(self, limit: int = 100) -> list[str]:
         return list(await self.redis.zrangebyscore(self.keys.leases, "-inf", model.now_ms(), start=0, num=limit))
@@ -662,8 +682,27 @@ class QueueStore:
                     "run_buckets": run_buckets,
                 }
             )
-        worker_list = await registry.describe(self, workers, now)
+        worker_list = await registry.describe(self.redis, self.keys, workers, now)
         return Stats(int(queue_length), int(active), by_state, totals, per_minute, worker_list, bool(paused))
+
+    # ---- the connection ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """One round trip to Redis; raises when it does not answer."""
+        await self.redis.ping()
+
+    async def server_info(self) -> Json:
+        """Redis's INFO ``server`` and ``memory`` sections, merged (refused by fakeredis and some ACLs)."""
+        server = await self.redis.info("server")
+        memory = await self.redis.info("memory")
+        return {**server, **memory}
+
+    async def subscribe_notices(self) -> Any:
+        """A pub/sub subscribed to the notify channel (a shard channel on a Cluster, see ha.py)."""
+        return await subscribe(self.redis, self.keys.notify)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
 
     # ---- retention and locks -------------------------------------------------------------
 
@@ -685,6 +724,10 @@ class QueueStore:
     async def forget_history_id(self, state: TaskState, task_id: str) -> None:
         """Drop an id whose task is gone from its history index."""
         await self.redis.zrem(self.keys.index_history_state(state.value), task_id)
+
+    async def backfill_owners(self) -> int:
+        """Put owned tasks stored before tasks had owners into their owners' indexes (``owners.py``)."""
+        return await owners.backfill(self.redis, self.keys, self.get_many)
 
     async def try_lock(self, name: str, seconds: float) -> bool:
         """Take the queue-wide lock ``name`` for ``seconds`` unless someone holds it; True if taken."""

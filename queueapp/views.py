@@ -15,7 +15,7 @@ async def health(request):
     """200 ``{"status":"healthy"}`` when Redis answers, else 503 with the reason."""
     try:
         store = await asyncio.wait_for(get_store(), HEALTH_TIMEOUT_S)
-        await asyncio.wait_for(store.redis.ping(), HEALTH_TIMEOUT_S)
+        await asyncio.wait_for(store.ping(), HEALTH_TIMEOUT_S)
     except Exception as exc:
         reason = "Redis did not answer in time" if isinstance(exc, TimeoutError) else f"Redis unavailable: {exc}"
         return JsonResponse({"status": "unhealthy", "reason": reason}, status=503)

@@ -5,30 +5,30 @@ worker that died stops heartbeating: once its last heartbeat is older than the l
 can hold no task any more (its leases ran out), so it is pruned and no longer listed.
 A task is shown under the worker that holds its claim now (the active hash's ``worker``),
 never under two: a worker that lost a task but has not yet noticed still lists it.
+
+Part of the store: only :class:`QueueStore` calls these, with its client and key names
+(``store.prune_dead_workers``, ``store.stats``); everyone else goes through the store.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from queueapp import model
+from queueapp.keys import Keys
 from queueapp.model import Json
-
-if TYPE_CHECKING:
-    from queueapp.store import QueueStore
 
 log = logging.getLogger("queueapp.worker")
 
 
-async def prune_dead(store: QueueStore, lease_seconds: float) -> list[str]:
+async def prune_dead(client: Any, k: Keys, lease_seconds: float) -> list[str]:
     """Remove the workers whose last heartbeat is older than the lease; returns their ids."""
-    k = store.keys
     cutoff = model.now_ms() - int(lease_seconds * 1000)
-    dead = await store.redis.zrangebyscore(k.workers, "-inf", f"({cutoff}")
+    dead = await client.zrangebyscore(k.workers, "-inf", f"({cutoff}")
     if not dead:
         return []
-    pipe = store.redis.pipeline(transaction=True)
+    pipe = client.pipeline(transaction=True)
     # Only entries still that old: a worker that came back in the meantime stays.
     pipe.zremrangebyscore(k.workers, "-inf", f"({cutoff}")
     for worker_id in dead:
@@ -39,15 +39,15 @@ async def prune_dead(store: QueueStore, lease_seconds: float) -> list[str]:
     return list(dead)
 
 
-async def describe(store: QueueStore, rows: list[tuple[str, float]], now: int) -> list[Json]:
+async def describe(client: Any, k: Keys, rows: list[tuple[str, float]], now: int) -> list[Json]:
     """Each live worker with its details, its ``tasks`` limited to those it still holds."""
     if not rows:
         return []
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = client.pipeline(transaction=False)
     for worker_id, _ in rows:
-        pipe.hget(store.keys.worker(worker_id), "info")
+        pipe.hget(k.worker(worker_id), "info")
     infos = [model.loads(info) if info else {} for info in await pipe.execute()]
-    holders = await _holders(store, {task_id for info in infos for task_id in info.get("tasks", [])})
+    holders = await _holders(client, k, {task_id for info in infos for task_id in info.get("tasks", [])})
     result = []
     for (worker_id, seen), details in zip(rows, infos, strict=True):
         if "tasks" in details:
@@ -56,11 +56,11 @@ async def describe(store: QueueStore, rows: list[tuple[str, float]], now: int) -
     return result
 
 
-async def _holders(store: QueueStore, task_ids: set[str]) -> dict[str, Any]:
+async def _holders(client: Any, k: Keys, task_ids: set[str]) -> dict[str, Any]:
     if not task_ids:
         return {}
     ordered = sorted(task_ids)
-    pipe = store.redis.pipeline(transaction=False)
+    pipe = client.pipeline(transaction=False)
     for task_id in ordered:
-        pipe.hget(store.keys.active(task_id), "worker")
+        pipe.hget(k.active(task_id), "worker")
     return dict(zip(ordered, await pipe.execute(), strict=True))

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from queueapp import owners, retention
+from queueapp import retention
 from queueapp.states import TaskState
 from queueapp.store import ContextNotAvailable, QueueStore
 from queueapp.worker.updater import ClaimUpdater
@@ -170,9 +170,9 @@ async def test_backfill_gives_tasks_stored_before_owners_their_owners_again(stor
     # What an earlier version left: the identity on the task, no owner index, no context owner.
     await store.redis.delete(*await owner_keys(store), store.keys.context_owners)
     assert (await store.list_tasks(owner="alice")).items == []
-    assert await owners.backfill(store) == 2
+    assert await store.backfill_owners() == 2
     assert [r.id for r in (await store.list_tasks(owner="alice")).items] == [waiting.id, alice.id]
     again, created = await store.create_task(user_message("more"), identity="alice", context_id=alice.context_id, context_must_exist=True)
     assert created and again.context_id == alice.context_id
-    assert await owners.backfill(store) == 3  # a second run changes nothing and is safe
+    assert await store.backfill_owners() == 3  # a second run changes nothing and is safe
     assert_clean(sync_client(store), [alice.id, waiting.id, anonymous.id, again.id], quiet=False)

@@ -296,6 +296,24 @@ async def test_cancel_running_task_flags_it_for_its_worker(any_store):
     assert not await any_store.redis.sismember(any_store.keys.cancels, claim.record.id)
 
 
+async def test_cancel_of_a_task_whose_worker_finished_it_meanwhile_is_refused_and_leaves_no_flag(any_store, monkeypatch):
+    await create(any_store)
+    claim = await claim_one(any_store)
+    stale = await any_store.require(claim.record.id)  # read while it runs...
+    await ClaimUpdater(any_store, claim).complete("done")  # ...and its worker finishes it
+    reads = iter([stale])
+    real_require = any_store.require
+
+    async def require(task_id):
+        return next(reads, None) or await real_require(task_id)
+
+    monkeypatch.setattr(any_store, "require", require)
+    with pytest.raises(TaskNotCancelable):
+        await any_store.request_cancel(claim.record.id)
+    assert not await any_store.redis.sismember(any_store.keys.cancels, claim.record.id)
+    assert (await real_require(claim.record.id)).state is TaskState.COMPLETED
+
+
 # ---- retry, delete, pause --------------------------------------------------------------------
 
 
@@ -355,6 +373,37 @@ async def test_pause_stops_claims_until_resumed(any_store):
     assert (await any_store.stats()).paused
     await any_store.pause(False)
     assert await any_store.take(5) == ([record.id], 0)
+
+
+async def test_a_lease_after_a_pause_claims_nothing_and_gives_the_ids_back_in_order(any_store):
+    first, second = await create(any_store, "first"), await create(any_store, "second")
+    ids, _ = await any_store.take(2)
+    assert ids == [first.id, second.id]
+    await any_store.pause(True)  # paused between the take (a BLMOVE, say) and the lease
+    assert await any_store.lease(ids, "w1", 30) == []
+    assert await any_store.redis.llen(any_store.keys.processing) == 0
+    assert (await any_store.get(first.id)).state is TaskState.SUBMITTED
+    await any_store.pause(False)
+    assert (await any_store.take(2))[0] == [first.id, second.id]
+
+
+async def test_pause_and_resume_publish_notices_of_the_common_shape(any_store):
+    await create(any_store)
+    pubsub = any_store.redis.pubsub()
+    await pubsub.subscribe("a2a:queue:notify")
+    await pubsub.get_message(timeout=1)
+    await any_store.pause(True)
+    await any_store.pause(False)
+    notices = []
+    for _ in range(20):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message:
+            notices.append(json.loads(message["data"]))
+        if len(notices) == 2:
+            break
+    await pubsub.aclose()
+    assert [n["event"] for n in notices] == ["paused", "resumed"]
+    assert all(n.keys() == {"task_id", "context_id", "state", "queue_length", "event"} and n["queue_length"] == 1 for n in notices)
 
 
 # ---- recovery ------------------------------------------------------------------------------
@@ -541,14 +590,13 @@ async def test_a_resent_lease_returns_the_same_claim(any_store):
 
 
 async def test_workers_silent_for_longer_than_the_lease_are_pruned_and_not_listed(any_store):
-    from queueapp import workers as registry
 
     any_store.worker_lease = 5
     await any_store.heartbeat("alive", {"pid": 1, "tasks": []}, [], 5)
     await any_store.heartbeat("dead", {"pid": 2, "tasks": []}, [], 5)
     await any_store.redis.zadd(any_store.keys.workers, {"dead": model.now_ms() - 6000})  # its last heartbeat, 6 s ago
     assert [w["id"] for w in (await any_store.stats()).workers] == ["alive"]
-    assert await registry.prune_dead(any_store, 5) == ["dead"]
+    assert await any_store.prune_dead_workers(5) == ["dead"]
     assert await any_store.redis.zrange(any_store.keys.workers, 0, -1) == ["alive"]
     assert not await any_store.redis.exists(any_store.keys.worker("dead"))
 

@@ -50,6 +50,21 @@ async def test_worker_completes_a_task_and_logs_it(store, config, caplog):
     assert_clean(sync_client(store), [task_id])
 
 
+async def test_a_task_sent_while_paused_waits_in_the_queue_until_resumed(store, config):
+    async with running_worker(store, config, "echo"):
+        await asyncio.sleep(0.3)  # the worker is now blocked waiting for a task
+        await store.pause(True)
+        [task_id] = await submit(store, 1, "plain text")
+        await asyncio.sleep(1.5)
+        record = await store.require(task_id)
+        assert record.state.value == "submitted" and record.attempts == 0  # never claimed, so never undone
+        assert await store.redis.lrange(store.keys.queue, 0, -1) == [task_id]
+        await store.pause(False)
+        record = await finished(store, task_id)
+    assert record.state.value == "completed" and record.attempts == 1
+    assert_clean(sync_client(store), [task_id])
+
+
 async def test_agent_exception_fails_the_task_and_the_worker_goes_on(store, config):
     ids = await submit(store, 2, "break")
     async with running_worker(store, config, "tests.agents.RaisingAgent"):

@@ -4,16 +4,28 @@
 --       12 history index of the final state, 13 stats minute, 14 processing-seen hash,
 --       15 push configs, 16 index sequence, 17 the owner's active index, 18 the owner's
 --       history index of the final state
--- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'none'), 3 guard value, 4 final state,
+-- ARGV: 1 task id, 2 guard kind ('token' | 'rev' | 'cancel' | 'none'), 3 guard value, 4 final state,
 --       5 task JSON, 6 now (ms), 7 event JSON, 8 notify channel, 9 events max length,
 --       10 events TTL (ms), 11 stats TTL (s), 12 wait ms, 13 run ms, 14 wait bucket field,
 --       15 run bucket field ('' when not measured; see histogram.py), 16.. extra field/value pairs
 -- Returns {1, queue length, 1 if the task has push configs else 0}, {-1} when the task is not
--- active, {-2} when the guard fails.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- active, {-2} when the guard fails, {2} when a 'cancel' flagged a claimed task instead.
+--
+-- 'cancel' is a cancel request at the revision ARGV[3] the caller read: a claimed task is
+-- only flagged in the cancel set (its worker ends it on its next heartbeat), an unclaimed
+-- one is finished here. Checking the claim and flagging in one step leaves no flag behind
+-- for a task that finished in between; a task that changed or left answers {-2}, re-read.
+if ARGV[2] == 'cancel' then
+  if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[3] then
+    return {-2}
+  end
+  if redis.call('HEXISTS', KEYS[1], 'token') == 1 then
+    redis.call('SADD', KEYS[11], ARGV[1])
+    return {2}
+  end
+elseif redis.call('EXISTS', KEYS[1]) == 0 then
   return {-1}
-end
-if not guard_ok(KEYS[1], ARGV[2], ARGV[3]) then
+elseif not guard_ok(KEYS[1], ARGV[2], ARGV[3]) then
   return {-2}
 end
 local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identity = true,

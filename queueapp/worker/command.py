@@ -54,7 +54,7 @@ async def work(cfg: config_module.Config, agent: Any) -> None:
         await worker.run()
     finally:
         await close_hooks(store, cfg.worker_shutdown_grace, worker.hurry)
-        await store.redis.aclose()
+        await store.close()
         await embedded.release(cfg, supervisor)
 
 

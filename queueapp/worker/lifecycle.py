@@ -13,7 +13,6 @@ from typing import Any
 import redis
 
 from queueapp import model, retention
-from queueapp import workers as registry
 from queueapp.agents.base import Agent
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -128,16 +127,10 @@ class Worker:
             task_id = await self.store.wait_take(WAIT_TIMEOUT_S)
             if task_id is None:
                 return []
-            if await self.store.is_paused():
-                # Paused while this worker was blocked: give the id back to the front of the queue.
-                pipe = self.store.redis.pipeline(transaction=True)
-                pipe.lrem(self.store.keys.processing, 1, task_id)
-                pipe.rpush(self.store.keys.queue, task_id)
-                await pipe.execute()
-                return []
+            # Paused while this worker was blocked: the lease gives the id back (lease.lua).
             ids = [task_id]
             if log.isEnabledFor(logging.INFO):
-                remaining = await self.store.redis.llen(self.store.keys.queue)
+                remaining = await self.store.queue_length()
         # The same tokens on every try: a retried lease whose first reply was lost returns the
         # claims it made, instead of leaving them to expire.
         tokens = {task_id: model.new_id() for task_id in ids}
@@ -269,7 +262,7 @@ async def until_done_or(pending: list[asyncio.Future], hurry: asyncio.Event, tim
 
 async def reap(store: QueueStore, config: Any) -> int:
     """Put back tasks whose worker stopped heartbeating; fail those out of attempts; forget dead workers."""
-    await registry.prune_dead(store, config.worker_lease)
+    await store.prune_dead_workers(config.worker_lease)
     returned = await store.recover_processing(min(config.worker_lease, PROCESSING_GRACE_S))
     for task_id in returned:
         log.warning("Task requeued, task_id=%s, reason=taken by a worker that died before claiming it", task_id)
@@ -277,7 +270,7 @@ async def reap(store: QueueStore, config: Any) -> int:
     for task_id in await store.expired_leases():
         record = await store.get(task_id)
         if record is None or record.finished:
-            await store.redis.zrem(store.keys.leases, task_id)
+            await store.drop_lease(task_id)
             continue
         try:
             if record.attempts >= config.worker_max_attempts:

@@ -6,7 +6,6 @@ import asyncio
 
 from django.core.management.base import BaseCommand
 
-from queueapp import owners
 from queueapp.management.base import load_config, open_store
 
 
@@ -21,6 +20,6 @@ class Command(BaseCommand):
         cfg = load_config()
         store = await open_store(cfg, check_policy=False)
         try:
-            return await owners.backfill(store)
+            return await store.backfill_owners()
         finally:
-            await store.redis.aclose()
+            await store.close()

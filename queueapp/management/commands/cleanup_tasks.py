@@ -32,4 +32,4 @@ class Command(BaseCommand):
         try:
             return await retention.apply(store, cfg, dry_run=dry_run)
         finally:
-            await store.redis.aclose()
+            await store.close()
