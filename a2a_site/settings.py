@@ -8,9 +8,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from queueapp import config as a2a_config
+from queueapp.connection import channel_layers
 from queueapp.datadir import read_or_create_secret
-from queueapp.embedded import client_name, embedded_socket
-from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, first_node_url, parse_sentinel_url
 from queueapp.startup import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -92,29 +91,9 @@ DATABASES = {
 }
 
 
-def _channel_layers() -> dict:
-    if A2A.storage_kind == "memory":
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    url = A2A.queue_url or f"unix://{embedded_socket(A2A)}"
-    # The same Redis user as the queue's (an ACL user limited to the prefix is enough).
-    auth = {k: v for k, v in (("username", A2A.queue_credentials_username), ("password", A2A.queue_credentials_password)) if v}
-    host: dict = {"address": url, **auth}
-    if not A2A.queue_url:
-        host["client_name"] = client_name()  # counted as this process's own (queueapp.embedded.release)
-    if url.startswith(CLUSTER_SCHEMES):
-        host = {"address": first_node_url(url), **auth}  # plain pub/sub reaches every node of a cluster
-    elif url.startswith(SENTINEL_SCHEMES):
-        hosts, master, _db, sentinel_auth = parse_sentinel_url(url)
-        host = {"sentinels": hosts, "master_name": master, "sentinel_kwargs": sentinel_auth or None, **(auth or sentinel_auth)}
-    return {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [host], "prefix": f"{A2A.queue_key_prefix}:channels"},
-        }
-    }
-
-
-CHANNEL_LAYERS = _channel_layers()
+# Cross-process messages only: a change this process heard on the notify channel reaches
+# its dashboard consumers directly (dashboard/live.py).
+CHANNEL_LAYERS = channel_layers(A2A)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

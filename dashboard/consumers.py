@@ -96,7 +96,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.store = await get_store()
         self.bridge = live.ensure_bridge(self.store)
         self.cache_key = (self.page, tuple(sorted(params.items())), self.extra["can_act"], self.extra["read_only"])
-        await self.channel_layer.group_add(live.GROUP, self.channel_name)
+        self.bridge.subscribe(self.on_changes)
         await self.accept()
         self.dirty.set()  # the first frame re-syncs the page (also after a reconnect)
         self.renderer = asyncio.create_task(self._render_loop(), name="dashboard-render")
@@ -106,8 +106,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if renderer is not None:
             renderer.cancel()
             await asyncio.gather(renderer, return_exceptions=True)
-        if hasattr(self, "store"):
-            await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+        if hasattr(self, "bridge"):
+            self.bridge.unsubscribe(self.on_changes)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -119,7 +119,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             if self.visible:
                 self.dirty.set()
 
-    async def queue_changed(self, event: dict[str, Any]) -> None:
+    def on_changes(self, event: dict[str, Any]) -> None:
+        """A batch of changes from this process's bridge (``live.Bridge.subscribe``)."""
         if sections.relevant(self.page, self.params, event.get("tasks", []), event.get("contexts", []), event.get("everything", False)):
             self.dirty.set()
 

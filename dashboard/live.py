@@ -1,23 +1,20 @@
-"""Live updates: the process's notify listener bridged to a Channels group.
+"""Live updates: the process's notify listener, fanned out to its dashboard consumers.
 
 Every server process holds one subscription to ``a2a:queue:notify`` (queueapp.events).
-:class:`Bridge` adds one callback to it and forwards the changes to this process's
-dashboard group in small batches, so a burst of a thousand changes becomes a few group
-messages. Each browser's :class:`consumers.DashboardConsumer` then renders at most
-A2A_DASHBOARD_MAX_FPS times per second.
-
-The group name is unique to the process: every process already hears every change
-through its own subscription, so forwarding across processes would only repeat them.
+:class:`Bridge` adds one callback to it and hands the changes, in small batches, straight
+to the consumers of this process that subscribed to it: a burst of a thousand changes
+becomes a few batches, and a notice heard from Redis goes back through Redis no more
+(every process hears every change through its own subscription, so the Channels layer
+would only echo them). Each browser's :class:`consumers.DashboardConsumer` then renders
+at most A2A_DASHBOARD_MAX_FPS times per second. The Channels layer stays for messages
+that must cross processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import uuid
-
-from channels.layers import get_channel_layer
+from collections.abc import Callable
 
 from queueapp.events import get_listener, started_per_loop
 from queueapp.model import Json
@@ -25,9 +22,10 @@ from queueapp.store import QueueStore
 
 log = logging.getLogger("dashboard.live")
 
-GROUP = f"dashboard.{os.getpid()}.{uuid.uuid4().hex[:12]}"
-BATCH_INTERVAL_S = 0.05  # forward at most 20 batches per second to the group
+BATCH_INTERVAL_S = 0.05  # at most 20 batches per second to the consumers
 MAX_IDS = 200  # a larger batch just says "everything changed"
+
+Subscriber = Callable[[Json], None]
 
 
 class Bridge:
@@ -38,7 +36,15 @@ class Bridge:
         self.everything = False
         self.generation = 0  # counts notices: a frame rendered after reading it shows them all
         self.wake = asyncio.Event()
+        self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task | None = None
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber(batch)`` with every batch of changes, on this loop, until unsubscribed."""
+        self.subscribers.add(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -74,13 +80,14 @@ class Bridge:
         return batch
 
     async def _run(self) -> None:
-        layer = get_channel_layer()
         while True:
             await self.wake.wait()
-            try:
-                await layer.group_send(GROUP, self.take())
-            except Exception as exc:  # the layer's Redis is down: the next change retries
-                log.warning("Dashboard update not forwarded, error=%s", exc)
+            batch = self.take()
+            for subscriber in list(self.subscribers):
+                try:
+                    subscriber(batch)
+                except Exception:
+                    log.exception("Dashboard subscriber failed")
             await asyncio.sleep(BATCH_INTERVAL_S)
 
 

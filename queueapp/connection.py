@@ -18,8 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from queueapp.config import EVICTING_POLICY_PREFIXES, Config
-from queueapp.embedded import EmbeddedUnavailable, client_name, ensure_embedded_server
-from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, cluster_client, sentinel_client
+from queueapp.embedded import EmbeddedUnavailable, client_name, embedded_socket, ensure_embedded_server
+from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, cluster_client, first_node_url, parse_sentinel_url, sentinel_client
 
 log = logging.getLogger("queueapp.connection")
 
@@ -64,16 +64,47 @@ def _common_options(config: Config) -> dict[str, Any]:
         "retry": Retry(ExponentialWithJitterBackoff(cap=config.queue_reconnect_backoff_max, base=0.05), config.queue_options_max_retries, (redis.ConnectionError,)),
         "retry_on_error": [redis.ConnectionError],
         "health_check_interval": 15,
+        **_who(config),
     }
+    if config.queue_options_db is not None:
+        options["db"] = config.queue_options_db
+    return options
+
+
+def _who(config: Config) -> dict[str, Any]:
+    """The Redis user, and the client name by which the embedded server counts its users."""
+    options: dict[str, Any] = {}
     if config.queue_credentials_username:
         options["username"] = config.queue_credentials_username
     if config.queue_credentials_password:
         options["password"] = config.queue_credentials_password
-    if config.queue_options_db is not None:
-        options["db"] = config.queue_options_db
     if config.storage_kind == "embedded":
         options["client_name"] = client_name()  # so that the last user can tell it is the last
     return options
+
+
+def channel_layers(config: Config) -> dict[str, Any]:
+    """Django's ``CHANNEL_LAYERS``: channels-redis on the queue's Redis, as the same user.
+
+    Read at settings import, so it does not start the embedded server (its socket path is
+    enough: the first client starts it). The layer only uses pub/sub, which reaches every
+    node of a Cluster from any one, so it gets the first node of a cluster URL.
+    """
+    if config.storage_kind == "memory":
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    url = config.queue_url or f"unix://{embedded_socket(config)}"
+    who = _who(config)
+    if url.startswith(SENTINEL_SCHEMES):
+        hosts, master, _db, sentinel_auth = parse_sentinel_url(url)
+        host: dict[str, Any] = {"sentinels": hosts, "master_name": master, "sentinel_kwargs": sentinel_auth or None, **(who or sentinel_auth)}
+    else:
+        host = {"address": first_node_url(url) if url.startswith(CLUSTER_SCHEMES) else url, **who}
+    return {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [host], "prefix": f"{config.queue_key_prefix}:channels"},
+        }
+    }
 
 
 def make_async_client(config: Config, url: str | None = None) -> Any:

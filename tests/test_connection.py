@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from queueapp.connection import RedisUnavailable, check_eviction_policy, connect, describe
+from queueapp.connection import RedisUnavailable, channel_layers, check_eviction_policy, connect, describe
 from queueapp.store import QueueStore
 from tests.faults.tools import eventually, submit
 from tests.support import RedisServer, free_port, wait_until
@@ -61,6 +61,24 @@ async def test_unreachable_redis_raises_a_clear_error(make_config):
 )
 def test_describe_never_shows_credentials(url, db, expected):
     assert describe(url, db) == expected
+
+
+def test_the_channel_layer_uses_the_queue_connection_settings(make_config):
+    # One place turns A2A_QUEUE_URL into clients: the Channels layer gets the same server and user.
+    def host(**env) -> dict:
+        layers = channel_layers(make_config(A2A_QUEUE_CREDENTIALS_USERNAME="app", A2A_QUEUE_CREDENTIALS_PASSWORD="pw", **env))
+        assert layers["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+        return layers["default"]["CONFIG"]["hosts"][0]
+
+    assert host(A2A_QUEUE_URL="redis://127.0.0.1:6390/2") == {"address": "redis://127.0.0.1:6390/2", "username": "app", "password": "pw"}
+    cluster = host(A2A_QUEUE_URL="redis+cluster://127.0.0.1:7000,127.0.0.1:7001", A2A_QUEUE_KEY_PREFIX="{a2a}")
+    assert cluster["address"] == "redis://127.0.0.1:7000/0"
+    sentinel = host(A2A_QUEUE_URL="redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0")
+    assert sentinel["sentinels"] == [("127.0.0.1", 26379), ("127.0.0.1", 26380)] and sentinel["master_name"] == "mymaster"
+    embedded = host()
+    assert embedded["address"].startswith("unix://") and embedded["address"].endswith("redis.sock") and embedded["client_name"].startswith("a2a:")
+    memory = channel_layers(make_config(A2A_QUEUE_PROVIDER="memory"))
+    assert memory["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
 
 
 async def test_evicting_policy_is_warned_about(make_config, caplog):

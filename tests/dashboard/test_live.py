@@ -140,6 +140,23 @@ async def test_unknown_page_is_refused(staff_cookie):
     assert (await comm.receive_output(5)) == {"type": "websocket.close", "code": 4403}
 
 
+async def test_a_change_reaches_the_consumers_of_this_process_without_the_channel_layer(staff_cookie, dash_store, monkeypatch):
+    # The notice was heard from Redis once; it goes straight to this process's consumers.
+    from channels.layers import get_channel_layer
+
+    async def unreachable(*args, **kwargs):
+        raise ConnectionError("the channel layer is not used for local changes")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", unreachable)
+    comm = communicator("/ws/dashboard/?page=overview", staff_cookie)
+    assert (await comm.connect())[0]
+    await comm.receive_from(10)
+    await submit(dash_store, "hello")
+    assert (await queue_length_frames(comm, until=1))[-1] == 1
+    await comm.disconnect()
+    assert not live.ensure_bridge(dash_store).subscribers  # a closed connection is forgotten
+
+
 async def test_public_mode_lets_anonymous_watch(channel_layer, dash_store, set_config, transactional_db):
     set_config(dashboard_public=True)
     comm = communicator("/ws/dashboard/?page=overview")

@@ -43,8 +43,8 @@ def send(server_url: str, text: str, context_id: str, message_id: str | None = N
 async def dashboard_follows_the_queue(server_url: str, submit_one) -> None:
     """Log in, open the dashboard's WebSocket, submit a task: the queue length rises live.
 
-    Live updates travel through the notify channel and the Channels layer, so this checks
-    both on the deployment under test. Call it while no worker runs.
+    Live updates travel through the notify channel to the server's consumers, so this checks
+    it on the deployment under test. Call it while no worker runs.
     """
     async with httpx.AsyncClient(base_url=server_url) as http:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', (await http.get("/accounts/login/")).text).group(1)
