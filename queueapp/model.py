@@ -182,9 +182,12 @@ def merge_artifact(task: Json, artifact: Json, append: bool) -> None:
     artifacts.append(artifact)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskRecord:
-    """A task as the store holds it: the A2A task plus the queue's own bookkeeping."""
+    """A task as the store holds it: the A2A task plus the queue's own bookkeeping.
+
+    Built by keyword only: sixteen fields in a row are too easy to shift by one.
+    """
 
     id: str
     context_id: str
@@ -194,13 +197,13 @@ class TaskRecord:
     attempts: int
     created_ms: int
     updated_ms: int
-    enqueued_ms: int | None
-    started_ms: int | None
-    finished_ms: int | None
-    worker: str | None
-    identity: str | None
-    error: str | None
-    finished: bool
+    enqueued_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    worker: str | None = None
+    identity: str | None = None
+    error: str | None = None
+    finished: bool = False
     has_push_configs: bool = False
     """Whether the task had push configs at its last write (the push hook skips it otherwise)."""
     trace: str | None = None

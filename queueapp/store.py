@@ -182,7 +182,11 @@ class QueueStore:
         code = int(result[0])
         if code == 1:
             log.info("Task enqueued for processing, task_id=%s, queue_length=%s", task_id, result[2])
-            return TaskRecord(task_id, context_id, TaskState.SUBMITTED, task, "1", 0, ms, ms, ms, None, None, None, identity, None, False, trace=trace), True
+            record = TaskRecord(
+                id=task_id, context_id=context_id, state=TaskState.SUBMITTED, task=task, rev="1", attempts=0,
+                created_ms=ms, updated_ms=ms, enqueued_ms=ms, identity=identity, trace=trace,
+            )
+            return record, True
         if code == 0:
             existing = await self.get(result[1])
             if existing is not None:
@@ -276,8 +280,9 @@ class QueueStore:
         for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
             record = TaskRecord(
-                task_id, context_id, model.task_state(task), task, str(rev), int(attempts), 0, ms,
-                int(enqueued_ms) if enqueued_ms else None, ms, None, worker_id, identity or None, None, False, bool(has_push), trace or None,
+                id=task_id, context_id=context_id, state=model.task_state(task), task=task, rev=str(rev), attempts=int(attempts),
+                created_ms=0, updated_ms=ms, enqueued_ms=int(enqueued_ms) if enqueued_ms else None, started_ms=ms, worker=worker_id,
+                identity=identity or None, has_push_configs=bool(has_push), trace=trace or None,
             )
             claims.append(Claim(record, tokens[task_id], worker_id))
         return claims
