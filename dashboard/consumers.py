@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,11 +35,37 @@ class FrameCache:
 
     A frame rendered after the bridge had seen ``generation`` notices shows all of them,
     so another browser wanting the same view at the same generation can reuse it: a
-    hundred browsers on the overview cost one render per change, not a hundred.
+    hundred browsers on the overview cost one render per change, not a hundred. Browsers
+    that ask while that frame is being rendered (one change wakes them all at once) wait
+    for it rather than render it again.
     """
 
     def __init__(self) -> None:
         self.frames: dict[tuple, tuple[int, float, str]] = {}
+        self.rendering: dict[tuple, asyncio.Future[str | None]] = {}
+
+    async def frame(self, key: tuple, generation: int, now: float, render: Callable[[], Awaitable[str]]) -> str:
+        """The view's frame at ``generation``: cached, being rendered by another browser, or rendered now."""
+        cached = self.get(key, generation, now)
+        if cached is not None:
+            return cached
+        flight = (key, generation)
+        if flight in self.rendering:
+            shared = await asyncio.shield(self.rendering[flight])
+            if shared is not None:
+                return shared
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.rendering[flight] = future
+        try:
+            result = await render()
+            self.put(key, generation, now, result)
+            future.set_result(result)
+            return result
+        finally:
+            if not future.done():
+                future.set_result(None)  # failed or canceled: the waiters render for themselves
+            if self.rendering.get(flight) is future:
+                del self.rendering[flight]
 
     def get(self, key: tuple, generation: int, now: float) -> str | None:
         hit = self.frames.get(key)
@@ -127,11 +154,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def _frame(self) -> str:
         loop = asyncio.get_running_loop()
         generation, now = self.bridge.generation, loop.time()
-        frame = frames.get(self.cache_key, generation, now)
-        if frame is None:
-            frame = await sections.render_fragments(self.store, self.page, self.params, self.extra)
-            frames.put(self.cache_key, generation, now, frame)
-        return frame
+        return await frames.frame(self.cache_key, generation, now, lambda: sections.render_fragments(self.store, self.page, self.params, self.extra))
 
     async def _render_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -123,6 +123,30 @@ def test_frame_cache_shares_a_frame_only_for_the_same_view_generation_and_while_
     assert cache.get(("overview",), 7, 100.0 + REFRESH_S) is None  # too old: heartbeats and clocks moved
 
 
+async def test_browsers_woken_by_one_change_wait_for_one_render():
+    import asyncio
+
+    from dashboard.consumers import FrameCache
+
+    cache, calls = FrameCache(), []
+
+    async def render() -> str:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return f"<frame {len(calls)}>"
+
+    frames = await asyncio.gather(*(cache.frame(("active",), 3, 10.0, render) for _ in range(5)))
+    assert calls == [1] and set(frames) == {"<frame 1>"}
+
+    async def broken() -> str:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("Redis went away")
+
+    results = await asyncio.gather(cache.frame(("queue",), 1, 10.0, broken), cache.frame(("queue",), 1, 10.0, render), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError) and results[1] == "<frame 2>"  # the waiter rendered for itself
+    assert not cache.rendering
+
+
 def test_403_and_500_pages_render_in_the_dashboard_layout(rf, db):
     from django.contrib.auth.models import AnonymousUser
     from django.core.exceptions import PermissionDenied
