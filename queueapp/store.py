@@ -108,6 +108,16 @@ def _check(result: list[Any], task_id: str) -> None:
         raise Conflict(f"task {task_id} changed while it was being updated")
 
 
+def _guard(record: TaskRecord, token: str | None, unclaimed: str = "rev") -> tuple[str, str]:
+    """The guard of a write (``guard_ok`` in ``_common.lua``): the claim token, else the revision read."""
+    return ("token", token) if token else (unclaimed, record.rev)
+
+
+def _pairs(extra: dict[str, Any] | None) -> list[str]:
+    """Extra hash fields as the scripts take them: field, value, field, value..."""
+    return [str(v) for item in (extra or {}).items() for v in item]
+
+
 def _score(score: float) -> str:
     """An index score as Redis reads it back exactly: ms with three decimals."""
     return f"{score:.3f}"
@@ -338,8 +348,7 @@ class QueueStore:
         ``requeue_front``). Raises :class:`Conflict` if the guard fails.
         """
         state = model.task_state(record.task)
-        guard = ("token", token) if token else ("rev", record.rev)
-        pairs = [str(v) for item in (extra or {}).items() for v in item]
+        guard, pairs = _guard(record, token), _pairs(extra)
         result = await self.scripts.update(
             keys=self._update_keys(record),
             args=[record.id, *guard, state.value, model.pack_task(record.task), model.now_ms(), model.dumps(event) if event else "", action, self.keys.notify, EVENTS_MAXLEN, *pairs],
@@ -363,8 +372,7 @@ class QueueStore:
         ms = model.now_ms()
         wait_ms = (record.started_ms - record.enqueued_ms) if record.started_ms and record.enqueued_ms else -1
         run_ms = (ms - record.started_ms) if record.started_ms else -1
-        guard = ("token", token) if token else ("cancel" if flag_if_claimed else "rev", record.rev)
-        pairs = [str(v) for item in (extra or {}).items() for v in item]
+        guard, pairs = _guard(record, token, "cancel" if flag_if_claimed else "rev"), _pairs(extra)
         result = await self.scripts.finish(
             keys=[
                 k.active(record.id), k.deadletter(record.id), k.index_active, k.index_context(record.context_id),
