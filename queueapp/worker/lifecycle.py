@@ -23,6 +23,7 @@ log = logging.getLogger("queueapp.worker")
 
 WAIT_TIMEOUT_S = 1.0  # how long one BLMOVE blocks, so that stop requests are seen promptly
 CANCEL_GRACE_S = 2.0  # how long an agent may take to notice a cancel before it is interrupted
+STOP_RETRY_S = 0.5  # how often a stopping worker re-cancels a background loop that is still alive
 # An id sits in the processing list only between a take and its lease (normally well under
 # a millisecond); one still there after this is stranded. Its late lease, if any, is refused.
 PROCESSING_GRACE_S = 5.0
@@ -73,9 +74,7 @@ class Worker:
             await self._claim_loop()
         finally:
             await self._drain()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await stop_loops(background)
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
             log.info("Worker stopped, worker_id=%s, processed=%s", self.id, self.processed)
@@ -246,6 +245,19 @@ class Worker:
                     await retention.run_if_due(self.store, self.config)
             except Exception as exc:
                 log.warning("Maintenance failed, worker_id=%s, error=%s", self.id, exc)
+
+
+async def stop_loops(loops: list[asyncio.Task]) -> None:
+    """Cancel the background loops and wait for them, cancelling again while any is still alive.
+
+    A cancellation can be lost inside a Redis call on Python 3.11 (a timeout that expires as
+    the cancel arrives), and one lost cancel must not keep a stopping process alive.
+    """
+    pending = set(loops)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=STOP_RETRY_S)
 
 
 async def until_done_or(pending: list[asyncio.Future], hurry: asyncio.Event, timeout: float) -> None:
