@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,12 @@ class Results(NamedTuple):
     passed: int
     failed: list[str]  # test ids
     skipped: int
+
+
+def writable(folder: Path) -> None:
+    """Let the copy be written (the kit writes reports/) and removed, however the original was kept."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
 
 
 def kit_venv(kit: Path) -> Path:
@@ -141,6 +148,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="a2a-tck-") as scratch:
         kit = Path(scratch) / "kit"
         shutil.copytree(KIT_DIR, kit, ignore=shutil.ignore_patterns(".venv", ".git", "reports", "__pycache__"))
+        writable(kit)
         python = kit_venv(kit)
         redis_server = RedisServer().start()
         server = ServeProcess(base_env(redis_server.url, str(Path(scratch) / "data"), A2A_AGENT="conformance"), Path(scratch) / "serve.log")

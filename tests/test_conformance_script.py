@@ -60,3 +60,13 @@ def test_the_transports_are_every_binding_the_card_declares(monkeypatch, binding
     card = {"supportedInterfaces": [{"protocolBinding": b, "url": "http://127.0.0.1:1"} for b in bindings]}
     monkeypatch.setattr(conformance.httpx, "get", lambda url, timeout: httpx.Response(200, json=card))
     assert conformance.declared_transports("http://127.0.0.1:1") == expected
+
+
+def test_the_copy_of_a_read_only_kit_can_hold_its_reports_and_be_removed(tmp_path):
+    kit = tmp_path / "kit"
+    (kit / "tests").mkdir(parents=True)
+    (kit / "tests" / "case.py").write_text("x = 1\n")
+    for path in (kit / "tests" / "case.py", kit / "tests", kit):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    conformance.writable(kit)
+    assert all(path.stat().st_mode & 0o200 for path in [kit, *kit.rglob("*")])

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from queueapp.keys import Keys
 from queueapp.protocol import codec, codec03
 from queueapp.protocol.errors import ERROR_TABLE
+from queueapp.protocol.urls import is_machine_path
 from tests.faults.audit import assert_clean, every_task_id
 from tests.protocol.conftest import Live, start_live
 from tests.support import wait_until
@@ -135,6 +136,9 @@ def check_status_body(body: Any, status: int) -> None:
 def check_rest(response: httpx.Response) -> None:
     status, ctype = response.status_code, response.headers.get("content-type", "")
     assert status < 500, (status, response.text[:500])
+    if status == 404 and ctype.startswith("text/html"):
+        assert not is_machine_path(response.request.url.path), response.request.url  # only the dashboard's own paths
+        return
     if ctype.startswith("text/event-stream"):
         assert status == 200
         for payload in sse_payloads(response.text):
