@@ -18,26 +18,16 @@ from queueapp.protocol.errors import (
     MethodNotAllowedError,
     MethodNotFoundError,
     ProtocolError,
-    VersionNotSupportedError,
     jsonrpc_error,
     rest_error,
 )
-from queueapp.protocol.transport import VERSION_HEADER, requested_version
-
-
-def _version(request: HttpRequest, default: str) -> str:
-    if not (request.headers.get(VERSION_HEADER) or request.GET.get(VERSION_HEADER)):
-        return default
-    try:
-        return requested_version(request)
-    except VersionNotSupportedError:
-        return default
+from queueapp.protocol.transport import requested_version_or
 
 
 def error_response(request: HttpRequest, error: ProtocolError, status: int, headers: dict[str, str] | None = None) -> HttpResponse:
     """``error`` with HTTP ``status``, in the form of the binding ``request.path`` belongs to."""
     if request.path == "/a2a" or request.path.startswith("/a2a/"):
-        body = {"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, _version(request, "0.3"))}
+        body = {"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, requested_version_or(request, "0.3"))}
     else:
         _, body = rest_error(error, "0.3" if request.path.startswith("/v1/") else "1.0")
         body["error"]["code"] = status

@@ -31,6 +31,19 @@ def requested_version(request: HttpRequest) -> str:
     return check_version(raw)
 
 
+def requested_version_or(request: HttpRequest, default: str) -> str:
+    """The version asked for, or ``default`` when none is asked or the one asked is not spoken.
+
+    For answers that must be given anyway (the card, a fallback error), never refused.
+    """
+    if not (request.headers.get(VERSION_HEADER) or request.GET.get(VERSION_HEADER)):
+        return default
+    try:
+        return requested_version(request)
+    except VersionNotSupportedError:
+        return default
+
+
 def check_version(raw: str, default: str = "0.3", allowed: tuple[str, ...] = SUPPORTED_VERSIONS) -> str:
     """The major.minor of an ``A2A-Version`` value (``default`` when empty), if it is one of ``allowed``."""
     raw = raw.strip()

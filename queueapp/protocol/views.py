@@ -14,8 +14,7 @@ from django.views.decorators.http import require_safe
 
 from queueapp import config as config_module
 from queueapp.protocol.card import card_body
-from queueapp.protocol.errors import VersionNotSupportedError
-from queueapp.protocol.transport import VERSION_HEADER, requested_version
+from queueapp.protocol.transport import VERSION_HEADER, requested_version_or
 
 # The card is built from the settings and the agent, both fixed for the life of the process.
 STARTED = http_date(time.time())
@@ -32,19 +31,11 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def card_version(request: HttpRequest, default: str) -> str:
-    if not (request.headers.get(VERSION_HEADER) or request.GET.get(VERSION_HEADER)):
-        return default
-    try:
-        return requested_version(request)
-    except VersionNotSupportedError:
-        return default
-
 
 @require_safe
 async def agent_card(request: HttpRequest, version: str = "1.0") -> HttpResponse:
     cfg = config_module.get()
-    body, etag = card_body(cfg, base_url(request), card_version(request, version))
+    body, etag = card_body(cfg, base_url(request), requested_version_or(request, version))
     headers = {
         "ETag": etag,
         "Last-Modified": STARTED,
