@@ -1,6 +1,6 @@
 """What an operator sees, in real Chromium against a live ``serve``: confirmations that work
 without JavaScript, the folded timeline with times in the browser's zone, styled error
-pages, charts, phone widths and dark mode, the favicon, select-all, and the WebSocket's
+pages, charts, phone widths and dark mode, the favicon, select-all, the trace id, and the WebSocket's
 4403. Screenshots go to ``test-output/screenshots/``."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from queueapp import model
 from tests.dashboard.test_browser import ADMIN_PASSWORD, CHROMIUM_ARGS, ensure_chromium, live_on, log_in, send, shot, start
 
 pytestmark = pytest.mark.browser
@@ -221,3 +222,16 @@ def test_an_anonymous_websocket_is_closed_with_4403(processes, redis_url, chromi
     )
     assert code == 4403
     page.context.close()
+
+
+def test_the_task_page_shows_the_trace_the_caller_started(processes, redis_url, chromium):
+    server = start(processes, redis_url, OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="a2a-browser-test")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    message = model.message("user", [{"text": "hello"}])
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message, "configuration": {"returnImmediately": False}}}
+    headers = {"A2A-Version": "1.0", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    task = httpx.post(f"{server.url}/a2a", json=body, headers=headers, timeout=30).json()["result"]["task"]
+    page = new_page(chromium)
+    log_in(page, server.url, f"/dashboard/tasks/{task['id']}/")
+    expect(page.get_by_test_id("trace-id")).to_have_text(trace_id)
+    shot(page, "task-trace-id")
