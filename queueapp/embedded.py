@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("queueapp.connection")
 
@@ -52,7 +54,9 @@ def client_name() -> str:
 
 
 def _client(path: Path) -> redis.Redis:
-    return redis.Redis(unix_socket_path=str(path), socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
+    # No retries: redis-py retries a command whose connection drops, and SHUTDOWN always
+    # drops it, so a retried SHUTDOWN reached the server another process had just started.
+    return redis.Redis(unix_socket_path=str(path), socket_timeout=1, socket_connect_timeout=1, decode_responses=True, retry=Retry(NoBackoff(), 0))
 
 
 def _ping_socket(path: Path) -> bool:

@@ -10,7 +10,8 @@ import time
 import httpx
 import redis
 
-from queueapp.embedded import embedded_dir, embedded_socket, stop_embedded_server
+from queueapp.embedded import _stop_if_unused as stop_if_unused
+from queueapp.embedded import embedded_dir, embedded_socket, ensure_embedded_server, stop_embedded_server
 from tests.support import wait_until
 
 
@@ -99,4 +100,32 @@ def test_serve_stops_the_embedded_redis_unless_another_process_still_uses_it(pro
         assert "Embedded Redis stopped: no other process uses it" in alone.output
         assert not pingable(cfg)
     finally:
+        stop_embedded_server(cfg)
+
+
+def test_stopping_sends_shutdown_once_and_spares_a_server_started_after_it(make_config, tmp_path):
+    """A process stopping its embedded Redis while another starts one on the same data must
+    not shut the newcomer down too: the SHUTDOWN is never retried on a fresh connection."""
+    cfg = make_config(A2A_DATA_DIR=str(tmp_path / "data"))
+    ensure_embedded_server(cfg)
+    first = redis_pid(cfg)
+    stop_watching = threading.Event()
+
+    def restart_when_gone() -> None:  # what another process's supervisor does
+        while not stop_watching.is_set():
+            if not pingable(cfg):
+                ensure_embedded_server(cfg)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=restart_when_gone, daemon=True)
+    watcher.start()
+    try:
+        stop_if_unused(cfg)
+        wait_until(lambda: pingable(cfg) and redis_pid(cfg) != first, message="the other process's Redis")
+        second = redis_pid(cfg)
+        time.sleep(4)  # longer than redis-py's retry backoff
+        assert pingable(cfg) and redis_pid(cfg) == second, "the newcomer's Redis was shut down as well"
+    finally:
+        stop_watching.set()
+        watcher.join(5)
         stop_embedded_server(cfg)
