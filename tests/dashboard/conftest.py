@@ -73,3 +73,16 @@ def users(transactional_db) -> Callable[..., Awaitable[object]]:
         return get_user_model().objects.create_user(name, f"{name}@example.com", PASSWORD, is_staff=staff)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, shared by a browser test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.dashboard.test_browser import CHROMIUM_ARGS, ensure_chromium
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=ensure_chromium(), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

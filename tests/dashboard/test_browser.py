@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from queueapp import model
 from tests.support import ROOT, wait_until
@@ -32,14 +32,6 @@ def ensure_chromium() -> str:
         subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, capture_output=True)
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install -y chromium"
     return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=ensure_chromium(), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -9,26 +9,18 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from queueapp import model
-from tests.dashboard.test_browser import ADMIN_PASSWORD, CHROMIUM_ARGS, ensure_chromium, live_on, log_in, send, shot, start
+from tests.dashboard.test_browser import ADMIN_PASSWORD, live_on, log_in, send, shot, start
 
 pytestmark = pytest.mark.browser
 
 KOLKATA = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+05:30$")  # ISO 8601 with the zone's offset
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Browser:
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=ensure_chromium(), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def new_page(chromium: Browser, *, width: int = 1280, dark: bool = False, javascript: bool = True, zone: str = "Asia/Kolkata") -> Page:
-    context = chromium.new_context(
+def new_page(browser: Browser, *, width: int = 1280, dark: bool = False, javascript: bool = True, zone: str = "Asia/Kolkata") -> Page:
+    context = browser.new_context(
         viewport={"width": width, "height": 900}, color_scheme="dark" if dark else "light", java_script_enabled=javascript, timezone_id=zone
     )
     page = context.new_page()
@@ -44,10 +36,10 @@ def log_in_without_script(page: Page, base: str, next_path: str) -> None:
     expect(page).to_have_url(f"{base}{next_path}")
 
 
-def test_delete_from_a_task_page_asks_without_javascript_and_lands_on_the_history(processes, redis_url, chromium):
+def test_delete_from_a_task_page_asks_without_javascript_and_lands_on_the_history(processes, redis_url, browser):
     server = start(processes, redis_url)
     task = send(server.url, "fail on purpose", wait=True)
-    page = new_page(chromium, javascript=False)
+    page = new_page(browser, javascript=False)
     log_in_without_script(page, server.url, f"/dashboard/tasks/{task['id']}/")
     page.get_by_role("button", name="Delete task…").click()
     expect(page.get_by_role("heading", name="Delete 1 task?")).to_be_visible()
@@ -63,11 +55,11 @@ def test_delete_from_a_task_page_asks_without_javascript_and_lands_on_the_histor
     page.context.close()
 
 
-def test_select_all_then_bulk_delete_after_a_confirmation(processes, redis_url, chromium):
+def test_select_all_then_bulk_delete_after_a_confirmation(processes, redis_url, browser):
     server = start(processes, redis_url)
     for i in range(3):
         send(server.url, f"fail number {i}", wait=True)
-    page = new_page(chromium)
+    page = new_page(browser)
     log_in(page, server.url, "/dashboard/history/")
     boxes = page.locator("table.tasks tbody input[name=ids]")
     expect(boxes).to_have_count(3)
@@ -86,11 +78,11 @@ def test_select_all_then_bulk_delete_after_a_confirmation(processes, redis_url, 
     page.context.close()
 
 
-def test_timeline_folds_progress_and_shows_iso_times_in_the_browsers_zone(processes, redis_url, chromium):
+def test_timeline_folds_progress_and_shows_iso_times_in_the_browsers_zone(processes, redis_url, browser):
     server = start(processes, redis_url)
     slept = send(server.url, "sleep 3", wait=True)
     chunked = send(server.url, "chunks 2", wait=True)
-    page = new_page(chromium, zone="Asia/Kolkata")
+    page = new_page(browser, zone="Asia/Kolkata")
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws))
     log_in(page, server.url, f"/dashboard/tasks/{slept['id']}/")
@@ -123,11 +115,11 @@ def test_timeline_folds_progress_and_shows_iso_times_in_the_browsers_zone(proces
     page.context.close()
 
 
-def test_a_task_waiting_for_input_shows_its_wait_apart_from_its_runtime(processes, redis_url, chromium):
+def test_a_task_waiting_for_input_shows_its_wait_apart_from_its_runtime(processes, redis_url, browser):
     server = start(processes, redis_url)
     asked = send(server.url, "ask Which colour?", wait=True)
     assert asked["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
-    page = new_page(chromium)
+    page = new_page(browser)
     log_in(page, server.url, "/dashboard/active/")
     runtime = page.locator("table.tasks tbody tr").first.get_by_test_id("runtime")
     expect(runtime).to_contain_text("waiting for input")
@@ -137,9 +129,9 @@ def test_a_task_waiting_for_input_shows_its_wait_apart_from_its_runtime(processe
     page.context.close()
 
 
-def test_unknown_addresses_get_the_dashboards_own_404_and_the_favicon_loads(processes, redis_url, chromium):
+def test_unknown_addresses_get_the_dashboards_own_404_and_the_favicon_loads(processes, redis_url, browser):
     server = start(processes, redis_url)
-    page = new_page(chromium, dark=True)
+    page = new_page(browser, dark=True)
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 and "favicon" in r.url else None)
     log_in(page, server.url)
@@ -156,11 +148,11 @@ def test_unknown_addresses_get_the_dashboards_own_404_and_the_favicon_loads(proc
     page.context.close()
 
 
-def test_charts_fill_their_card_with_a_time_axis_and_percentiles(processes, redis_url, chromium):
+def test_charts_fill_their_card_with_a_time_axis_and_percentiles(processes, redis_url, browser):
     server = start(processes, redis_url)
     for i in range(4):
         send(server.url, f"hello {i}", wait=True)
-    page = new_page(chromium, zone="Asia/Kolkata")
+    page = new_page(browser, zone="Asia/Kolkata")
     log_in(page, server.url)
     chart = page.get_by_test_id("throughput-chart")
     expect(chart).to_be_visible()
@@ -191,11 +183,11 @@ MEASURE = """() => ({
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_every_page_fits_a_phone_and_tables_scroll_in_their_box(processes, redis_url, chromium, dark):
+def test_every_page_fits_a_phone_and_tables_scroll_in_their_box(processes, redis_url, browser, dark):
     server = start(processes, redis_url)
     tasks = [send(server.url, f"a fairly long message number {i} to fill the table", wait=True) for i in range(3)]
     send(server.url, "ask Still there?", wait=True)
-    page = new_page(chromium, width=390, dark=dark)
+    page = new_page(browser, width=390, dark=dark)
     log_in(page, server.url)
     paths = ["/", "/dashboard/queue/", "/dashboard/active/", "/dashboard/history/", "/dashboard/contexts/", f"/dashboard/tasks/{tasks[0]['id']}/", "/no/such/page"]
     for path in paths:
@@ -209,9 +201,9 @@ def test_every_page_fits_a_phone_and_tables_scroll_in_their_box(processes, redis
     page.context.close()
 
 
-def test_an_anonymous_websocket_is_closed_with_4403(processes, redis_url, chromium):
+def test_an_anonymous_websocket_is_closed_with_4403(processes, redis_url, browser):
     server = start(processes, redis_url)
-    page = new_page(chromium)
+    page = new_page(browser)
     page.goto(f"{server.url}/accounts/login/")
     code = page.evaluate(
         """url => new Promise(resolve => {
@@ -224,14 +216,14 @@ def test_an_anonymous_websocket_is_closed_with_4403(processes, redis_url, chromi
     page.context.close()
 
 
-def test_the_task_page_shows_the_trace_the_caller_started(processes, redis_url, chromium):
+def test_the_task_page_shows_the_trace_the_caller_started(processes, redis_url, browser):
     server = start(processes, redis_url, OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="a2a-browser-test")
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     message = model.message("user", [{"text": "hello"}])
     body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message, "configuration": {"returnImmediately": False}}}
     headers = {"A2A-Version": "1.0", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
     task = httpx.post(f"{server.url}/a2a", json=body, headers=headers, timeout=30).json()["result"]["task"]
-    page = new_page(chromium)
+    page = new_page(browser)
     log_in(page, server.url, f"/dashboard/tasks/{task['id']}/")
     expect(page.get_by_test_id("trace-id")).to_have_text(trace_id)
     shot(page, "task-trace-id")
