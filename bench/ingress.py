@@ -29,7 +29,7 @@ from bench.common import RedisServer, Table, base_env, child, fmt, free_port, me
 from bench.grpc_load import run_grpc_load
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.redis_cost import Cost, RedisMeter
-from queueapp.keys import Keys
+from queueapp.store import Keys
 
 OURS_DOES = (
     "accepts each request and queues its task in Redis while the one embedded worker, in the same process,"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from queueapp.keys import Keys
+from queueapp.store import Keys
 
 # INFO itself is the meter's; it is never a side's command.
 OWN_COMMANDS = ("cmdstat_info",)
@@ -37,7 +37,7 @@ class RedisMeter:
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, decode_responses=True)
-        self.keys = Keys()
+        self.key_names = Keys()
         self.own_calls = 0  # commands this meter and its caller's polls sent, besides INFO
 
     def poll(self, *commands: tuple) -> list:
@@ -51,7 +51,7 @@ class RedisMeter:
     def read(self) -> Reading:
         cpu = self.client.info("cpu")
         stats = self.client.info("commandstats")
-        (counts,) = self.poll(("HGETALL", self.keys.counts))
+        (counts,) = self.poll(("HGETALL", self.key_names.counts))
         calls = sum(int(v["calls"]) for k, v in stats.items() if k not in OWN_COMMANDS) - self.own_calls
         tasks = sum(int(v) for k, v in _pairs(counts) if k.startswith("total_"))
         return Reading(float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls, tasks)

@@ -20,9 +20,8 @@ import redis.asyncio as aioredis
 
 from bench.common import RedisServer, Table, fmt, median
 from queueapp import model
-from queueapp.keys import Keys
 from queueapp.states import TaskState
-from queueapp.store import QueueStore
+from queueapp.store import Keys, QueueStore
 from queueapp.worker.updater import ClaimUpdater
 
 BATCH = 500
@@ -32,6 +31,7 @@ READS = 30
 EXPIRE_EVERY = 100_000  # steps larger than this let event streams expire as they go
 OWNER = "bench-owner"  # with auth on, the identity whose ListTasks is timed
 OWNER_SHARE = 10  # it owns one task more for every 10 anonymous ones
+KEY_NAMES = Keys()  # the default prefix, which the benchmark store uses
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -69,12 +69,12 @@ async def finished_tasks(store: QueueStore, count: int, context_id: str | None =
     return ids
 
 
-async def fill(store: QueueStore, count: int, expire_every: int = 0, identity: str | None = None) -> None:
+async def fill(store: QueueStore, client: aioredis.Redis, count: int, expire_every: int = 0, identity: str | None = None) -> None:
     """Add ``count`` finished tasks; with ``expire_every``, let the transient keys expire that often."""
     for start in range(0, count, BATCH):
         await finished_tasks(store, min(BATCH, count - start), identity=identity)
         if expire_every and (start // BATCH + 1) % max(expire_every // BATCH, 1) == 0:
-            await expire_transient(store.redis, store.keys)
+            await expire_transient(client, KEY_NAMES)
 
 
 async def timed(call: Callable[[], Awaitable[Any]], repeat: int = READS) -> float:
@@ -87,11 +87,11 @@ async def timed(call: Callable[[], Awaitable[Any]], repeat: int = READS) -> floa
     return median(times)
 
 
-async def middle_cursor(store: QueueStore) -> str:
+async def middle_cursor(client: aioredis.Redis) -> str:
     """A history cursor halfway down the index, to read a page from the middle."""
-    index = store.keys.index_history_state("completed")
-    rank = await store.redis.zcard(index) // 2
-    rows = await store.redis.zrevrange(index, rank, rank, withscores=True)
+    index = KEY_NAMES.index_history_state("completed")
+    rank = await client.zcard(index) // 2
+    rows = await client.zrevrange(index, rank, rank, withscores=True)
     member, score = rows[0]
     return f"{int(score)}:{member}"
 
@@ -108,8 +108,8 @@ READ_NAMES = (
 )
 
 
-async def measure(store: QueueStore) -> dict[str, float]:
-    cursor = await middle_cursor(store)
+async def measure(store: QueueStore, client: aioredis.Redis) -> dict[str, float]:
+    cursor = await middle_cursor(client)
     reads = (
         lambda: store.history(limit=50),
         lambda: store.history(cursor=cursor, limit=50),
@@ -123,9 +123,9 @@ async def measure(store: QueueStore) -> dict[str, float]:
     return {name: await timed(read) for name, read in zip(READ_NAMES, reads, strict=True)}
 
 
-async def expire_transient(client: aioredis.Redis, keys: Keys) -> None:
+async def expire_transient(client: aioredis.Redis, key_names: Keys) -> None:
     """Remove what expires on its own (event streams, message-id keys), as time would."""
-    for pattern in (keys.events("*"), keys.message_id("*", "*")):  # the second also matches per-owner ids
+    for pattern in (key_names.events("*"), key_names.message_id("*", "*")):  # the second also matches per-owner ids
         batch = []
         async for key in client.scan_iter(match=pattern, count=1000):
             batch.append(key)
@@ -138,7 +138,7 @@ async def expire_transient(client: aioredis.Redis, keys: Keys) -> None:
 
 async def run_async(url: str, sizes: list[int]) -> tuple[Table, dict[int, dict[str, float]]]:
     client = aioredis.Redis.from_url(url, decode_responses=True)
-    store = QueueStore(client, Keys("a2a"))
+    store = QueueStore(client, KEY_NAMES)
     results: dict[int, dict[str, float]] = {}
     try:
         await client.flushall()
@@ -150,26 +150,26 @@ async def run_async(url: str, sizes: list[int]) -> tuple[Table, dict[int, dict[s
             # A large step would hold every event stream at once (4-5 KB each) for no reason:
             # in a real run each expires A2A_EVENTS_TTL after its task finished.
             expire_every = EXPIRE_EVERY if size - have > EXPIRE_EVERY else 0
-            await fill(store, size - have, expire_every)
+            await fill(store, client, size - have, expire_every)
             seconds = time.perf_counter() - added_at
             grown = (await client.info("memory"))["used_memory"] - before
             added, have = size - have, size
             sample = (await store.history(limit=1)).items[0].id
-            await expire_transient(client, store.keys)
+            await expire_transient(client, KEY_NAMES)
             kept = (await client.info("memory"))["used_memory"] - before
             # Then the owner's share, measured apart so the rows above stay those of auth off.
             owned_before, owned_added = (await client.info("memory"))["used_memory"], size // OWNER_SHARE - owned
-            await fill(store, owned_added, EXPIRE_EVERY if owned_added > EXPIRE_EVERY else 0, identity=OWNER)
+            await fill(store, client, owned_added, EXPIRE_EVERY if owned_added > EXPIRE_EVERY else 0, identity=OWNER)
             owned = size // OWNER_SHARE
-            reads = await measure(store)
-            await expire_transient(client, store.keys)
+            reads = await measure(store, client)
+            await expire_transient(client, KEY_NAMES)
             owned_kept = (await client.info("memory"))["used_memory"] - owned_before
             results[size] = {
                 **reads,
                 "memory per task, first A2A_EVENTS_TTL (bytes)": grown / added if added and not expire_every else float("nan"),
                 "memory per task, after (bytes)": kept / added if added else float("nan"),
                 "memory per owned task (auth on), after (bytes)": owned_kept / owned_added if owned_added else float("nan"),
-                "history hash of one task (bytes)": float(await client.memory_usage(store.keys.deadletter(sample), samples=0) or 0),
+                "history hash of one task (bytes)": float(await client.memory_usage(KEY_NAMES.deadletter(sample), samples=0) or 0),
                 "writes/s while filling": added / seconds if seconds else float("nan"),
             }
     finally:

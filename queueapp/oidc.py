@@ -60,7 +60,7 @@ class OidcVerifier:
         self.jwks_ttl = jwks_ttl
         self.refetch_interval = refetch_interval
         self.timeout = timeout
-        self.keys: dict[str, jwt.PyJWK] = {}
+        self.signing_keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None  # monotonic time of the last successful fetch
         self._attempted_at: float | None = None  # ... and of the last attempt, successful or not
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
@@ -122,17 +122,17 @@ class OidcVerifier:
             raise TokenRejected("The token names no signing key (kid).")
         if self._fetched_at is None or time.monotonic() - self._fetched_at >= self.jwks_ttl:
             await self._refresh(stale_ok=self._fetched_at is not None)
-        if kid not in self.keys:
+        if kid not in self.signing_keys:
             await self._refresh(stale_ok=False, missing=kid)
-        if kid not in self.keys:
+        if kid not in self.signing_keys:
             raise TokenRejected(f"The token is signed with key {kid!r}, which the issuer does not publish.")
-        return self.keys[kid]
+        return self.signing_keys[kid]
 
     async def _refresh(self, *, stale_ok: bool, missing: str | None = None) -> None:
         """Fetch the key set, once per refetch interval; concurrent callers share one fetch."""
         attempted = self._attempted_at
         async with self._loop_lock():
-            if self._attempted_at != attempted and (missing is None or missing in self.keys):
+            if self._attempted_at != attempted and (missing is None or missing in self.signing_keys):
                 return  # someone else fetched while this caller waited
             if self._attempted_at is not None and time.monotonic() - self._attempted_at < self.refetch_interval:
                 if self._fetched_at is None:
@@ -140,14 +140,14 @@ class OidcVerifier:
                 return  # rate-limited: answer from the keys already known
             self._attempted_at = time.monotonic()
             try:
-                self.keys = await self._fetch_keys()
+                self.signing_keys = await self._fetch_keys()
             except IssuerUnavailable as exc:
                 if stale_ok:
-                    log.warning("%s; keeping the %d keys fetched before", exc, len(self.keys))
+                    log.warning("%s; keeping the %d keys fetched before", exc, len(self.signing_keys))
                     return
                 raise
             self._fetched_at = time.monotonic()
-            log.info("Fetched the signing keys of %s, kids=%s", self.issuer, ",".join(sorted(self.keys)) or "none")
+            log.info("Fetched the signing keys of %s, kids=%s", self.issuer, ",".join(sorted(self.signing_keys)) or "none")
 
     def _loop_lock(self) -> asyncio.Lock:
         # An asyncio.Lock belongs to one event loop; tests and commands may run several in turn.

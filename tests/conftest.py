@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from queueapp import config as config_module
-from queueapp.keys import Keys
 from queueapp.store import QueueStore
+from queueapp.store.keys import Keys
 from tests.support import ManagedProcess, RedisServer, ServeProcess, base_env
 
 

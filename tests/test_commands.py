@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from queueapp.embedded import embedded_socket, stop_embedded_server
-from queueapp.keys import Keys
 from queueapp.store import QueueStore
+from queueapp.store.keys import Keys
 from tests.faults.tools import eventually, manage, states, submit, sync_client, user_message
 from tests.support import ROOT, base_env, free_port
 

@@ -1,4 +1,4 @@
-"""The automatic pipeline under the store's script calls (queueapp.pipelining)."""
+"""The automatic pipeline under the store's script calls (queueapp.store.pipelining)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from queueapp.pipelining import AutoPipeline, PipelinedScript
+from queueapp.store.pipelining import AutoPipeline, PipelinedScript
 
 
 class CountingRedis:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 
 import pytest
 
@@ -528,13 +529,43 @@ async def test_every_finished_state_is_counted_per_minute(any_store, state):
 
 def test_lua_scripts_spell_no_state_and_get_the_states_from_states_py():
     # A state spelled in a script would drift from states.py; the scripts use STATE.* and FINISHED.
-    from queueapp import scripts
+    from queueapp.store import scripts
 
-    for name in scripts.SCRIPT_NAMES:
-        body = (scripts.LUA_DIR / f"{name}.lua").read_text()
-        assert not [s for s in TaskState if f"'{s.value}'" in body], name
-    preamble = scripts.source("delete").split("\n", 4)
-    assert "FINISHED = {'completed', 'failed', 'canceled', 'rejected'}" in "\n".join(preamble)
+    for script in scripts.ALL:
+        body = script.body
+        assert not [s for s in TaskState if f"'{s.value}'" in body], script.name
+    assert "FINISHED = {'completed', 'failed', 'canceled', 'rejected'}" in scripts.DELETE.source
+
+
+@pytest.mark.parametrize("name", [s.name for s in __import__("queueapp.store.scripts").store.scripts.ALL])
+def test_each_script_reads_exactly_the_keys_and_args_its_declaration_names(name):
+    # KEYS and ARGV are declared once (queueapp/store/scripts.py); the Lua reads them by name.
+    # A name the script reads but the declaration lacks (or the reverse), or a position
+    # counted by hand, fails here rather than in production.
+    from queueapp.store import scripts
+
+    script = next(s for s in scripts.ALL if s.name == name)
+    body = script.body
+    assert not re.findall(r"\b(?:KEYS|ARGV)\[", body)
+    assert set(re.findall(r"\bK\.(\w+)", body)) == {f.name for f in script.key_fields}
+    assert set(re.findall(r"\bA\.(\w+)", body)) == {f.name for f in script.arg_fields}
+    item_keys, item_args = ({f.name for f in fields} for fields in (script.item_key_fields, script.item_arg_fields))
+    assert set(re.findall(r"\bkeys\.(\w+)|\bkey\.(\w+)", body)) <= {(n, "") for n in item_keys} | {("", n) for n in item_keys}
+    assert set(re.findall(r"\bclaim\.(\w+)", body)) == item_args
+    assert ("REST" in body) == script.rest
+
+
+def test_a_script_call_with_a_missing_or_unknown_name_is_refused():
+    from queueapp.store import scripts
+
+    keys = {"queue": "q", "processing": "p", "paused": "x"}
+    assert scripts.TAKE.flatten(keys, {"count": 3}) == (["q", "p", "x"], [3])
+    with pytest.raises(TypeError, match="missing \\['paused'\\]"):
+        scripts.TAKE.flatten({"queue": "q", "processing": "p"}, {"count": 3})  # type: ignore[typeddict-item]
+    with pytest.raises(TypeError, match="unknown \\['limit'\\]"):
+        scripts.TAKE.flatten(keys, {"count": 3, "limit": 1})  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(TypeError, match="history_indexes needs 4 keys"):
+        scripts.RETRY.flatten({**dict.fromkeys(scripts.RetryKeys.__annotations__, "k"), "history_indexes": ["a"]}, {})  # type: ignore[arg-type]
 
 
 async def test_a_retried_task_gets_its_bookkeeping_back(any_store):

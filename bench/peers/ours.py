@@ -14,8 +14,7 @@ import redis.asyncio as aioredis
 from bench.common import base_env, child
 from bench.peers import Side
 from queueapp import model
-from queueapp.keys import Keys
-from queueapp.store import QueueStore
+from queueapp.store import Keys, QueueStore
 
 KEYS = Keys("a2a")
 

@@ -243,7 +243,7 @@ def _create_request(sent: Any) -> Any:
     ``name`` and ``pushNotificationConfig``), so most clients post that alone; some post the
     whole request, and a bare PushNotificationConfig (``url``, ...) is read too.
     """
-    if not isinstance(sent, dict) or not sent or _CREATE_REQUEST_FIELDS & sent.keys():
+    if not isinstance(sent, dict) or not sent or _CREATE_REQUEST_FIELDS.intersection(sent):
         return sent
     if "url" in sent:
         return {"config": {"pushNotificationConfig": sent}}

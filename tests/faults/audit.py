@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from queueapp.keys import Keys
 from queueapp.states import FINISHED
+from queueapp.store.keys import Keys
 
 TERMINAL_INDEX_STATES = [state.value for state in FINISHED]
 TERMINAL = set(TERMINAL_INDEX_STATES)

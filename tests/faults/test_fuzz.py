@@ -28,10 +28,10 @@ import redis
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from queueapp.keys import Keys
 from queueapp.protocol import codec, codec03
 from queueapp.protocol.errors import ERROR_TABLE
 from queueapp.protocol.urls import is_machine_path
+from queueapp.store.keys import Keys
 from tests.faults.audit import assert_clean, every_task_id
 from tests.protocol.conftest import Live, start_live
 from tests.support import wait_until

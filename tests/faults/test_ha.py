@@ -20,8 +20,8 @@ from queueapp import config as config_module
 from queueapp.connection import connect
 from queueapp.events import get_listener
 from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentinel_url
-from queueapp.keys import Keys
 from queueapp.store import NotReplicated, QueueStore
+from queueapp.store.keys import Keys
 from tests.faults.audit import assert_clean, every_task_id
 from tests.faults.ha_support import LocalCluster, Redis6, SentinelGroup, TLSRedis
 from tests.faults.tools import eventually, states, user_message

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import redis
 
-from queueapp.keys import Keys
 from queueapp.protocol.handler import MAX_DATA_DEPTH
+from queueapp.store.keys import Keys
 from tests.faults.audit import every_task_id
 from tests.faults.test_fuzz import audit_everything, nested
 from tests.protocol.conftest import Live, start_live

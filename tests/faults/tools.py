@@ -17,8 +17,8 @@ import redis
 
 from queueapp import model, runtime
 from queueapp.agents import load_agent
-from queueapp.keys import Keys
 from queueapp.store import QueueStore
+from queueapp.store.keys import Keys
 from queueapp.worker import Worker
 from tests.support import ROOT
 

@@ -16,8 +16,8 @@ import logging
 from typing import Any
 
 from queueapp import model
-from queueapp.keys import Keys
 from queueapp.model import Json
+from queueapp.store.keys import Keys
 
 log = logging.getLogger("queueapp.worker")
 

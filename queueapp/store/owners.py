@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from queueapp.keys import Keys
 from queueapp.model import TaskRecord
 from queueapp.states import FINISHED
+from queueapp.store.keys import Keys
 
 BATCH = 500
 

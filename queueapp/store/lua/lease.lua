@@ -1,10 +1,6 @@
 -- Claim ids that are in the processing list: give each a token and a lease, and mark it
+-- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- working (state, status, counts, index, an event and a notice) in the same step.
--- KEYS: 1 processing, 2 leases, 3 processing-seen hash, 4 counts, 5 active index, 6 queue,
---       7 index sequence, 8 paused flag, then three keys per id: its active hash, its events
---       stream, its push configs
--- ARGV: 1 now (ms), 2 lease deadline (ms), 3 worker id, 4 now as an ISO 8601 timestamp,
---       5 notify channel, 6 events max length, then one (task id, token) pair per id
 -- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
 -- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or ''}.
 -- An id whose task is gone or no longer waiting is dropped from processing and skipped,
@@ -22,14 +18,13 @@
 -- is not known before it); the task's next write does that.
 local claimed = {}
 local given_back = {}
-local paused = redis.call('EXISTS', KEYS[8]) == 1
-local ids = (#KEYS - 8) / 3
-for n = 1, ids do
-  local key, events, push = KEYS[6 + n * 3], KEYS[7 + n * 3], KEYS[8 + n * 3]
-  local id = ARGV[5 + n * 2]
-  local token = ARGV[6 + n * 2]
-  local was_taken = redis.call('LREM', KEYS[1], 1, id) == 1
-  redis.call('HDEL', KEYS[3], id)
+local paused = redis.call('EXISTS', K.paused) == 1
+for n = 1, ITEMS do
+  local keys, claim = item(n)
+  local key, events, push = keys.active, keys.events, keys.push_configs
+  local id, token = claim.task_id, claim.token
+  local was_taken = redis.call('LREM', K.processing, 1, id) == 1
+  redis.call('HDEL', K.processing_seen, id)
   local fields = redis.call('HMGET', key, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token', 'status',
     'identity', 'trace')
   if fields[1] and fields[7] == token then
@@ -41,20 +36,20 @@ for n = 1, ids do
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
     local rev = redis.call('HINCRBY', key, 'rev', 1)
-    local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(ARGV[4]) .. '}'
-    redis.call('HSET', key, 'token', token, 'worker', ARGV[3], 'started_ms', ARGV[1], 'state', STATE.WORKING,
-      'status', status, 'updated_ms', ARGV[1])
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-    move_count(KEYS[4], fields[1], STATE.WORKING)
-    redis.call('ZADD', KEYS[5], index_score(KEYS[7], ARGV[1]), id)
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[6], '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
+    local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(A.now_iso) .. '}'
+    redis.call('HSET', key, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
+      'status', status, 'updated_ms', A.now_ms)
+    redis.call('ZADD', K.leases, A.deadline_ms, id)
+    move_count(K.counts, fields[1], STATE.WORKING)
+    redis.call('ZADD', K.active_index, index_score(K.index_seq, A.now_ms), id)
+    redis.call('XADD', events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
-    notify(ARGV[5], KEYS[6], id, fields[6], STATE.WORKING, 'update')
+    notify(A.channel, K.queue, id, fields[6], STATE.WORKING, 'update')
     claimed[#claimed + 1] = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', push),
       fields[9] or '', fields[10] or ''}
   end
 end
 for i = #given_back, 1, -1 do
-  redis.call('RPUSH', KEYS[6], given_back[i])  -- the oldest ends at the right, taken first
+  redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end
 return claimed

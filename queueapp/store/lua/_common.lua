@@ -18,7 +18,7 @@ local function notify(channel, queue_key, task_id, context_id, state, event)
 end
 
 local function set_fields(key, argv, first)
-  -- ARGV[first..] are field/value pairs to store on the task hash.
+  -- argv[first..] are field/value pairs to store on the task hash.
   for i = first, #argv, 2 do
     redis.call('HSET', key, argv[i], argv[i + 1])
   end
@@ -65,19 +65,11 @@ local function index_score(seq_key, now)
   return string.format('%d.%03d', ms, n)
 end
 
-local function zrem_each(keys, first, count, id)
-  -- Remove id from KEYS[first .. first + count - 1] (one index per finished state, say).
-  for i = first, first + count - 1 do
-    redis.call('ZREM', keys[i], id)
+local function zrem_all(keys, id)
+  -- Remove id from each of the sorted sets (one index per finished state, say).
+  for _, key in ipairs(keys) do
+    redis.call('ZREM', key, id)
   end
-end
-
-local function slice(keys, first, count)
-  local part = {}
-  for i = first, first + count - 1 do
-    part[#part + 1] = keys[i]
-  end
-  return part
 end
 
 local function owner_index(owner, remove, add, score, id)

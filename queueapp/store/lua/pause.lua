@@ -1,13 +1,12 @@
 -- Pause or resume the queue: while the flag is set, take.lua and lease.lua claim nothing.
--- KEYS: 1 paused flag, 2 queue
--- ARGV: 1 '1' to pause, '0' to resume, 2 notify channel
+-- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- Returns the queue length. The notice has the shape of every other (task_id and
 -- context_id empty: it is about the whole queue), its event 'paused' or 'resumed'.
 local event = 'resumed'
-if ARGV[1] == '1' then
-  redis.call('SET', KEYS[1], '1')
+if A.paused == '1' then
+  redis.call('SET', K.paused, '1')
   event = 'paused'
 else
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', K.paused)
 end
-return notify(ARGV[2], KEYS[2], '', '', '', event)
+return notify(A.channel, K.queue, '', '', '', event)

@@ -1,0 +1,21 @@
+-- A worker's heartbeat: mark it alive, extend the leases it still holds, and report which
+-- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
+-- of its tasks it lost (another worker took over) or must cancel.
+-- Returns {lost ids, ids to cancel}.
+redis.call('ZADD', K.workers, A.now_ms, A.worker_id)
+redis.call('HSET', K.worker, 'info', A.info_json, 'seen_ms', A.now_ms)
+redis.call('EXPIRE', K.worker, A.worker_ttl_s)
+local lost, cancel = {}, {}
+for n = 1, ITEMS do
+  local key, claim = item(n)
+  local id = claim.task_id
+  if redis.call('HGET', key.active, 'token') == claim.token then
+    redis.call('ZADD', K.leases, 'XX', A.deadline_ms, id)
+    if redis.call('SISMEMBER', K.cancels, id) == 1 then
+      cancel[#cancel + 1] = id
+    end
+  else
+    lost[#lost + 1] = id
+  end
+end
+return {lost, cancel}

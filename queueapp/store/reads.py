@@ -1,0 +1,71 @@
+"""Reading tasks, their events and their contexts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from queueapp import model
+from queueapp.model import Json, TaskRecord
+from queueapp.store.base import StoreBase
+from queueapp.store.errors import TaskNotFound
+
+
+class Reads(StoreBase):
+    async def get(self, task_id: str) -> TaskRecord | None:
+        records = await self.get_many([task_id])
+        return records[0]
+
+    async def get_many(self, task_ids: Iterable[str]) -> list[TaskRecord | None]:
+        """Fetch many tasks in one round trip; a missing task is None."""
+        ids = list(task_ids)
+        if not ids:
+            return []
+        commands = [("HGETALL", key) for task_id in ids for key in (self.keys.active(task_id), self.keys.deadletter(task_id))]
+        raw = await self.scripts.pipeline.call_many(commands)
+        records: list[TaskRecord | None] = []
+        for i, task_id in enumerate(ids):
+            active, finished = raw[2 * i], raw[2 * i + 1]
+            if finished:
+                records.append(TaskRecord.from_hash(task_id, finished, True))
+            elif active:
+                records.append(TaskRecord.from_hash(task_id, active, False))
+            else:
+                records.append(None)
+        return records
+
+    async def require(self, task_id: str) -> TaskRecord:
+        record = await self.get(task_id)
+        if record is None:
+            raise TaskNotFound(f"task {task_id} not found")
+        return record
+
+    async def context_owner(self, context_id: str) -> str | None:
+        """The identity a context belongs to; None for one created with auth off, or unknown."""
+        return await self.redis.hget(self.keys.context_owners, context_id)
+
+    async def context_tasks(self, context_id: str, limit: int = 200, *, exclude: str | None = None) -> list[TaskRecord]:
+        """A context's tasks, oldest first (without the task ``exclude``, which is not read)."""
+        ids = await self.scripts.pipeline.call("ZRANGE", self.keys.index_context(context_id), 0, limit - 1)
+        return [r for r in await self.get_many(i for i in ids if i != exclude) if r is not None]
+
+    async def context_history(self, context_id: str, limit: int = 200, *, exclude: str | None = None) -> list[Json]:
+        """Every message of a context's tasks, oldest first: the conversation for the agent."""
+        messages: list[Json] = []
+        for record in await self.context_tasks(context_id, limit, exclude=exclude):
+            messages.extend(record.task.get("history", []))
+        return messages
+
+    async def read_events(self, task_id: str, after: str = "0-0", count: int = 100) -> list[tuple[str, Json]]:
+        """Events of a task after the given stream id, in order."""
+        rows = await self.redis.xrange(self.keys.events(task_id), min=f"({after}" if after != "0-0" else "-", max="+", count=count)
+        return [(entry_id, model.loads(fields["e"])) for entry_id, fields in rows]
+
+    async def last_event_id(self, task_id: str) -> str:
+        rows = await self.redis.xrevrange(self.keys.events(task_id), count=1)
+        return rows[0][0] if rows else "0-0"
+
+    async def queue_length(self) -> int:
+        return int(await self.redis.llen(self.keys.queue))
+
+    async def is_paused(self) -> bool:
+        return bool(await self.redis.exists(self.keys.paused))

@@ -1,0 +1,284 @@
+"""The Lua scripts, one file per transition under ``lua/``, and what each one takes.
+
+Each script's KEYS and ARGV are declared here once, as two TypedDicts, and nowhere else:
+
+- the Python call passes them by name (``scripts.finish(keys={...}, args={...})``), which
+  the type checker checks, and the call refuses a missing or unknown name at run time;
+- the Lua side reads them by the same names (``K.active``, ``A.task_id``) from a preamble
+  generated from the declaration, so no script counts positions by hand.
+
+A script may also take a variable part: several items (``lease`` takes three keys and two
+arguments per task) or trailing field/value pairs to store on the task hash (``rest``).
+Every key a script touches is in KEYS, so the scripts run on Redis Cluster when the key
+prefix is a hash tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from queueapp.store.pipelining import AutoPipeline
+from queueapp.store.script import BoundScript, NoItem, PerState, Script
+
+# ---- the declarations -----------------------------------------------------------------
+# The order of the fields is the order of KEYS and ARGV.
+
+
+class CreateKeys(TypedDict):
+    active: str  # the task's hash while unfinished
+    deadletter: str  # the task's hash once finished (checked: the id must be new)
+    queue: str
+    context: str  # the set of the context's task ids
+    context_index: str
+    contexts: str
+    active_index: str
+    counts: str
+    events: str
+    message_id: str  # the idempotency key of the message id
+    index_seq: str
+    context_owners: str
+    owner_active_index: str
+
+
+class CreateArgs(TypedDict):
+    task_id: str
+    context_id: str
+    task_json: str
+    now_ms: int
+    message_id_ttl_ms: int  # 0: no message id to remember
+    event_json: str
+    channel: str
+    events_maxlen: int
+    owner: str  # '' with auth off
+    context_must_exist: str  # '1' for a context the client named with auth on
+
+
+class UpdateKeys(TypedDict):
+    active: str
+    active_index: str
+    context_index: str
+    contexts: str
+    counts: str
+    events: str
+    queue: str
+    leases: str
+    processing: str
+    push_configs: str
+    index_seq: str
+    owner_active_index: str
+
+
+class UpdateArgs(TypedDict):
+    task_id: str
+    guard_kind: str  # 'token' | 'rev' | 'none' (see guard_ok in _common.lua)
+    guard_value: str
+    state: str
+    task_json: str
+    now_ms: int
+    event_json: str  # '' for none
+    action: str  # '' | 'release' | 'requeue' | 'requeue_front'
+    channel: str
+    events_maxlen: int
+
+
+class FinishKeys(TypedDict):
+    active: str
+    deadletter: str
+    active_index: str
+    context_index: str
+    contexts: str
+    counts: str
+    events: str
+    queue: str
+    leases: str
+    processing: str
+    cancels: str
+    history_index: str  # of the final state
+    stats_minute: str
+    processing_seen: str
+    push_configs: str
+    index_seq: str
+    owner_active_index: str
+    owner_history_index: str  # of the final state
+
+
+class FinishArgs(TypedDict):
+    task_id: str
+    guard_kind: str  # 'token' | 'rev' | 'cancel' | 'none'
+    guard_value: str
+    state: str
+    task_json: str
+    now_ms: int
+    event_json: str
+    channel: str
+    events_maxlen: int
+    events_ttl_ms: int
+    stats_ttl_s: int
+    wait_ms: int  # -1 when not measured
+    run_ms: int  # -1 when not measured
+    wait_bucket: str  # the histogram field (histogram.py), '' when not measured
+    run_bucket: str
+
+
+class RetryKeys(TypedDict):
+    deadletter: str
+    active: str
+    queue: str
+    active_index: str
+    context_index: str
+    contexts: str
+    counts: str
+    events: str
+    index_seq: str
+    owner_active_index: str
+    history_indexes: PerState
+    owner_history_indexes: PerState
+
+
+class RetryArgs(TypedDict):
+    task_id: str
+    rev: str  # the revision the caller read
+    task_json: str
+    now_ms: int
+    event_json: str
+    channel: str
+    events_maxlen: int
+
+
+class DeleteKeys(TypedDict):
+    active: str
+    deadletter: str
+    context: str
+    context_index: str
+    contexts: str
+    counts: str
+    events: str
+    push_configs: str
+    queue: str
+    leases: str
+    processing: str
+    cancels: str
+    context_owners: str
+    active_index: str
+    history_indexes: PerState
+    owner_active_index: str
+    owner_history_indexes: PerState
+
+
+class DeleteArgs(TypedDict):
+    task_id: str
+    context_id: str
+    channel: str
+    only_finished: str  # '1' to refuse an unfinished task
+
+
+class TakeKeys(TypedDict):
+    queue: str
+    processing: str
+    paused: str
+
+
+class TakeArgs(TypedDict):
+    count: int
+
+
+class LeaseKeys(TypedDict):
+    processing: str
+    leases: str
+    processing_seen: str
+    counts: str
+    active_index: str
+    queue: str
+    index_seq: str
+    paused: str
+
+
+class LeaseArgs(TypedDict):
+    now_ms: int
+    deadline_ms: int
+    worker_id: str
+    now_iso: str
+    channel: str
+    events_maxlen: int
+
+
+class LeaseItemKeys(TypedDict):
+    active: str
+    events: str
+    push_configs: str
+
+
+class TaskToken(TypedDict):
+    task_id: str
+    token: str
+
+
+class HeartbeatKeys(TypedDict):
+    workers: str
+    worker: str
+    leases: str
+    cancels: str
+
+
+class HeartbeatArgs(TypedDict):
+    worker_id: str
+    now_ms: int
+    deadline_ms: int
+    info_json: str
+    worker_ttl_s: int
+
+
+class HeartbeatItemKeys(TypedDict):
+    active: str
+
+
+class RecoverKeys(TypedDict):
+    processing: str
+    processing_seen: str
+    leases: str
+    queue: str
+
+
+class RecoverArgs(TypedDict):
+    now_ms: int
+    grace_ms: int
+
+
+class PauseKeys(TypedDict):
+    paused: str
+    queue: str
+
+
+class PauseArgs(TypedDict):
+    paused: str  # '1' to pause, '0' to resume
+    channel: str
+
+
+CREATE: Script[CreateKeys, CreateArgs, NoItem, NoItem] = Script("create", CreateKeys, CreateArgs, rest=True)
+UPDATE: Script[UpdateKeys, UpdateArgs, NoItem, NoItem] = Script("update", UpdateKeys, UpdateArgs, rest=True)
+FINISH: Script[FinishKeys, FinishArgs, NoItem, NoItem] = Script("finish", FinishKeys, FinishArgs, rest=True)
+RETRY: Script[RetryKeys, RetryArgs, NoItem, NoItem] = Script("retry", RetryKeys, RetryArgs)
+DELETE: Script[DeleteKeys, DeleteArgs, NoItem, NoItem] = Script("delete", DeleteKeys, DeleteArgs)
+TAKE: Script[TakeKeys, TakeArgs, NoItem, NoItem] = Script("take", TakeKeys, TakeArgs)
+LEASE: Script[LeaseKeys, LeaseArgs, LeaseItemKeys, TaskToken] = Script("lease", LeaseKeys, LeaseArgs, LeaseItemKeys, TaskToken)
+HEARTBEAT: Script[HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken] = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken)
+RECOVER: Script[RecoverKeys, RecoverArgs, NoItem, NoItem] = Script("recover", RecoverKeys, RecoverArgs)
+PAUSE: Script[PauseKeys, PauseArgs, NoItem, NoItem] = Script("pause", PauseKeys, PauseArgs)
+ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE)
+
+
+class Scripts:
+    """The scripts of one Redis client. Calls share one :class:`AutoPipeline`, so many running tasks share round trips."""
+
+    def __init__(self, client: Any):
+        self.pipeline = AutoPipeline(client)
+        self.create = BoundScript(CREATE, self.pipeline)
+        self.update = BoundScript(UPDATE, self.pipeline)
+        self.finish = BoundScript(FINISH, self.pipeline)
+        self.retry = BoundScript(RETRY, self.pipeline)
+        self.delete = BoundScript(DELETE, self.pipeline)
+        self.take = BoundScript(TAKE, self.pipeline)
+        self.lease = BoundScript(LEASE, self.pipeline)
+        self.heartbeat = BoundScript(HEARTBEAT, self.pipeline)
+        self.recover = BoundScript(RECOVER, self.pipeline)
+        self.pause = BoundScript(PAUSE, self.pipeline)
