@@ -5,6 +5,8 @@
     python -m bench --quick              small sizes, one round (a quick look, not figures to quote)
     python -m bench storage --sizes 10k,100k,1m
     python -m bench --markdown out.md    also write the tables to a file
+    python -m bench compare --baseline REF [BENCHMARK ...]
+                                         ours at an earlier git ref beside the current tree (bench/compare.py)
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ BENCHMARKS = ("worker", "ingress", "dashboard", "storage")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Side-by-side benchmarks of the A2A Redis queue and its peers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Side-by-side benchmarks of the A2A Redis queue and its peers.",
+        epilog="python -m bench compare --baseline REF [BENCHMARK ...] compares our figures with an earlier version's (compare --help).",
+    )
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes and one round")
     parser.add_argument("--rounds", type=int, help="rounds per measurement; the median is reported (default 3, quick 1)")
@@ -100,7 +106,12 @@ def _show(table: Table) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        from bench import compare
+
+        return compare.main(argv[1:])
+    args = parse_args(argv)
     try:
         tables = run(args)
     except ValueError as exc:
