@@ -29,8 +29,8 @@ class StatsReads(StoreBase):
         per_minute = []
         for offset, row in enumerate(results[5:]):
             minute = current_minute - minutes + 1 + offset
-            ran, waited = int(row.get("ran", 0)), int(row.get("waited", 0))
             wait_buckets, run_buckets = histogram.counts(row, histogram.WAIT), histogram.counts(row, histogram.RUN)
+            waited, ran = sum(wait_buckets.values()), sum(run_buckets.values())  # each measured time is in one bucket
             per_minute.append(
                 {
                     "minute_ms": minute * 60000,

@@ -10,8 +10,9 @@ local function publish(channel, message)
   redis.call('PUBLISH', channel, message)
 end
 
-local function notify(channel, queue_key, task_id, context_id, state, event)
-  local qlen = redis.call('LLEN', queue_key)
+local function notify(channel, queue_key, task_id, context_id, state, event, qlen)
+  -- qlen: the queue's length when the caller has read it already (a claim of many ids).
+  qlen = qlen or redis.call('LLEN', queue_key)
   publish(channel, cjson.encode({task_id = task_id, context_id = context_id,
     state = state, queue_length = qlen, event = event}))
   return qlen
@@ -24,6 +25,15 @@ local function set_fields(key, argv, first)
   end
 end
 
+local function extra_fields(argv, first)
+  -- argv[first..] as a table: the caller's field/value pairs.
+  local extra = {}
+  for i = first, #argv, 2 do
+    extra[argv[i]] = argv[i + 1]
+  end
+  return extra
+end
+
 local function move_count(counts, old_state, new_state)
   if old_state ~= new_state then
     if old_state then redis.call('HINCRBY', counts, old_state, -1) end
@@ -31,38 +41,58 @@ local function move_count(counts, old_state, new_state)
   end
 end
 
-local function guard_ok(key, kind, value)
+local function guard_ok(kind, value, token, rev)
   -- 'token': only the worker holding the claim may write.
   -- 'rev': compare-and-set against the revision the caller read.
+  -- token and rev are the task's, read by the caller with its other fields (one HMGET).
   if kind == 'token' then
-    return redis.call('HGET', key, 'token') == value
+    return token == value
   elseif kind == 'rev' then
-    return redis.call('HGET', key, 'rev') == value
+    return rev == value
   end
   return true
 end
 
-local function index_score(seq_key, now)
-  -- The score of a write in the time indexes: its time in ms plus n/1000, n counting the
+local function index_scores(seq_key, now)
+  -- The scores of writes in the time indexes: their time in ms plus n/1000, n counting the
   -- queue's index writes within that millisecond, in order. Two writes never share a score
   -- (so lists order by when things happened, and a cursor names one position), and the
   -- integer part stays the time, so retention and "last activity" read scores as ms.
   -- A writer whose clock is behind the last write keeps counting, so it cannot tie either.
   -- seq_key holds 'ms:n' of the last write. A double keeps 3 decimals exactly until 2248.
+  -- Returns next() for one score after another, and save() to record the last one given:
+  -- a claim of many tasks reads and writes seq_key once.
   local ms = math.floor(tonumber(now))
-  local last_ms, n = -1, 0
-  local last = redis.call('GET', seq_key)
-  if last then
-    local a, b = string.match(last, '^(%d+):(%d+)$')
-    last_ms, n = tonumber(a), tonumber(b) + 1
+  local last_ms, n, read = -1, -1, false
+  local function next()
+    if not read then
+      read = true
+      local last = redis.call('GET', seq_key)
+      if last then
+        local a, b = string.match(last, '^(%d+):(%d+)$')
+        last_ms, n = tonumber(a), tonumber(b)
+      end
+      if ms > last_ms then
+        n = -1
+      end
+    end
+    n = math.min(n + 1, 999)  -- over 1000 writes in one ms: ties fall back to member order
+    return string.format('%d.%03d', ms, n)
   end
-  if ms > last_ms then
-    n = 0
-  elseif n > 999 then
-    n = 999  -- over 1000 writes in one ms: ties fall back to member order
+  local function save()
+    if read then
+      redis.call('SET', seq_key, string.format('%d:%d', math.max(ms, last_ms), n))
+    end
   end
-  redis.call('SET', seq_key, string.format('%d:%d', math.max(ms, last_ms), n))
-  return string.format('%d.%03d', ms, n)
+  return next, save
+end
+
+local function index_score(seq_key, now)
+  -- One score (see index_scores), recorded at once.
+  local next, save = index_scores(seq_key, now)
+  local score = next()
+  save()
+  return score
 end
 
 local function zrem_all(keys, id)

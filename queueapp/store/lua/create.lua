@@ -1,7 +1,7 @@
 -- Create a task and enqueue it, in one step.
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- Returns {1, task id, queue length}, {0, existing task id} for a repeated message id,
 -- {-1} when the task id is taken, or {-3} when the context is not the owner's to use.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 local now = tonumber(A.now_ms)
 local owner = A.owner
 -- The context's owner is checked before anything else is read, so a context (or a message id

@@ -1,7 +1,7 @@
 -- Delete a task and every trace of it.
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- Returns {1, old state}, {-1} when there is no such task, {-3} when it is unfinished and
 -- only finished tasks may be deleted.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 local key = K.deadletter
 if redis.call('EXISTS', K.deadletter) == 0 then
   if redis.call('EXISTS', K.active) == 0 then

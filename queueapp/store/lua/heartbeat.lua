@@ -1,7 +1,7 @@
 -- A worker's heartbeat: mark it alive, extend the leases it still holds, and report which
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- of its tasks it lost (another worker took over) or must cancel.
 -- Returns {lost ids, ids to cancel}.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 redis.call('ZADD', K.workers, A.now_ms, A.worker_id)
 redis.call('HSET', K.worker, 'info', A.info_json, 'seen_ms', A.now_ms)
 redis.call('EXPIRE', K.worker, A.worker_ttl_s)

@@ -1,5 +1,4 @@
 -- Claim ids that are in the processing list: give each a token and a lease, and mark it
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- working (state, status, counts, index, an event and a notice) in the same step.
 -- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
 -- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or ''}.
@@ -16,9 +15,13 @@
 -- it rewrote. The next write from Python stores the whole task again and drops the field.
 -- Like the context's index, the owner's active index is not re-scored by the claim (its key
 -- is not known before it); the task's next write does that.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 local claimed = {}
 local given_back = {}
 local paused = redis.call('EXISTS', K.paused) == 1
+-- Read once for all the ids: the queue does not change until the ids given back go in last.
+local next_score, save_score = index_scores(K.index_seq, A.now_ms)
+local qlen
 for n = 1, ITEMS do
   local keys, claim = item(n)
   local key, events, push = keys.active, keys.events, keys.push_configs
@@ -34,21 +37,23 @@ for n = 1, ITEMS do
   elseif was_taken and paused then
     given_back[#given_back + 1] = id
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
-    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-    local rev = redis.call('HINCRBY', key, 'rev', 1)
+    local attempts = tonumber(fields[4] or 0) + 1
+    local rev = tonumber(fields[3]) + 1
     local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(A.now_iso) .. '}'
     redis.call('HSET', key, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
-      'status', status, 'updated_ms', A.now_ms)
+      'status', status, 'updated_ms', A.now_ms, 'attempts', attempts, 'rev', rev)
     redis.call('ZADD', K.leases, A.deadline_ms, id)
     move_count(K.counts, fields[1], STATE.WORKING)
-    redis.call('ZADD', K.active_index, index_score(K.index_seq, A.now_ms), id)
+    redis.call('ZADD', K.active_index, next_score(), id)
     redis.call('XADD', events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
-    notify(A.channel, K.queue, id, fields[6], STATE.WORKING, 'update')
+    qlen = qlen or redis.call('LLEN', K.queue)
+    notify(A.channel, K.queue, id, fields[6], STATE.WORKING, 'update', qlen)
     claimed[#claimed + 1] = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', push),
       fields[9] or '', fields[10] or ''}
   end
 end
+save_score()
 for i = #given_back, 1, -1 do
   redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end

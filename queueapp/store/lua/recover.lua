@@ -1,7 +1,7 @@
 -- Return ids stranded in the processing list (taken by a worker that died before leasing
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- them) to the front of the queue, once they have been seen there for longer than a grace.
 -- Returns the ids put back.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 local now = tonumber(A.now_ms)
 local present = {}
 local returned = {}

@@ -1,6 +1,6 @@
 -- Put a finished task back on the queue as a new attempt.
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- Returns {1, queue length}, {-1} when the task is not in the history, {-2} on a rev conflict.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 if redis.call('EXISTS', K.deadletter) == 0 then
   return {-1}
 end

@@ -1,6 +1,6 @@
 -- Move up to N waiting ids from the queue into the processing list, unless paused.
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- Returns {queue length left, ids taken oldest first...}, or {-1} while paused.
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
 if redis.call('EXISTS', K.paused) == 1 then
   return {-1}
 end

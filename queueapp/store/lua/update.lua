@@ -1,18 +1,18 @@
 -- Record a change on an unfinished task: state, task JSON, an event, and optionally
--- Its KEYS and ARGV are K.* and A.*, declared in queueapp/store/scripts.py.
 -- release its claim or put it back on the queue.
 -- Returns {1, new rev, queue length, 1 if the task has push configs else 0}, {-1} when the task
 -- is not active, {-2} when the guard fails.
-if redis.call('EXISTS', K.active) == 0 then
+-- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
+local fields = redis.call('HMGET', K.active, 'state', 'context_id', 'identity', 'token', 'rev')
+if not fields[1] then
   return {-1}
 end
-if not guard_ok(K.active, A.guard_kind, A.guard_value) then
+if not guard_ok(A.guard_kind, A.guard_value, fields[4], fields[5]) then
   return {-2}
 end
 local now = tonumber(A.now_ms)
-local fields = redis.call('HMGET', K.active, 'state', 'context_id', 'identity')
-local rev = redis.call('HINCRBY', K.active, 'rev', 1)
-redis.call('HSET', K.active, 'state', A.state, 'task', A.task_json, 'updated_ms', now)
+local rev = tonumber(fields[5]) + 1
+redis.call('HSET', K.active, 'state', A.state, 'task', A.task_json, 'updated_ms', now, 'rev', rev)
 redis.call('HDEL', K.active, 'status')  -- the claim's working status, now in the task JSON
 set_fields(K.active, ARGV, REST)
 move_count(K.counts, fields[1], A.state)
