@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core import signals
 from django.core.cache import close_caches
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.db import close_old_connections, reset_queries
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 from queueapp.protocol.fallback import as_json
+from queueapp.protocol.limits import ASGIApp, Receive, Scope, Send
 from queueapp.protocol.urls import is_machine_path
 
 
@@ -46,10 +48,10 @@ class MachineASGIHandler(ASGIHandler):
         _scope_request_signals_to_browsers()
 
     def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        get_response = self._get_response_async if is_async else self._get_response
+        self._view_middleware: list[Callable[..., Any]] = []
+        self._template_response_middleware: list[Callable[..., Any]] = []
+        self._exception_middleware: list[Callable[..., Any]] = []
+        get_response = self._get_response_async if is_async else self._get_response  # type: ignore[attr-defined]  # private to Django, not in django-stubs
         self._middleware_chain = convert_exception_to_response(get_response)
 
 
@@ -74,7 +76,7 @@ class MachineHandler:
             return None
         return match if iscoroutinefunction(match.func) else None
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = self._async_view(scope["path"])
         if match is None:
             await self.django(scope, receive, send)
@@ -84,13 +86,14 @@ class MachineHandler:
             return  # the client went away before sending the whole body
         set_script_prefix(get_script_prefix(scope))
         request, refusal = self.django.create_request(scope, io.BytesIO(body))
-        if request is None:
+        if refusal is not None:
             await self.django.send_response(refusal, send)
             return
+        assert request is not None  # Django makes a request or a refusal
         request.resolver_match = match
         await _until_disconnect(self._respond(request, match, send), receive)
 
-    async def _respond(self, request: Any, match: ResolverMatch, send: Any) -> None:
+    async def _respond(self, request: ASGIRequest, match: ResolverMatch, send: Send) -> None:
         try:
             response = await match.func(request, *match.args, **match.kwargs)
         except Exception as exc:  # what Django would answer: 404, 400, or 500 with the error logged
@@ -104,9 +107,9 @@ class MachineHandler:
             response.close()
 
 
-async def _read_body(receive: Any) -> bytes | None:
+async def _read_body(receive: Receive) -> bytes | None:
     """The whole request body (``BodyLimitMiddleware`` in front has capped its size)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -116,7 +119,7 @@ async def _read_body(receive: Any) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _until_disconnect(work: Any, receive: Any) -> None:
+async def _until_disconnect(work: Awaitable[None], receive: Receive) -> None:
     """Run ``work``, cancelling it if the client goes away first (a stream, a blocking send).
 
     A watcher task waits for ``http.disconnect`` while this task does the work. It cancels
@@ -146,10 +149,10 @@ async def _until_disconnect(work: Any, receive: Any) -> None:
 class PathRouter:
     """Send machine paths to the lean handler and everything else to the full one."""
 
-    def __init__(self, machines: Any, browsers: Any):
+    def __init__(self, machines: ASGIApp, browsers: ASGIApp):
         self.machines = machines
         self.browsers = browsers
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.machines if is_machine_path(scope.get("path", "")) else self.browsers
         await app(scope, receive, send)

@@ -8,11 +8,12 @@ A2A_DASHBOARD_READ_ONLY off.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -20,14 +21,40 @@ from django.views.decorators.http import require_POST
 
 from queueapp import config
 
-AsyncView = Callable[..., Awaitable[HttpResponse]]
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+AsyncView = Callable[..., Coroutine[Any, Any, HttpResponse]]
 
 
-def can_view(user: Any) -> bool:
+class DashboardRequest(HttpRequest):
+    """The request a view behind :func:`viewer` or :func:`staff_action` gets: who asks, and whether they may act."""
+
+    dashboard_user: User | AnonymousUser
+    can_act: bool
+
+
+class Visitor(Protocol):
+    """What the checks read of a user: Django's User, AnonymousUser, or channels' lazy proxy of one."""
+
+    @property
+    def is_authenticated(self) -> bool: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def is_staff(self) -> bool: ...
+
+
+async def user_of(request: HttpRequest) -> User | AnonymousUser:
+    """The request's user, as Django's own User model: the project sets no AUTH_USER_MODEL."""
+    return cast("User | AnonymousUser", await request.auser())
+
+
+def can_view(user: Visitor | None) -> bool:
     return bool(user is not None and user.is_authenticated) or config.get().dashboard_public
 
 
-def can_act(user: Any) -> bool:
+def can_act(user: Visitor | None) -> bool:
     return not config.get().dashboard_read_only and bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
 
 
@@ -42,12 +69,13 @@ def viewer(view: AsyncView) -> AsyncView:
 
     @functools.wraps(view)
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        user = await request.auser()
+        user = await user_of(request)
         if not can_view(user):
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        request.dashboard_user = user
-        request.can_act = can_act(user)
-        return await view(request, *args, **kwargs)
+        allowed = cast(DashboardRequest, request)  # the same request, given the two attributes here
+        allowed.dashboard_user = user
+        allowed.can_act = can_act(user)
+        return await view(allowed, *args, **kwargs)
 
     return wrapped
 
@@ -58,15 +86,16 @@ def staff_action(view: AsyncView) -> AsyncView:
     @require_POST
     @functools.wraps(view)
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        user = await request.auser()
+        user = await user_of(request)
         if config.get().dashboard_read_only:
             return await refuse(request, "The dashboard is read-only (A2A_DASHBOARD_READ_ONLY is on): actions are turned off.", 403)
         if not user.is_authenticated:
             return redirect_to_login(request.POST.get("next") or "/", settings.LOGIN_URL)
         if not can_act(user):
             return await refuse(request, "Only staff users may change tasks or the queue.", 403)
-        request.dashboard_user = user
-        request.can_act = True
-        return await view(request, *args, **kwargs)
+        allowed = cast(DashboardRequest, request)  # the same request, given the two attributes here
+        allowed.dashboard_user = user
+        allowed.can_act = True
+        return await view(allowed, *args, **kwargs)
 
     return wrapped

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard import queries
-from dashboard.access import refuse, staff_action, viewer
+from dashboard.access import DashboardRequest, refuse, staff_action, viewer
 from queueapp.runtime import get_store
 from queueapp.states import TaskState
 from queueapp.store import Conflict, InvalidTransition, QueueStore, StoreError, TaskNotCancelable, TaskNotFound
@@ -61,7 +61,7 @@ def _next_url(request: HttpRequest, default: str) -> str:
     return default
 
 
-def _who(request: HttpRequest) -> str:
+def _who(request: DashboardRequest) -> str:
     return request.dashboard_user.get_username()
 
 
@@ -76,7 +76,7 @@ def _away_from(request: HttpRequest, ids: list[str], default: str) -> str:
     return reverse("dashboard:history") if target.split("?")[0] in gone else target
 
 
-async def _confirm(request: HttpRequest, action: str, ids: list[str], formaction: str) -> HttpResponse:
+async def _confirm(request: DashboardRequest, action: str, ids: list[str], formaction: str) -> HttpResponse:
     """The confirmation page: what will go, and a form that posts the same action again, confirmed."""
     back = _next_url(request, reverse("dashboard:history"))  # "keep" goes back; a delete then leaves a gone task's page
     context = {"action": action, "ids": ids, "formaction": formaction, "next": back, "dashboard_user": request.dashboard_user, "can_act": True}
@@ -84,7 +84,7 @@ async def _confirm(request: HttpRequest, action: str, ids: list[str], formaction
 
 
 @staff_action
-async def task_action(request: HttpRequest, action: str, task_id: str) -> HttpResponse:
+async def task_action(request: DashboardRequest, action: str, task_id: str) -> HttpResponse:
     if action not in ACTIONS:
         return await refuse(request, f"Unknown action {action!r}; expected one of {', '.join(ACTIONS)}.", 404)
     if _unconfirmed(request, action):
@@ -103,7 +103,7 @@ async def task_action(request: HttpRequest, action: str, task_id: str) -> HttpRe
 
 
 @staff_action
-async def bulk_action(request: HttpRequest, action: str) -> HttpResponse:
+async def bulk_action(request: DashboardRequest, action: str) -> HttpResponse:
     ids = list(dict.fromkeys(i.strip() for i in request.POST.getlist("ids") if i.strip()))
     if action not in ACTIONS:
         return await refuse(request, f"Unknown action {action!r}; expected one of {', '.join(ACTIONS)}.", 404)
@@ -129,7 +129,7 @@ async def bulk_action(request: HttpRequest, action: str) -> HttpResponse:
 
 
 @staff_action
-async def pause(request: HttpRequest) -> HttpResponse:
+async def pause(request: DashboardRequest) -> HttpResponse:
     paused = request.POST.get("paused") == "1"
     store = await get_store()
     await store.pause(paused)
@@ -143,7 +143,7 @@ def _purge_state(text: str | None) -> TaskState | None:
 
 
 @viewer
-async def purge_confirm(request: HttpRequest) -> HttpResponse:
+async def purge_confirm(request: DashboardRequest) -> HttpResponse:
     """GET: say how many tasks a purge would delete. Changes nothing."""
     state = _purge_state(request.GET.get("state"))
     if state is None:
@@ -157,7 +157,7 @@ async def purge_confirm(request: HttpRequest) -> HttpResponse:
 
 
 @staff_action
-async def purge(request: HttpRequest) -> HttpResponse:
+async def purge(request: DashboardRequest) -> HttpResponse:
     state = _purge_state(request.POST.get("state"))
     if state is None:
         return await refuse(request, "Choose a finished state to purge: completed, failed, canceled or rejected.", 400)

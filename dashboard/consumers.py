@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -29,6 +29,8 @@ REFUSED = 4403  # close code for a refused connection (anonymous or another orig
 REFRESH_S = 5.0  # re-render this often anyway: worker heartbeats and the clock send no notices
 MAX_CACHED = 500
 
+ViewKey = tuple[Hashable, ...]  # what a frame shows: the page, its query, what the viewer may do
+
 
 class FrameCache:
     """Frames shared by every browser of this process that watches the same view.
@@ -41,10 +43,10 @@ class FrameCache:
     """
 
     def __init__(self) -> None:
-        self.frames: dict[tuple, tuple[int, float, str]] = {}
-        self.rendering: dict[tuple, asyncio.Future[str | None]] = {}
+        self.frames: dict[ViewKey, tuple[int, float, str]] = {}
+        self.rendering: dict[tuple[ViewKey, int], asyncio.Future[str | None]] = {}
 
-    async def frame(self, key: tuple, generation: int, now: float, render: Callable[[], Awaitable[str]]) -> str:
+    async def frame(self, key: ViewKey, generation: int, now: float, render: Callable[[], Awaitable[str]]) -> str:
         """The view's frame at ``generation``: cached, being rendered by another browser, or rendered now."""
         cached = self.get(key, generation, now)
         if cached is not None:
@@ -67,13 +69,13 @@ class FrameCache:
             if self.rendering.get(flight) is future:
                 del self.rendering[flight]
 
-    def get(self, key: tuple, generation: int, now: float) -> str | None:
+    def get(self, key: ViewKey, generation: int, now: float) -> str | None:
         hit = self.frames.get(key)
         if hit and hit[0] == generation and now - hit[1] < REFRESH_S:
             return hit[2]
         return None
 
-    def put(self, key: tuple, generation: int, now: float, frame: str) -> None:
+    def put(self, key: ViewKey, generation: int, now: float, frame: str) -> None:
         if len(self.frames) >= MAX_CACHED:
             self.frames.clear()
         self.frames[key] = (generation, now, frame)
@@ -82,9 +84,9 @@ class FrameCache:
 frames = FrameCache()
 
 
-def same_origin(scope: dict[str, Any]) -> bool:
+def same_origin(scope: Mapping[str, Any]) -> bool:
     """The Origin header must name the host the page was served from."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    headers: dict[str, str] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     origin, host = headers.get("origin", ""), headers.get("host", "")
     if not origin or not host:
         return False

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import secrets
-from typing import TextIO
+from io import TextIOBase
+from typing import TYPE_CHECKING, cast
 
 from django.contrib.auth import get_user_model
 
 from queueapp import config
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 ADMIN_USERNAME = "admin"
 
 
-def ensure_admin_user(stdout: TextIO) -> str | None:
+def ensure_admin_user(stdout: TextIOBase) -> str | None:
     """Create the ``admin`` superuser when no superuser exists yet.
 
     The password comes from A2A_DASHBOARD_ADMIN_PASSWORD, or is generated and printed
     once (it is never stored in clear anywhere). There is no fixed default password.
     Returns the password it set, or None when a superuser already existed.
     """
-    users = get_user_model()
+    users = cast("type[User]", get_user_model())  # Django's own: the project sets no AUTH_USER_MODEL
     if users.objects.filter(is_superuser=True).exists():
         return None
     password = config.get().dashboard_admin_password

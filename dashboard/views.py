@@ -11,16 +11,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard import queries, sections
-from dashboard.access import viewer
+from dashboard.access import DashboardRequest, viewer
 from queueapp import config
 from queueapp.runtime import get_store
 
 
 def _params(request: HttpRequest, **extra: str) -> dict[str, str]:
-    return {**{k: v for k, v in request.GET.items()}, **extra}
+    return {**{k: values[-1] for k, values in request.GET.lists()}, **extra}
 
 
-def _chrome(request: HttpRequest) -> dict[str, Any]:
+def _chrome(request: DashboardRequest) -> dict[str, Any]:
     """What the base template needs on every page."""
     cfg = config.get()
     return {
@@ -39,7 +39,7 @@ async def _render(request: HttpRequest, template: str, context: dict[str, Any], 
     return await sync_to_async(render)(request, template, context, status=status)
 
 
-async def _page(request: HttpRequest, page: str, **extra: str) -> HttpResponse:
+async def _page(request: DashboardRequest, page: str, **extra: str) -> HttpResponse:
     params = _params(request, **extra)
     store = await get_store()
     context = {**_chrome(request), **sections.page_context(page, params), **await sections.load(store, sections.PAGES[page], params)}
@@ -47,13 +47,13 @@ async def _page(request: HttpRequest, page: str, **extra: str) -> HttpResponse:
 
 
 @viewer
-async def page(request: HttpRequest, page: str) -> HttpResponse:
+async def page(request: DashboardRequest, page: str) -> HttpResponse:
     """A list page (overview, queue, active, history, contexts); ``page`` comes from the URL conf."""
     return await _page(request, page)
 
 
 @viewer
-async def context(request: HttpRequest, context_id: str) -> HttpResponse:
+async def context(request: DashboardRequest, context_id: str) -> HttpResponse:
     store = await get_store()
     if not await store.context_tasks(context_id, limit=1):
         raise Http404(f"No context {context_id}")
@@ -61,7 +61,7 @@ async def context(request: HttpRequest, context_id: str) -> HttpResponse:
 
 
 @viewer
-async def task(request: HttpRequest, task_id: str) -> HttpResponse:
+async def task(request: DashboardRequest, task_id: str) -> HttpResponse:
     store = await get_store()
     if await store.get(task_id) is None:
         raise Http404(f"No task {task_id}")
@@ -83,7 +83,7 @@ def attachment(filename: str) -> str:
 
 
 @viewer
-async def task_part(request: HttpRequest, task_id: str, ref: str) -> HttpResponse:
+async def task_part(request: DashboardRequest, task_id: str, ref: str) -> HttpResponse:
     """Download a file (raw) part of a task. Always an attachment, never rendered inline."""
     store = await get_store()
     record = await store.get(task_id)
@@ -99,7 +99,7 @@ async def task_part(request: HttpRequest, task_id: str, ref: str) -> HttpRespons
 
 
 @viewer
-async def live(request: HttpRequest) -> HttpResponse:
+async def live(request: DashboardRequest) -> HttpResponse:
     """The watched page's live sections as out-of-band fragments: the polling fallback."""
     params = _params(request)
     page = params.get("page", "overview")

@@ -19,8 +19,8 @@ import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from queueapp.config import Config
 from queueapp.oidc import IssuerUnavailable, OidcVerifier, TokenRejected, looks_like_jwt
 
 API_KEY_HEADER = "X-API-Key"
@@ -67,7 +67,7 @@ class Authenticator:
     oidc: OidcVerifier | None = None
 
     @classmethod
-    def from_config(cls, config: Any) -> Authenticator:
+    def from_config(cls, config: Config) -> Authenticator:
         return cls(_named(tuple(config.auth_tokens), "token"), _named(tuple(config.auth_api_keys), "key"), OidcVerifier.from_config(config))
 
     @property
@@ -132,7 +132,7 @@ class Authenticator:
 
 
 @functools.lru_cache(maxsize=4)
-def authenticator(config: Any) -> Authenticator:
+def authenticator(config: Config) -> Authenticator:
     """The process's authenticator for ``config``: built once, so the issuer's keys stay cached."""
     return Authenticator.from_config(config)
 

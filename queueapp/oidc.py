@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import jwt
 
+from queueapp.config import Config
+
 log = logging.getLogger("queueapp.auth")
 
 ALGORITHMS = ("RS256", "ES256")
@@ -66,7 +68,7 @@ class OidcVerifier:
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @classmethod
-    def from_config(cls, config: Any) -> OidcVerifier | None:
+    def from_config(cls, config: Config) -> OidcVerifier | None:
         if not config.auth_oidc_issuer:
             return None
         return cls(

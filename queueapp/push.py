@@ -14,10 +14,11 @@ import ipaddress
 import logging
 import socket
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from queueapp import model, tracing
+from queueapp.config import Config
 from queueapp.model import Json
 
 # httpx is imported where a notification is sent: it is one of the larger imports of a
@@ -157,7 +158,7 @@ class PushDelivery:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_POSTS)
 
     @classmethod
-    def from_config(cls, store: QueueStore, config: Any) -> PushDelivery:
+    def from_config(cls, store: QueueStore, config: Config) -> PushDelivery:
         return cls(
             store,
             allow_private=config.push_allow_private,

@@ -11,9 +11,9 @@ which leaves no id behind.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from queueapp import model
+from queueapp.config import Config
 from queueapp.states import FINISHED, TaskState
 from queueapp.store import QueueStore, TaskNotFound
 
@@ -22,7 +22,7 @@ log = logging.getLogger("queueapp.retention")
 BATCH = 500
 
 
-def limits(config: Any) -> dict[TaskState, int]:
+def limits(config: Config) -> dict[TaskState, int]:
     """How many tasks of each finished state to keep."""
     return {
         state: config.task_retention_max_completed_tasks if state is TaskState.COMPLETED else config.task_retention_max_failed_tasks
@@ -30,13 +30,13 @@ def limits(config: Any) -> dict[TaskState, int]:
     }
 
 
-async def expired_ids(store: QueueStore, config: Any) -> dict[str, list[str]]:
+async def expired_ids(store: QueueStore, config: Config) -> dict[str, list[str]]:
     """Ids the policy would remove, by state."""
     cutoff = model.now_ms() - int(config.task_retention_max_age * 1000)
     return await store.history_beyond(limits(config), cutoff)
 
 
-async def apply(store: QueueStore, config: Any, *, dry_run: bool = False) -> dict[str, int]:
+async def apply(store: QueueStore, config: Config, *, dry_run: bool = False) -> dict[str, int]:
     """Apply the policy once. Returns how many tasks were (or, dry, would be) removed, by state."""
     removed: dict[str, int] = {}
     for state, ids in (await expired_ids(store, config)).items():
@@ -57,7 +57,7 @@ async def apply(store: QueueStore, config: Any, *, dry_run: bool = False) -> dic
     return removed
 
 
-async def run_if_due(store: QueueStore, config: Any) -> dict[str, int] | None:
+async def run_if_due(store: QueueStore, config: Config) -> dict[str, int] | None:
     """Apply the policy unless another process did so within the cleanup interval."""
     if not await store.try_lock("retention", config.task_retention_cleanup_interval):
         return None

@@ -14,7 +14,7 @@ A2A_SERVER_MAX_CONNECTIONS connections are open gets 503.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from queueapp.config import Config
 
@@ -37,40 +37,51 @@ def _base_protocol() -> type:
         return H11Protocol
 
 
-class _Deadlines:
+class _Cycle(Protocol):
+    """What the deadlines read of uvicorn's request cycle (h11's and httptools' alike)."""
+
+    more_body: bool
+    response_started: bool
+    disconnected: bool
+
+
+class _Deadlines(asyncio.Protocol):
     """Mixed in front of a uvicorn HTTP protocol; relies only on its ``cycle`` and ``transport``."""
 
     header_timeout: float
     body_timeout: float
+    # The protocol's own: the connection, and the request being read or answered (None before the first).
+    transport: asyncio.Transport
+    cycle: _Cycle | None
     _timer: asyncio.TimerHandle | None = None
     _phase = ""  # "headers", "body" or "" (nothing to wait for)
-    _waiting_for: Any = None  # the cycle before the awaited request's headers
+    _waiting_for: _Cycle | None = None  # the cycle before the awaited request's headers
     _bytes_since = False
 
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
         self._expect_headers()
 
     def data_received(self, data: bytes) -> None:
         self._bytes_since = True
-        super().data_received(data)  # type: ignore[misc]
+        super().data_received(data)
         if self.transport.get_protocol() is not self:  # upgraded to a WebSocket
             self._disarm()
             return
         cycle = self.cycle
         if self._phase == "headers" and cycle is not None and cycle is not self._waiting_for:
             self._arm("body", self.body_timeout) if cycle.more_body else self._disarm()
-        elif self._phase == "body" and not cycle.more_body:
+        elif self._phase == "body" and cycle is not None and not cycle.more_body:
             self._disarm()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()  # type: ignore[misc]
+        super().on_response_complete()  # type: ignore[misc]  # uvicorn's: the protocol this is mixed in front of
         if not self.transport.is_closing():
             self._expect_headers()  # keep-alive: the next request has a deadline of its own
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        super().connection_lost(exc)  # type: ignore[misc]
+        super().connection_lost(exc)
 
     def _expect_headers(self) -> None:
         self._waiting_for, self._bytes_since = self.cycle, False

@@ -7,11 +7,13 @@ headers, then body; Twisted itself turns it off while a request is answered.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from daphne.http_protocol import HTTPFactory
+from twisted.internet.protocol import connectionDone
 from twisted.protocols.basic import LineReceiver
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel, Request, _GenericHTTPChannelProtocol
 
 from queueapp.config import Config
 from queueapp.slow_clients import REQUEST_TIMEOUT
@@ -26,7 +28,7 @@ class DeadlineChannel(HTTPChannel):
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
     max_connections: ClassVar[int] = 1000
-    open_channels: ClassVar[set] = set()  # of this process: there is one server
+    open_channels: ClassVar[set[DeadlineChannel]] = set()  # of this process: there is one server
     _bytes_since = False
     _refused = False
 
@@ -35,7 +37,7 @@ class DeadlineChannel(HTTPChannel):
         self.open_channels.add(self)
         self._expect(self.header_timeout)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.open_channels.discard(self)
         super().connectionLost(reason)
 
@@ -48,7 +50,7 @@ class DeadlineChannel(HTTPChannel):
     def allHeadersReceived(self) -> None:
         if len(self.open_channels) > self.max_connections:
             self._refused = True
-            self.transport.write(SERVICE_UNAVAILABLE)
+            self.write(SERVICE_UNAVAILABLE)
             self.loseConnection()
             return
         super().allHeadersReceived()
@@ -58,14 +60,14 @@ class DeadlineChannel(HTTPChannel):
         if not self._refused:
             super().allContentReceived()
 
-    def requestDone(self, request: Any) -> None:
+    def requestDone(self, request: Request) -> None:
         super().requestDone(request)
         if self.persistent:
             self._expect(self.header_timeout)  # keep-alive: the next request has a deadline of its own
 
     def timeoutConnection(self) -> None:
         if self._bytes_since and not self._handlingRequest:
-            self.transport.write(REQUEST_TIMEOUT)
+            self.write(REQUEST_TIMEOUT)
         super().timeoutConnection()
 
     def _expect(self, seconds: float) -> None:
@@ -79,7 +81,7 @@ def factory(cfg: Config) -> type:
     channel = type("ConfiguredDeadlineChannel", (DeadlineChannel,), {**limits, "open_channels": set()})
 
     class DeadlineHTTPFactory(HTTPFactory):
-        def protocol(self) -> Any:
+        def protocol(self) -> _GenericHTTPChannelProtocol:
             return _GenericHTTPChannelProtocol(channel())
 
     return DeadlineHTTPFactory

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 
 from queueapp.runtime import get_store
 
 HEALTH_TIMEOUT_S = 2.0
 
 
-async def health(request):
+async def health(request: HttpRequest) -> JsonResponse:
     """200 ``{"status":"healthy"}`` when Redis answers, else 503 with the reason."""
     try:
         store = await asyncio.wait_for(get_store(), HEALTH_TIMEOUT_S)

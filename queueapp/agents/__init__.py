@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from queueapp.agents.base import Agent, RunContext, TaskUpdater
+from queueapp.config import Config
 
 BUILTIN = {
     "echo": "queueapp.agents.echo.EchoAgent",
@@ -20,7 +20,7 @@ class AgentLoadError(ValueError):
     pass
 
 
-def load_agent(name: str, config: Any = None) -> Agent:
+def load_agent(name: str, config: Config | None = None) -> Agent:
     """Instantiate a built-in agent by name, or a user's agent by dotted path."""
     path = BUILTIN.get(name, name)
     module_name, _, class_name = path.rpartition(".")

@@ -19,9 +19,10 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from queueapp import model
+from queueapp.config import Config
 from queueapp.model import Json
 
 
@@ -78,7 +79,7 @@ class Agent(abc.ABC):
     """False spares the worker a Redis read per task for an agent that never looks at
     ``RunContext.context_history``."""
 
-    def __init__(self, config: Any = None):
+    def __init__(self, config: Config | None = None):
         self.config = config
 
     def skills(self) -> list[Json]:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from queueapp.agents.base import Agent, RunContext, TaskUpdater
+from queueapp.config import Config
 
 HELLO = "Hello from TCK"
 GENERATED_TEXT = "Generated text content"
@@ -133,7 +134,7 @@ class ConformanceAgent(Agent):
     description = "Answers the A2A conformance kit's in-band signals (the messageId prefix picks the behaviour)."
     output_modes = ("text/plain", "application/json")
 
-    def __init__(self, config: Any = None):
+    def __init__(self, config: Config | None = None):
         super().__init__(config)
         self.resubscribe_delay: float = getattr(config, "conformance_resubscribe_delay", 3.0)
 

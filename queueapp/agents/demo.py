@@ -5,7 +5,7 @@ import contextlib
 
 from queueapp.agents.base import Agent, RunContext, TaskUpdater
 from queueapp.agents.echo import echo_reply
-from queueapp.model import message_text
+from queueapp.model import Json, message_text
 
 
 class DemoAgent(Agent):
@@ -20,7 +20,7 @@ class DemoAgent(Agent):
     reads_context_history = False
     description = "Demo commands: sleep N, fail REASON, ask QUESTION, chunks N, reject; anything else is echoed."
 
-    def skills(self) -> list[dict]:
+    def skills(self) -> list[Json]:
         commands = [
             ("sleep", "sleep N: work N seconds, reporting progress"),
             ("fail", "fail REASON: fail with that reason"),
@@ -53,7 +53,7 @@ class DemoAgent(Agent):
             await updater.complete(reply)
 
 
-def _answers_question(history: list[dict]) -> bool:
+def _answers_question(history: list[Json]) -> bool:
     """True when the user's previous message in this task was an ``ask``."""
     earlier = [m for m in history[:-1] if m.get("role") == "ROLE_USER"]
     return bool(earlier) and message_text(earlier[-1]).strip().lower().startswith("ask")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
 
 import httpx
 
 from queueapp import model
 from queueapp.agents.base import Agent, RunContext, TaskUpdater
+from queueapp.config import Config
 from queueapp.model import Json
 
 ROLES = {"ROLE_USER": "user", "ROLE_AGENT": "assistant"}
@@ -79,7 +79,7 @@ class LLMAgent(Agent):
     chunk_interval = 0.25  # ...or this many seconds after the previous one
     system_prompt = ""  # a subclass may set one; it is sent before the conversation
 
-    def __init__(self, config: Any = None):
+    def __init__(self, config: Config | None = None):
         super().__init__(config)
         self.base_url = str(getattr(config, "agent_client_base_url", "https://api.openai.com/v1")).rstrip("/")
         self.api_key = str(getattr(config, "agent_client_api_key", ""))
@@ -119,7 +119,7 @@ class LLMAgent(Agent):
             await updater.artifact([{"text": buffer}], name="response", artifact_id=artifact_id, append=artifact_id is not None, last_chunk=True)
         return "".join(reply)
 
-    async def _deltas(self, context: RunContext) -> AsyncIterator[str]:
+    async def _deltas(self, context: RunContext) -> AsyncGenerator[str, None]:
         url = f"{self.base_url}/chat/completions"
         headers = {"Accept": "text/event-stream"}
         if self.api_key:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from queueapp.client.grpc_client import Client, make_client
@@ -68,7 +69,7 @@ async def run_demo(options: Options, display: Display) -> list[Tracked]:
         return tracked
 
 
-async def _bounded(job, item: Tracked, timeout: float) -> None:
+async def _bounded(job: Awaitable[None], item: Tracked, timeout: float) -> None:
     try:
         async with asyncio.timeout(timeout):
             await job
@@ -133,7 +134,7 @@ async def _fill_in(client: Client, item: Tracked) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _ticking(display: Display):
+async def _ticking(display: Display) -> AsyncIterator[None]:
     async def tick() -> None:
         while True:
             await asyncio.sleep(0.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from io import TextIOBase
 
 from queueapp import model
 from queueapp.model import Json
@@ -93,7 +93,7 @@ def preview(text: str) -> str:
 class Display:
     """Log lines, plus a live progress block redrawn in place when ``live`` (a terminal)."""
 
-    def __init__(self, out: TextIO, live: bool):
+    def __init__(self, out: TextIOBase, live: bool):
         self.out = out
         self.live = live
         self.tracked: list[Tracked] = []

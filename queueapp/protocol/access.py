@@ -10,8 +10,8 @@ answered exactly like something that does not exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from queueapp.config import Config
 from queueapp.model import Json
 
 OWNER_FIELD = "owner"
@@ -23,7 +23,7 @@ class Access:
     admins: frozenset[str]
 
     @classmethod
-    def from_config(cls, config: Any) -> Access:
+    def from_config(cls, config: Config) -> Access:
         return cls(frozenset(config.auth_admin_identities))
 
     def sees_all(self, identity: str | None) -> bool:

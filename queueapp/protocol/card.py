@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from a2a.compat.v0_3.conversions import to_compat_agent_card
@@ -24,6 +23,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from queueapp import model
 from queueapp.agents import load_agent
 from queueapp.auth import API_KEY_HEADER, authenticator
+from queueapp.config import Config
 from queueapp.model import Json
 
 JSONRPC_PATH = "/a2a"
@@ -40,16 +40,16 @@ class AgentProfile:
 
 
 @functools.lru_cache(maxsize=8)
-def _profile(agent_name: str, config: Any) -> AgentProfile:
+def _profile(agent_name: str, config: Config) -> AgentProfile:
     agent = load_agent(agent_name, config)
     return AgentProfile(tuple(agent.input_modes), tuple(agent.output_modes), tuple(agent.skills()))
 
 
-def agent_profile(config: Any) -> AgentProfile:
+def agent_profile(config: Config) -> AgentProfile:
     return _profile(config.agent, config)
 
 
-def security(config: Any) -> Json:
+def security(config: Config) -> Json:
     """The card's securitySchemes and securityRequirements when auth is on: one per enabled kind.
 
     Each requirement names one scheme, so any one of them is enough.
@@ -68,7 +68,7 @@ def security(config: Any) -> Json:
     return {"securitySchemes": schemes, "securityRequirements": [{"schemes": {name: {"list": []}}} for name in schemes]}
 
 
-def grpc_address(config: Any, base_url: str) -> str:
+def grpc_address(config: Config, base_url: str) -> str:
     """The gRPC target clients dial (``host:port``, no scheme): the card's own host, the gRPC port."""
     if config.grpc_public_address:
         return config.grpc_public_address
@@ -76,7 +76,7 @@ def grpc_address(config: Any, base_url: str) -> str:
     return f"[{host}]:{config.grpc_port}" if ":" in host else f"{host}:{config.grpc_port}"
 
 
-def _card(config: Any, base_url: str) -> pb.AgentCard:
+def _card(config: Config, base_url: str) -> pb.AgentCard:
     """The card, for a server reached at ``base_url`` (no trailing slash)."""
     profile = agent_profile(config)
     interfaces = []
@@ -103,7 +103,7 @@ def _card(config: Any, base_url: str) -> pb.AgentCard:
     return ParseDict(card, pb.AgentCard())
 
 
-def build_card(config: Any, base_url: str, version: str = "1.0") -> Json:
+def build_card(config: Config, base_url: str, version: str = "1.0") -> Json:
     """The card as JSON in the shape of ``version`` (1.0 or 0.3)."""
     card = _card(config, base_url)
     if version == "1.0":
@@ -114,7 +114,7 @@ def build_card(config: Any, base_url: str, version: str = "1.0") -> Json:
     return result
 
 
-def card_body(config: Any, base_url: str, version: str = "1.0") -> tuple[bytes, str]:
+def card_body(config: Config, base_url: str, version: str = "1.0") -> tuple[bytes, str]:
     """The card's bytes and their ETag."""
     body = model.dumps(build_card(config, base_url, version)).encode()
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

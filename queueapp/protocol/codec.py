@@ -8,16 +8,19 @@ conversion: the store already keeps tasks and events in 1.0 JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from a2a.types import a2a_pb2 as pb
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from google.protobuf.message import Message
 
 from queueapp import config as config_module
 from queueapp.model import Json
 from queueapp.protocol.errors import InvalidParamsError
 from queueapp.states import TaskState
+
+MessageT = TypeVar("MessageT", bound=Message)
 
 PARAM_TYPES: dict[str, type] = {
     "SendMessage": pb.SendMessageRequest,
@@ -47,11 +50,12 @@ def plain(value: Any) -> Any:
     return value
 
 
-def to_proto(value: Any, message: Any, what: str) -> Any:
+def to_proto(value: Any, message: MessageT, what: str) -> MessageT:
     """Parse JSON into a protobuf message, turning every failure into -32602."""
     if not isinstance(value, dict):
         raise InvalidParamsError(f"{what} must be a JSON object, not {type(value).__name__}.")
-    check_shapes(value, message.DESCRIPTOR, "")
+    # The stubs type the C (upb) descriptor apart from the Python one; both have these fields.
+    check_shapes(value, cast(Descriptor, message.DESCRIPTOR), "")
     try:
         return ParseDict(value, message, ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, AttributeError) as exc:
@@ -79,7 +83,7 @@ def check_shapes(value: Json, descriptor: Descriptor, where: str) -> None:
             _check_value(item, field, name)
 
 
-def _check_each(items: Any, kind: type, field: FieldDescriptor, name: str) -> None:
+def _check_each(items: Any, kind: type[dict[str, Any]] | type[list[Any]], field: FieldDescriptor, name: str) -> None:
     if not isinstance(items, kind):
         raise InvalidParamsError(f"{name} must be a JSON {'object' if kind is dict else 'array'}, not {type(items).__name__}.")
     for index, item in (items.items() if isinstance(items, dict) else enumerate(items)):
@@ -87,17 +91,18 @@ def _check_each(items: Any, kind: type, field: FieldDescriptor, name: str) -> No
 
 
 def _check_value(item: Any, field: FieldDescriptor, name: str) -> None:
-    if field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.full_name.startswith("google.protobuf."):
+    message_type, enum_type = field.message_type, field.enum_type  # set for a field of that type
+    if message_type is not None and not message_type.full_name.startswith("google.protobuf."):
         if not isinstance(item, dict):
             raise InvalidParamsError(f"{name} must be a JSON object, not {type(item).__name__}.")
-        check_shapes(item, field.message_type, name)
-    elif field.type == FieldDescriptor.TYPE_ENUM and type(item) is int and field.enum_type.values_by_number.get(item) is None:
-        names = ", ".join(v.name for v in field.enum_type.values)
+        check_shapes(item, message_type, name)
+    elif enum_type is not None and type(item) is int and enum_type.values_by_number.get(item) is None:
+        names = ", ".join(v.name for v in enum_type.values)
         raise InvalidParamsError(f"{name} {item} names no value: use one of {names}.")
 
 
-def from_proto(message: Any) -> Json:
-    return plain(MessageToDict(message))
+def from_proto(message: Message) -> Json:
+    return {key: plain(value) for key, value in MessageToDict(message).items()}
 
 
 def parse_params(method: str, params: Any) -> Json:
@@ -109,7 +114,7 @@ def parse_params(method: str, params: Any) -> Json:
     return check_ids(from_proto(to_proto(params, PARAM_TYPES[method](), f"params of {method}")))
 
 
-def parse_request(method: str, request: Any) -> Json:
+def parse_request(method: str, request: Message) -> Json:
     """The params of a 1.0 method that came as a protobuf message (gRPC).
 
     Printed as JSON and put through :func:`parse_params`, so that every check the other
@@ -124,7 +129,9 @@ def check_ids(params: Json) -> Json:
     ``params`` are canonical 1.0 params of any method, whichever version they came in.
     """
     limit = config_module.get().max_id_length
-    message = params.get("message") if isinstance(params.get("message"), dict) else {}
+    message = params.get("message")
+    if not isinstance(message, dict):
+        message = {}
     push_config = (params.get("configuration") or {}).get("taskPushNotificationConfig") or {}
     named = {
         **{name: params.get(name) for name in ("id", "taskId", "contextId")},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from queueapp.model import dumps
+from queueapp.model import Json, dumps
 from queueapp.protocol.errors import (
     InternalError,
     InvalidRequestError,
@@ -26,6 +26,7 @@ from queueapp.protocol.transport import requested_version_or
 
 def error_response(request: HttpRequest, error: ProtocolError, status: int, headers: dict[str, str] | None = None) -> HttpResponse:
     """``error`` with HTTP ``status``, in the form of the binding ``request.path`` belongs to."""
+    body: Json
     if request.path == "/a2a" or request.path.startswith("/a2a/"):
         body = {"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, requested_version_or(request, "0.3"))}
     else:

@@ -21,6 +21,7 @@ from a2a.types import a2a_pb2_grpc
 from django.utils.datastructures import CaseInsensitiveMapping
 from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.json_format import ParseDict
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -50,7 +51,7 @@ def to_message(value: Json | None, message_type: type) -> Any:
     return ParseDict(value or {}, message_type(), ignore_unknown_fields=True)
 
 
-async def call_context(context: grpc.aio.ServicerContext) -> CallContext:
+async def call_context(context: grpc.aio.ServicerContext[Message, Message]) -> CallContext:
     """Version and credentials from the call's metadata, checked as on HTTP."""
     metadata = CaseInsensitiveMapping({key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)})
     version = metadata.get(transport.VERSION_HEADER)
@@ -69,7 +70,7 @@ def status_of(error: ProtocolError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=[detail]))
 
 
-async def abort(context: grpc.aio.ServicerContext, error: ProtocolError) -> None:
+async def abort(context: grpc.aio.ServicerContext[Message, Message], error: ProtocolError) -> None:
     status = status_of(error)
     await context.abort(status.code, status.details, status.trailing_metadata)
 
@@ -77,7 +78,7 @@ async def abort(context: grpc.aio.ServicerContext, error: ProtocolError) -> None
 def _unary(method: str) -> Any:
     response_type = RESPONSES[method]
 
-    async def call(self: A2AService, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def call(self: A2AService, request: Message, context: grpc.aio.ServicerContext[Message, Message]) -> Any:
         try:
             ctx = await call_context(context)
             handler = await transport.make_handler()
@@ -93,13 +94,13 @@ def _unary(method: str) -> Any:
 
 
 def _stream(method: str) -> Any:
-    async def call(self: A2AService, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def call(self: A2AService, request: Message, context: grpc.aio.ServicerContext[Message, Message]) -> AsyncIterator[Any]:
         ended = False
         try:
             ctx = await call_context(context)
             handler = await transport.make_handler()
             events = await handler.open_stream(method, codec.parse_request(method, request), ctx)
-            async with aclosing(events):  # type: ignore[type-var]
+            async with aclosing(events):
                 async for event in events:
                     yield to_message(event, pb.StreamResponse)
             ended = True

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any
 
 import grpc
 from a2a.types import a2a_pb2_grpc
 
+from queueapp.config import Config
 from queueapp.protocol.grpc_binding import A2AService
 
 STOP_GRACE_S = 5.0  # in-flight calls get this long to finish when serve stops; open streams are then cut
@@ -27,7 +27,7 @@ def listen_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _credentials(config: Any) -> grpc.ServerCredentials | None:
+def _credentials(config: Config) -> grpc.ServerCredentials | None:
     if not config.grpc_tls_cert:
         return None
     try:
@@ -37,7 +37,7 @@ def _credentials(config: Any) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, chain)])
 
 
-async def start(config: Any, reserved: socket.socket | None = None) -> grpc.aio.Server | None:
+async def start(config: Config, reserved: socket.socket | None = None) -> grpc.aio.Server | None:
     """Start listening, or return None when ``A2A_GRPC_PORT`` is 0. Raises :class:`GrpcStartError`.
 
     ``reserved`` is the port as ``serve`` bound it first (see ``queueapp.listeners``): gRPC
@@ -50,7 +50,7 @@ async def start(config: Any, reserved: socket.socket | None = None) -> grpc.aio.
         ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
     ]
     server = grpc.aio.server(options=options)
-    a2a_pb2_grpc.add_A2AServiceServicer_to_server(A2AService(), server)
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(A2AService(), server)  # type: ignore[no-untyped-call]  # generated without annotations
     address = listen_address(config.server_host, config.grpc_port)
     if reserved is not None:
         reserved.close()

@@ -8,13 +8,14 @@ sees HTTP or a protocol version.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from queueapp import model, push, tracing
+from queueapp.config import Config
 from queueapp.events import ends_stream, ends_subscription, follow_task
 from queueapp.model import Json, TaskRecord
 from queueapp.protocol import card
@@ -60,7 +61,7 @@ def _history_length(params: Json, cap: int) -> int | None:
         return None
     if value < 0:
         raise InvalidParamsError(f"historyLength must be 0 or more, not {value}.")
-    return min(value, cap)
+    return min(int(value), cap)
 
 
 def shape_task(task: Json, history_length: int | None, cap: int, include_artifacts: bool = True) -> Json:
@@ -85,7 +86,7 @@ def _timestamp_ms(text: str) -> int:
 
 
 class Handler:
-    def __init__(self, store: QueueStore, config: Any):
+    def __init__(self, store: QueueStore, config: Config):
         self.store = store
         self.config = config
         self.cap = config.max_history_length
@@ -208,14 +209,14 @@ class Handler:
         if not self.config.capabilities_streaming:
             raise UnsupportedOperationError("Streaming is not enabled on this agent (A2A_CAPABILITIES_STREAMING=false).")
 
-    async def stream_message(self, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
+    async def stream_message(self, params: Json, ctx: CallContext) -> AsyncGenerator[Json, None]:
         """Validate and submit now (errors come before any event), then stream."""
         self._require_streaming()
         record, after, snapshot = await self._submit(params, ctx)
         first = shape_task(record.task, None, self.cap) if snapshot or record.finished else None
         return self._events(record.id, first, after)
 
-    async def subscribe(self, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
+    async def subscribe(self, params: Json, ctx: CallContext) -> AsyncGenerator[Json, None]:
         self._require_streaming()
         task_id = _required(params, "id")
         after = await self.store.last_event_id(task_id)  # read first: an event may repeat, none is lost
@@ -226,7 +227,7 @@ class Handler:
         # to its terminal state (the spec's SubscribeToTask ends there).
         return self._events(task_id, shape_task(record.task, None, self.cap), after, ends=ends_subscription)
 
-    async def _events(self, task_id: str, first: Json | None, after: str, ends: Callable[[Json], bool] = ends_stream) -> AsyncIterator[Json]:
+    async def _events(self, task_id: str, first: Json | None, after: str, ends: Callable[[Json], bool] = ends_stream) -> AsyncGenerator[Json, None]:
         if first is not None:
             yield {"task": first}
             if ends({"task": first}):
@@ -360,7 +361,7 @@ class Handler:
         with tracing.span(method, parent=ctx.traceparent, kind="server", attributes={"rpc.system": "a2a", "rpc.method": method}):
             return await getattr(self, UNARY[method])(params, ctx)
 
-    async def open_stream(self, method: str, params: Json, ctx: CallContext) -> AsyncIterator[Json]:
+    async def open_stream(self, method: str, params: Json, ctx: CallContext) -> AsyncGenerator[Json, None]:
         """Open a stream; the span covers opening it (the submission), not its whole life."""
         with tracing.span(method, parent=ctx.traceparent, kind="server", attributes={"rpc.system": "a2a", "rpc.method": method}):
             if method == "SendStreamingMessage":

@@ -7,10 +7,12 @@ id echoed. Anything unexpected is logged with its traceback and answered as -326
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from queueapp import config as config_module
@@ -82,7 +84,7 @@ def _answer(request_id: RequestId, version: str, *, result: Any = None, error: P
 
 
 @csrf_exempt
-async def endpoint(request: HttpRequest) -> HttpResponse:
+async def endpoint(request: HttpRequest) -> HttpResponseBase:
     request_id: RequestId = None
     version = "1.0"
     try:
@@ -106,7 +108,7 @@ async def endpoint(request: HttpRequest) -> HttpResponse:
         return _answer(request_id, version, error=from_unexpected(exc, f"JSON-RPC request id={request_id}"))
 
 
-def _stream(events: Any, request_id: RequestId, version: str) -> HttpResponse:
+def _stream(events: AsyncGenerator[Json, None], request_id: RequestId, version: str) -> StreamingHttpResponse:
     def encode(event: Json) -> Json:
         return {"jsonrpc": "2.0", "id": request_id, "result": codec03.jsonrpc_event(event) if version == "0.3" else event}
 

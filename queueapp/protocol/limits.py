@@ -8,13 +8,19 @@ held in memory. The refusal is a 413 whose body matches the binding the path bel
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from queueapp import config as config_module
 from queueapp.model import dumps
 from queueapp.protocol.errors import PayloadTooLargeError, jsonrpc_error, rest_error
 
+# ASGI, as Django's handler (django-stubs) types it.
 Scope = dict[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
@@ -25,7 +31,7 @@ def _too_large(scope: Scope, limit: int, size: str) -> bytes:
     return dumps(rest_error(error, "1.0")[1]).encode()
 
 
-async def _refuse(scope: Scope, send: Any, limit: int, size: str) -> None:
+async def _refuse(scope: Scope, send: Send, limit: int, size: str) -> None:
     body = _too_large(scope, limit, size)
     await send(
         {
@@ -48,10 +54,10 @@ def _content_length(scope: Scope) -> int | None:
 class BodyLimitMiddleware:
     """Wrap an ASGI application so that no request body over the cap reaches it."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in BODYLESS_METHODS:
             await self.app(scope, receive, send)
             return
@@ -76,7 +82,7 @@ class BodyLimitMiddleware:
                 break
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True

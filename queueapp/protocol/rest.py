@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from queueapp import config as config_module
@@ -51,7 +52,8 @@ def _json_body(request: HttpRequest) -> Json:
 
 def _query(request: HttpRequest) -> Json:
     params: Json = {}
-    for name, value in request.GET.items():
+    for name, values in request.GET.lists():
+        value = values[-1]  # the last of a repeated parameter, as QueryDict.items gives it
         if name == transport.VERSION_HEADER:
             continue
         if name in _INT_QUERY:
@@ -85,7 +87,7 @@ def _error_response(error: ProtocolError, version: str, headers: dict[str, str] 
     return transport.json_response(body, status=status, headers=headers)
 
 
-async def _serve(request: HttpRequest, version: str, method: str, path: Json) -> HttpResponse:
+async def _serve(request: HttpRequest, version: str, method: str, path: Json) -> HttpResponseBase:
     try:
         if request.headers.get(transport.VERSION_HEADER) or request.GET.get(transport.VERSION_HEADER):
             transport.requested_version(request)  # only checked: the route decides the wire form
@@ -113,7 +115,7 @@ def route(version: str, methods: dict[str, str]) -> Callable[..., Any]:
     """A view for one path: ``methods`` maps each HTTP method to the RPC it calls."""
 
     @csrf_exempt
-    async def view(request: HttpRequest, task_id: str | None = None, config_id: str | None = None) -> HttpResponse:
+    async def view(request: HttpRequest, task_id: str | None = None, config_id: str | None = None) -> HttpResponseBase:
         rpc = methods.get(request.method or "")
         if rpc is None:
             error = MethodNotAllowedError(f"{request.method} is not allowed on {request.path}; use {' or '.join(methods)}.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from django.http import StreamingHttpResponse
 
@@ -21,7 +21,6 @@ from queueapp.protocol.errors import InternalError, ProtocolError
 log = logging.getLogger("queueapp.protocol")
 
 QUEUE_SIZE = 256  # events read ahead of a slow client; the pump waits beyond it
-_DONE = object()
 
 
 def frame(data: Json, event: str | None = None) -> bytes:
@@ -29,13 +28,13 @@ def frame(data: Json, event: str | None = None) -> bytes:
     return f"{head}data: {dumps(data)}\n\n".encode()
 
 
-async def _pump(events: AsyncIterator[Json], queue: asyncio.Queue) -> None:
-    """Copy events into the queue, then the end marker (or the error that ended them).
+async def _pump(events: AsyncGenerator[Json, None], queue: asyncio.Queue[Json | ProtocolError | None]) -> None:
+    """Copy events into the queue, then None for their end (or the error that ended them).
 
     When the response is cancelled this task is cancelled too, and the CancelledError
     passes straight through, closing the event follower on its way out.
     """
-    end: object = _DONE
+    end: ProtocolError | None = None
     try:
         async for event in events:
             await queue.put(event)
@@ -46,14 +45,14 @@ async def _pump(events: AsyncIterator[Json], queue: asyncio.Queue) -> None:
         end = InternalError(f"The event stream failed: {exc}")
     finally:
         with contextlib.suppress(Exception):
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
     await queue.put(end)
 
 
 async def _frames(
-    events: AsyncIterator[Json], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
+    events: AsyncGenerator[Json, None], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
 ) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+    queue: asyncio.Queue[Json | ProtocolError | None] = asyncio.Queue(QUEUE_SIZE)
     pump = asyncio.create_task(_pump(events, queue), name="sse-pump")
     try:
         while True:
@@ -62,7 +61,7 @@ async def _frames(
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
-            if item is _DONE:
+            if item is None:
                 return
             if isinstance(item, ProtocolError):
                 yield frame(encode_error(item), event="error")
@@ -79,7 +78,7 @@ async def _frames(
 
 
 def sse_response(
-    events: AsyncIterator[Json], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
+    events: AsyncGenerator[Json, None], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
 ) -> StreamingHttpResponse:
     """A ``text/event-stream`` response of ``encode(event)`` frames."""
     response = StreamingHttpResponse(_frames(events, encode, encode_error, keepalive), content_type="text/event-stream")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from django.urls import path, re_path
+from django.urls import URLPattern, path, re_path
 
 from queueapp.protocol import fallback, jsonrpc, views
 from queueapp.protocol.rest import route
@@ -13,7 +13,7 @@ ID = r"(?P<task_id>[^/:]+)"
 CONFIG_ID = r"(?P<config_id>[^/:]+)"
 
 
-def _rest(prefix: str, version: str) -> list:
+def _rest(prefix: str, version: str) -> list[URLPattern]:
     return [
         re_path(rf"^{prefix}message:send$", route(version, {"POST": "SendMessage"})),
         re_path(rf"^{prefix}message:stream$", route(version, {"POST": "SendStreamingMessage"})),

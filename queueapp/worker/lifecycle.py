@@ -8,12 +8,14 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from queueapp import model, retention
 from queueapp.agents.base import Agent
+from queueapp.config import Config
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
 from queueapp.worker.runner import RunningTask, execute
@@ -42,7 +44,7 @@ class Worker:
         self,
         store: QueueStore,
         agent: Agent,
-        config: Any,
+        config: Config,
         *,
         worker_id: str | None = None,
         hooks: list[EventHook] | None = None,
@@ -170,7 +172,7 @@ class Worker:
         returning = [r for r in self.running.values() if r.asyncio_task in still]
         for running in returning:
             running.returning = True
-            running.asyncio_task.cancel()
+            running.cancel_run()
         if still:
             await asyncio.wait(still, timeout=5)
         for running in returning + [r for r in list(self.running.values()) if not r.returning]:
@@ -205,7 +207,7 @@ class Worker:
             if task_id in self.running and self.running[task_id].asyncio_task:
                 log.warning("Task lease lost to another worker, task_id=%s", task_id)
                 self.running[task_id].lost = True
-                self.running[task_id].asyncio_task.cancel()
+                self.running[task_id].cancel_run()
         for task_id in cancel:
             if task_id in self.running:
                 self._cancel(self.running[task_id])
@@ -218,8 +220,8 @@ class Worker:
         log.info("Task cancel requested, task_id=%s", running.claim.record.id)
 
         def interrupt() -> None:
-            if not running.done.is_set() and running.asyncio_task:
-                running.asyncio_task.cancel()
+            if not running.done.is_set():
+                running.cancel_run()
 
         asyncio.get_running_loop().call_later(CANCEL_GRACE_S, interrupt)
 
@@ -247,7 +249,7 @@ class Worker:
                 log.warning("Maintenance failed, worker_id=%s, error=%s", self.id, exc)
 
 
-async def stop_loops(loops: list[asyncio.Task]) -> None:
+async def stop_loops(loops: list[asyncio.Task[None]]) -> None:
     """Cancel the background loops and wait for them, cancelling again while any is still alive.
 
     A cancellation can be lost inside a Redis call on Python 3.11 (a timeout that expires as
@@ -260,7 +262,7 @@ async def stop_loops(loops: list[asyncio.Task]) -> None:
         _, pending = await asyncio.wait(pending, timeout=STOP_RETRY_S)
 
 
-async def until_done_or(pending: list[asyncio.Future], hurry: asyncio.Event, timeout: float) -> None:
+async def until_done_or(pending: Sequence[asyncio.Future[Any]], hurry: asyncio.Event, timeout: float) -> None:
     """Wait until every one of ``pending`` is done, ``hurry`` is set or ``timeout`` passes."""
     if not pending:
         return
@@ -272,7 +274,7 @@ async def until_done_or(pending: list[asyncio.Future], hurry: asyncio.Event, tim
             waiter.cancel()
 
 
-async def reap(store: QueueStore, config: Any) -> int:
+async def reap(store: QueueStore, config: Config) -> int:
     """Put back tasks whose worker stopped heartbeating; fail those out of attempts; forget dead workers."""
     await store.prune_dead_workers(config.worker_lease)
     returned = await store.recover_processing(min(config.worker_lease, PROCESSING_GRACE_S))

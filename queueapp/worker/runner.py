@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -21,11 +23,16 @@ log = logging.getLogger("queueapp.worker")
 class RunningTask:
     claim: Claim
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    asyncio_task: asyncio.Task | None = None
+    asyncio_task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     lost: bool = False
     returning: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def cancel_run(self) -> None:
+        """Cancel the agent's run, once it has started."""
+        if self.asyncio_task is not None:
+            self.asyncio_task.cancel()
 
 
 async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Event, agent: Agent) -> RunContext:
@@ -108,7 +115,7 @@ def _log_outcome(task_id: str, updater: ClaimUpdater) -> None:
         log.info("Task ended, task_id=%s, state=%s", task_id, state.value if state else "?")
 
 
-async def _safely(coro, task_id: str, updater: ClaimUpdater | None = None) -> None:
+async def _safely(coro: Coroutine[Any, Any, object], task_id: str, updater: ClaimUpdater | None = None) -> None:
     """Record a final state; if the agent had already ended the task, the agent's word stands."""
     if updater is not None and updater.ended:
         coro.close()

@@ -74,7 +74,7 @@ class ClaimUpdater:
         return self.final_state is not None
 
     def _check_open(self) -> None:
-        if self.ended:
+        if self.final_state is not None:
             raise InvalidAgentResponse(f"the agent reported after ending the task as {self.final_state.value}")
 
     async def _emit(self, event: Json) -> None:
@@ -105,14 +105,15 @@ class ClaimUpdater:
 
     async def artifact(self, parts: list[Json], *, name: str | None = None, artifact_id: str | None = None, append: bool = False, last_chunk: bool = True) -> str:
         self._check_open()
-        artifact: Json = {"artifactId": artifact_id or model.new_id(), "parts": validate_parts(parts)}
+        artifact_id = artifact_id or model.new_id()
+        artifact: Json = {"artifactId": artifact_id, "parts": validate_parts(parts)}
         if name:
             artifact["name"] = name
         model.merge_artifact(self.record.task, artifact, append)
         event = model.artifact_event(self.record.task, artifact, append, last_chunk)
         await self._write(lambda: self.store.update(self.record, event, token=self.claim.token))
         await self._emit(event)
-        return artifact["artifactId"]
+        return artifact_id
 
     async def _end(self, state: TaskState, text: str | None, *, message_event: bool = False) -> None:
         self._check_open()

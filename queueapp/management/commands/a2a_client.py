@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueapp import config as config_module
 from queueapp.client.demo import SAMPLE_TASKS, Options, report, run_demo
@@ -41,9 +42,9 @@ def _default_url() -> str:
 
 class Command(BaseCommand):
     help = "Demo A2A client: waits for the server, submits sample tasks and follows each to its final state."
-    requires_system_checks: list = []
+    requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", type=http_url, help="the server's base url (default: A2A_PUBLIC_URL, else A2A_SERVER_HOST and A2A_SERVER_PORT, as serve uses them)")
         parser.add_argument("--token", help="a bearer token, when the server has auth on")
         parser.add_argument("--count", type=positive_int, help=f"how many tasks to submit (default {len(SAMPLE_TASKS)} samples, or one --text)")
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=positive_int, default=30, help="attempts (a second apart) to wait for /health (default 30)")
         parser.add_argument("--timeout", type=positive_int, default=300, help="seconds to wait for each task's final state (default 300)")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         if options["transport"] == "grpc" and options["protocol"] != "1.0":
             raise CommandError("--transport grpc speaks A2A 1.0 only: leave out --protocol 0.3")
         opts = Options(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from django.core.management.base import BaseCommand
 
@@ -12,7 +13,7 @@ from queueapp.management.base import load_config, open_store
 class Command(BaseCommand):
     help = "Put tasks stored by an earlier version with auth on into their owners' indexes, so their owners see them again."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         count = asyncio.run(self._run())
         self.stdout.write(f"Indexed {count} owned task{'s' if count != 1 else ''} under their owners")
 
