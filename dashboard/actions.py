@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
@@ -32,19 +31,19 @@ ERROR_STATUS: dict[type[StoreError], int] = {TaskNotFound: 404, TaskNotCancelabl
 MAX_BULK = 500
 PURGE_BATCH = 200
 
-Action = Callable[[QueueStore, str], Awaitable[Any]]
+Action = Callable[[QueueStore, str], Awaitable[None]]
 
 
-async def _cancel(store: QueueStore, task_id: str) -> Any:
-    return await store.request_cancel(task_id, "Canceled from the dashboard")
+async def _cancel(store: QueueStore, task_id: str) -> None:
+    await store.request_cancel(task_id, "Canceled from the dashboard")
 
 
-async def _retry(store: QueueStore, task_id: str) -> Any:
-    return await store.retry(task_id)
+async def _retry(store: QueueStore, task_id: str) -> None:
+    await store.retry(task_id)
 
 
-async def _delete(store: QueueStore, task_id: str) -> Any:
-    return await store.delete(task_id, only_finished=True)
+async def _delete(store: QueueStore, task_id: str) -> None:
+    await store.delete(task_id, only_finished=True)
 
 
 ACTIONS: dict[str, Action] = {"cancel": _cancel, "retry": _retry, "delete": _delete}

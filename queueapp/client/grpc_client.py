@@ -17,7 +17,7 @@ from a2a.types import a2a_pb2 as pb
 from a2a.utils.errors import A2AError
 from google.protobuf.json_format import MessageToDict, ParseDict
 
-from queueapp.client.rpc import A2AClient, ClientError, user_message
+from queueapp.client.rpc import A2AClient, ClientError, RetryCallback, user_message
 from queueapp.model import Json
 
 
@@ -40,7 +40,7 @@ class GrpcA2AClient:
             await client.close()
         await self.http.aclose()
 
-    async def wait_healthy(self, attempts: int = 30, interval: float = 1.0, on_retry: Any = None) -> None:
+    async def wait_healthy(self, attempts: int = 30, interval: float = 1.0, on_retry: RetryCallback | None = None) -> None:
         await self.http.wait_healthy(attempts, interval, on_retry)
         card = await A2ACardResolver(self.http.http, self.http.base_url).get_agent_card()
         grpc_interfaces = [i for i in card.supported_interfaces if i.protocol_binding == "GRPC"]

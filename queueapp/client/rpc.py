@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ from queueapp import model
 from queueapp.model import Json
 
 PROTOCOLS = ("1.0", "0.3")
+RetryCallback = Callable[[int, str], object]  # told each failed attempt: its number and what went wrong
 EVENT_KINDS_03 = {"task": "task", "message": "message", "status-update": "statusUpdate", "artifact-update": "artifactUpdate"}
 METHODS = {
     "1.0": {"send": "SendMessage", "stream": "SendStreamingMessage", "get": "GetTask", "subscribe": "SubscribeToTask"},
@@ -82,7 +83,7 @@ class A2AClient:
     def _envelope(self, method: str, params: Json) -> Json:
         return {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
 
-    async def wait_healthy(self, attempts: int = 30, interval: float = 1.0, on_retry: Any = None) -> None:
+    async def wait_healthy(self, attempts: int = 30, interval: float = 1.0, on_retry: RetryCallback | None = None) -> None:
         """Wait for ``GET /health`` to answer 200, or raise ClientError after ``attempts``."""
         last = ""
         for attempt in range(1, attempts + 1):

@@ -11,9 +11,9 @@ leaves nothing running: the event follower is closed on the way out.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any
+from typing import Never
 
 import grpc
 from a2a.types import a2a_pb2 as pb
@@ -27,13 +27,18 @@ from grpc_status import rpc_status
 
 from queueapp.model import Json
 from queueapp.protocol import codec, transport
+from queueapp.protocol.codec import MessageT
 from queueapp.protocol.errors import ERROR_DOMAIN, ProtocolError, from_unexpected, wire
 from queueapp.protocol.handler import CallContext
 
 log = logging.getLogger("queueapp.protocol")
 
+Context = grpc.aio.ServicerContext[Message, Message]
+UnaryMethod = Callable[["A2AService", Message, Context], Awaitable[Message]]
+StreamMethod = Callable[["A2AService", Message, Context], AsyncIterator[pb.StreamResponse]]
+
 # What each unary method answers with; the handler's JSON is parsed into it.
-RESPONSES: dict[str, type] = {
+RESPONSES: dict[str, type[Message]] = {
     "SendMessage": pb.SendMessageResponse,
     "GetTask": pb.Task,
     "ListTasks": pb.ListTasksResponse,
@@ -46,12 +51,12 @@ RESPONSES: dict[str, type] = {
 }
 
 
-def to_message(value: Json | None, message_type: type) -> Any:
+def to_message(value: Json | None, message_type: type[MessageT]) -> MessageT:
     """The handler's 1.0 JSON as a response message (the store keeps 1.0 JSON, so it parses)."""
     return ParseDict(value or {}, message_type(), ignore_unknown_fields=True)
 
 
-async def call_context(context: grpc.aio.ServicerContext[Message, Message]) -> CallContext:
+async def call_context(context: Context) -> CallContext:
     """Version and credentials from the call's metadata, checked as on HTTP."""
     metadata = CaseInsensitiveMapping({key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)})
     version = metadata.get(transport.VERSION_HEADER)
@@ -70,15 +75,15 @@ def status_of(error: ProtocolError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=[detail]))
 
 
-async def abort(context: grpc.aio.ServicerContext[Message, Message], error: ProtocolError) -> None:
+async def abort(context: Context, error: ProtocolError) -> Never:
     status = status_of(error)
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-def _unary(method: str) -> Any:
+def _unary(method: str) -> UnaryMethod:
     response_type = RESPONSES[method]
 
-    async def call(self: A2AService, request: Message, context: grpc.aio.ServicerContext[Message, Message]) -> Any:
+    async def call(self: A2AService, request: Message, context: Context) -> Message:
         try:
             ctx = await call_context(context)
             handler = await transport.make_handler()
@@ -93,8 +98,8 @@ def _unary(method: str) -> Any:
     return call
 
 
-def _stream(method: str) -> Any:
-    async def call(self: A2AService, request: Message, context: grpc.aio.ServicerContext[Message, Message]) -> AsyncIterator[Any]:
+def _stream(method: str) -> StreamMethod:
+    async def call(self: A2AService, request: Message, context: Context) -> AsyncIterator[pb.StreamResponse]:
         ended = False
         try:
             ctx = await call_context(context)

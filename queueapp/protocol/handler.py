@@ -8,11 +8,11 @@ sees HTTP or a protocol version.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from queueapp import model, push, tracing
 from queueapp.config import Config
@@ -31,6 +31,8 @@ from queueapp.protocol.errors import (
 )
 from queueapp.states import TERMINAL, TaskState
 from queueapp.store import QueueStore, StoreError, valid_cursor
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -92,7 +94,7 @@ class Handler:
         self.cap = config.max_history_length
         self.access = Access.from_config(config)
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, coro: Awaitable[T]) -> T:
         """Await a store call, translating its errors into the protocol's."""
         try:
             return await coro

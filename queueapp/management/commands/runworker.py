@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueapp.startup import StartError, tracing_on
 from queueapp.worker import command
@@ -20,10 +21,10 @@ class Command(BaseCommand):
     # dashboard: a worker uses none of them, and `serve` or `manage.py check` runs them.
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         command.add_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         try:
             cfg, agent = command.prepare(options["concurrency"], options["agent"])
             with tracing_on():
