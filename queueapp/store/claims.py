@@ -23,7 +23,8 @@ class Claims(Reads):
 
     async def wait_take(self, timeout: float) -> str | None:
         """Block until one id can be moved from the queue into processing (BLMOVE)."""
-        return await self.redis.blmove(self.keys.queue, self.keys.processing, timeout, "RIGHT", "LEFT")
+        task_id: str | None = await self.redis.blmove(self.keys.queue, self.keys.processing, timeout, "RIGHT", "LEFT")
+        return task_id
 
     async def lease(self, task_ids: list[str], worker_id: str, lease_seconds: float, tokens: dict[str, str] | None = None) -> list[Claim]:
         """Claim ids that are in processing and mark them working; returns the ones that were waiting tasks.

@@ -101,7 +101,7 @@ class Lists(Reads):
         else:
             indexes = [active, *history]
         page = await self._page_from_indexes(indexes, cursor, limit, predicate)
-        if predicate is not None:
+        if predicate is not None and state is not None:  # a predicate is set only to filter on a state
             counted = not context_id and not owner
             page.total = int(await self.redis.hget(k.counts, state.value) or 0) if counted else await self._count_in(page, indexes[0], predicate)
         return page

@@ -41,7 +41,8 @@ class Reads(StoreBase):
 
     async def context_owner(self, context_id: str) -> str | None:
         """The identity a context belongs to; None for one created with auth off, or unknown."""
-        return await self.redis.hget(self.keys.context_owners, context_id)
+        owner: str | None = await self.redis.hget(self.keys.context_owners, context_id)
+        return owner
 
     async def context_tasks(self, context_id: str, limit: int = 200, *, exclude: str | None = None) -> list[TaskRecord]:
         """A context's tasks, oldest first (without the task ``exclude``, which is not read)."""
