@@ -75,7 +75,9 @@ def machine(url: str) -> str:
 def run(args: argparse.Namespace) -> list[Table]:
     from bench import coldstart, dashboard, ingress, storage, throughput
     from bench.peers import all_sides
+    from queueapp.store.pipelining import install_fast_packer
 
+    install_fast_packer()  # the in-process writers and readers pack commands as serve and runworker do
     quick = args.quick
     rounds = args.rounds or (1 if quick else 3)
     seconds = args.seconds or (1.0 if quick else 5.0)

@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard import queries
 from dashboard.access import DashboardRequest, refuse, staff_action, viewer
-from queueapp.runtime import get_store
+from queueapp.services import get_store
 from queueapp.states import TaskState
 from queueapp.store import Conflict, InvalidTransition, QueueStore, StoreError, TaskNotCancelable, TaskNotFound
 

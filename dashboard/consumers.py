@@ -21,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard import access, live, sections
 from queueapp import config
-from queueapp.runtime import get_store
+from queueapp.services import get_services
 
 log = logging.getLogger("dashboard.live")
 
@@ -122,8 +122,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.min_interval = 1.0 / config.get().dashboard_max_fps
         self.visible = True
         self.dirty = asyncio.Event()
-        self.store = await get_store()
-        self.bridge = live.ensure_bridge(self.store)
+        services = await get_services()
+        self.store = services.store
+        self.bridge = live.ensure_bridge(services)
         self.cache_key = (self.page, tuple(sorted(params.items())), self.extra["can_act"], self.extra["read_only"])
         self.bridge.subscribe(self.on_changes)
         await self.accept()

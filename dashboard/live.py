@@ -16,9 +16,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from queueapp.events import get_listener, started_per_loop
+from queueapp.events import NotifyListener
 from queueapp.model import Json
-from queueapp.store import QueueStore
+from queueapp.services import Services
 
 log = logging.getLogger("dashboard.live")
 
@@ -29,8 +29,8 @@ Subscriber = Callable[[Json], None]
 
 
 class Bridge:
-    def __init__(self, store: QueueStore):
-        self.store = store
+    def __init__(self, listener: NotifyListener):
+        self.listener = listener
         self.tasks: set[str] = set()
         self.contexts: set[str] = set()
         self.everything = False
@@ -48,11 +48,11 @@ class Bridge:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
-            get_listener(self.store).add(self.on_notice)
+            self.listener.add(self.on_notice)
             self._task = asyncio.create_task(self._run(), name="dashboard-bridge")
 
     async def stop(self) -> None:
-        get_listener(self.store).remove(self.on_notice)
+        self.listener.remove(self.on_notice)
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -91,9 +91,9 @@ class Bridge:
             await asyncio.sleep(BATCH_INTERVAL_S)
 
 
-_bridges: dict[int, Bridge] = {}
-
-
-def ensure_bridge(store: QueueStore) -> Bridge:
-    """The bridge of the running event loop, started on first use."""
-    return started_per_loop(_bridges, store, Bridge)
+def ensure_bridge(services: Services) -> Bridge:
+    """The process's bridge (one per :class:`Services`), started on first use."""
+    if services.bridge is None:
+        services.bridge = Bridge(services.notices())
+    services.bridge.start()
+    return services.bridge

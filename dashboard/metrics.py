@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from queueapp import config, histogram
-from queueapp.runtime import get_store
+from queueapp.services import get_store
 from queueapp.states import FINISHED
 from queueapp.store import Stats
 

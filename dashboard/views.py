@@ -13,7 +13,7 @@ from django.shortcuts import render
 from dashboard import queries, sections
 from dashboard.access import DashboardRequest, viewer
 from queueapp import config
-from queueapp.runtime import get_store
+from queueapp.services import get_store
 
 
 def _params(request: HttpRequest, **extra: str) -> dict[str, str]:

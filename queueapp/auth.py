@@ -9,13 +9,12 @@ like a JWT goes to the OpenID Connect check (:mod:`queueapp.oidc`), whose identi
 token's ``A2A_AUTH_OIDC_IDENTITY_CLAIM``.
 
 The authenticator takes the request's headers as a plain mapping (any letter case), so the
-HTTP bindings and a gRPC binding's call metadata use it alike. Build it with
-:func:`authenticator`, which keeps one per configuration, so the issuer's keys stay cached.
+HTTP bindings and a gRPC binding's call metadata use it alike. A process builds one
+(``Services.authenticator``), so the issuer's keys stay cached.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -129,12 +128,6 @@ class Authenticator:
         if self.api_keys:
             ways.append(f"an {API_KEY_HEADER} header")
         return "Authentication required: send " + " or ".join(ways) + "."
-
-
-@functools.lru_cache(maxsize=4)
-def authenticator(config: Config) -> Authenticator:
-    """The process's authenticator for ``config``: built once, so the issuer's keys stay cached."""
-    return Authenticator.from_config(config)
 
 
 def _match(credentials: tuple[Credential, ...], presented: str) -> str | None:

@@ -8,6 +8,7 @@ what it accepts, so that nothing starts half-configured.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from queueapp.config_fields import SettingFields
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -93,6 +96,12 @@ class Setting:
     accepts: str
     check: Callable[[Any], bool] = lambda value: True
     map_key: tuple[str, str] | None = None  # (map variable, key) for the A2A_QUEUE_OPTIONS form
+    unset_is_none: bool = False  # left unset, the value is None (A2A_QUEUE_OPTIONS_DB: the URL's database)
+
+    @property
+    def name(self) -> str:
+        """The attribute of :class:`Config`: the variable without ``A2A_``, lower-cased."""
+        return self.env.removeprefix("A2A_").lower()
 
 
 def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], bool]:
@@ -161,7 +170,7 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("A2A_QUEUE_PROVIDER", str.lower, "redis", "'redis' or 'memory'", lambda v: v in ("redis", "memory")),
         Setting("A2A_QUEUE_URL", str.strip, "", "a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"),
-        Setting("A2A_QUEUE_OPTIONS_DB", int, "", "a database number from 0 to 15", _int(0, 15), ("A2A_QUEUE_OPTIONS", "db")),
+        Setting("A2A_QUEUE_OPTIONS_DB", int, "", "a database number from 0 to 15", _int(0, 15), ("A2A_QUEUE_OPTIONS", "db"), unset_is_none=True),
         Setting("A2A_QUEUE_OPTIONS_MAX_RETRIES", int, "3", "a whole number of retries, 0 or more", _int(0), ("A2A_QUEUE_OPTIONS", "max_retries")),
         Setting("A2A_QUEUE_OPTIONS_TIMEOUT", parse_duration, "5s", "a duration such as 5s, 500ms or 2m", _positive, ("A2A_QUEUE_OPTIONS", "timeout")),
         Setting(
@@ -252,28 +261,20 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-class Config:
-    """The validated settings.
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Config(SettingFields):
+    """The validated settings, one typed field per :class:`Setting`.
 
-    Each setting is an attribute named after its variable without ``A2A_``, lower-cased:
-    ``A2A_WORKER_LEASE`` is ``config.worker_lease``. Adding a :class:`Setting` to
-    :data:`SETTINGS` is all it takes to add one.
+    Each field is named after its variable without ``A2A_``, lower-cased:
+    ``A2A_WORKER_LEASE`` is ``config.worker_lease``, a float of seconds. The fields are
+    generated from :data:`SETTINGS` into ``config_fields.py`` (``python -m queueapp.config_gen``).
+    A Config is compared and hashed by identity, as before it was typed: the caches keyed
+    on it would otherwise hash every field on each request.
     """
 
-    def __init__(self, values: Mapping[str, Any]):
-        missing = {_attr(env) for env in SETTINGS} - set(values)
-        if missing:
-            raise TypeError(f"Config is missing {sorted(missing)}")
-        self._values = dict(values)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["_values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
     def __repr__(self) -> str:
-        shown = {k: ("***" if "password" in k or "token" in k or "key" in k and "prefix" not in k or k == "email_url" else v) for k, v in self._values.items()}
+        names = (field.name for field in dataclasses.fields(self))
+        shown = {k: ("***" if "password" in k or "token" in k or "key" in k and "prefix" not in k or k == "email_url" else getattr(self, k)) for k in names}
         return f"Config({shown})"
 
     @property
@@ -298,14 +299,10 @@ class Config:
         return f"http://{host}:{self.server_port}"
 
     def replace(self, **changes: Any) -> Config:
-        unknown = set(changes) - set(self._values)
+        unknown = set(changes) - {field.name for field in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown settings {sorted(unknown)}")
-        return Config({**self._values, **changes})
-
-
-def _attr(env: str) -> str:
-    return env.removeprefix("A2A_").lower()
+        return dataclasses.replace(self, **changes)
 
 
 def load_env_file(path: Path | None = None) -> dict[str, str]:
@@ -344,8 +341,8 @@ def _read_setting(setting: Setting, environ: Mapping[str, str], maps: dict[str, 
             raw, source = maps[map_var][key], f"{map_var} ({key})"
     if raw is None or (raw.strip() == "" and setting.default == ""):
         raw = setting.default
-    if raw == "" and setting.env == "A2A_QUEUE_OPTIONS_DB":
-        return None  # unset: the URL's database
+    if raw == "" and setting.unset_is_none:
+        return None
     try:
         value = setting.parse(raw)
         ok = setting.check(value)
@@ -361,7 +358,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     if environ is None:
         environ = {**load_env_file(), **os.environ}
     maps = _read_maps(environ)
-    values = {_attr(setting.env): _read_setting(setting, environ, maps) for setting in SETTINGS.values()}
+    values = {setting.name: _read_setting(setting, environ, maps) for setting in SETTINGS.values()}
 
     if values["worker_heartbeat_interval"] >= values["worker_lease"]:
         raise ConfigError(
@@ -379,7 +376,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     if problem:
         raise ConfigError(problem)
 
-    return Config(values)
+    return Config(**values)
 
 
 _current: Config | None = None

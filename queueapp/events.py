@@ -16,7 +16,6 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol, TypeVar
 
 from queueapp import model
 from queueapp.model import Json
@@ -30,7 +29,7 @@ POLL_FALLBACK_S = 1.0  # re-read the stream this often even without a notice (pu
 
 
 class NotifyListener:
-    """The process's single subscription to the notify channel."""
+    """The process's single subscription to the notify channel (one per :class:`queueapp.services.Services`)."""
 
     def __init__(self, store: QueueStore):
         self.store = store
@@ -44,6 +43,7 @@ class NotifyListener:
             self._task = asyncio.create_task(self._run(), name="notify-listener")
 
     async def stop(self) -> None:
+        """Stop listening; do it before closing the store's client (see ``Services.close``)."""
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -101,51 +101,14 @@ class NotifyListener:
                         await pubsub.aclose()
 
 
-_listeners: dict[int, NotifyListener] = {}
-
-
-async def stop_listener() -> None:
-    """Stop the running loop's listener; do it before closing its store's client.
-
-    A subscription whose client was closed under it reconnects, and on a Sentinel pool
-    that reconnect can swallow the task's cancellation, so the process would never exit.
-    """
-    listener = _listeners.pop(id(asyncio.get_running_loop()), None)
-    if listener is not None:
-        await listener.stop()
-
-
-class StoreService(Protocol):
-    store: QueueStore
-
-    def start(self) -> None: ...
-
-
-S = TypeVar("S", bound=StoreService)
-
-
-def started_per_loop(registry: dict[int, S], store: QueueStore, make: Callable[[QueueStore], S]) -> S:
-    """The running event loop's one ``make(store)``, created on first use and (re)started."""
-    loop_id = id(asyncio.get_running_loop())
-    service = registry.get(loop_id)
-    if service is None or service.store is not store:
-        service = registry[loop_id] = make(store)
-    service.start()
-    return service
-
-
-def get_listener(store: QueueStore) -> NotifyListener:
-    """The listener of the running event loop, started on first use."""
-    return started_per_loop(_listeners, store, NotifyListener)
-
-
-async def follow_task(store: QueueStore, task_id: str, after: str = "0-0", *, poll_interval: float = POLL_FALLBACK_S) -> AsyncIterator[tuple[str, Json]]:
+async def follow_task(listener: NotifyListener, task_id: str, after: str = "0-0", *, poll_interval: float = POLL_FALLBACK_S) -> AsyncIterator[tuple[str, Json]]:
     """Yield ``(stream id, event)`` for a task's events after ``after``, forever, in order.
 
-    The caller stops iterating (or closes the generator) when it has what it needs;
-    nothing keeps running after that.
+    ``listener`` is the process's subscription (``Services.notices()``), whose store the
+    events are read from. The caller stops iterating (or closes the generator) when it has
+    what it needs; nothing keeps running after that.
     """
-    listener = get_listener(store)
+    store = listener.store
     wake = asyncio.Event()
     listener.task_waiters[task_id].add(wake)
     try:

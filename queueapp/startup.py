@@ -16,6 +16,7 @@ from queueapp import config as config_module
 from queueapp import tracing
 from queueapp.connection import RedisUnavailable, connect
 from queueapp.store import QueueStore
+from queueapp.store.pipelining import install_fast_packer
 
 
 class StartError(Exception):
@@ -38,6 +39,13 @@ def load_config(**overrides: Any) -> config_module.Config:
 
 
 async def open_store(cfg: config_module.Config, *, check_policy: bool = True) -> QueueStore:
+    """The process's store on a new connection.
+
+    From here on the process's asyncio Redis connections (the Channels layer's too) pack
+    commands with hiredis: a process-wide change, so it is made here, as a process
+    starts, rather than when some module happens to be imported.
+    """
+    install_fast_packer()
     try:
         client = await connect(cfg, check_policy=check_policy)
     except RedisUnavailable as exc:

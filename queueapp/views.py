@@ -6,7 +6,7 @@ import asyncio
 
 from django.http import HttpRequest, JsonResponse
 
-from queueapp.runtime import get_store
+from queueapp.services import get_store
 
 HEALTH_TIMEOUT_S = 2.0
 

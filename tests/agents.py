@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from queueapp.agents.base import Agent, RunContext, TaskUpdater
-from queueapp.runtime import get_store
+from queueapp.services import get_store
 
 RUNS_KEY_SUFFIX = "test:runs"
 

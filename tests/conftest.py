@@ -16,7 +16,11 @@ import redis.asyncio as aioredis
 from queueapp import config as config_module
 from queueapp.store import QueueStore
 from queueapp.store.keys import Keys
+from queueapp.store.pipelining import install_fast_packer
 from tests.support import ManagedProcess, RedisServer, ServeProcess, base_env
+
+# The tests' own stores pack commands as serve's and runworker's do (queueapp.startup.open_store).
+install_fast_packer()
 
 
 @pytest.fixture(scope="session")

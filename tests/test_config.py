@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
+
 import pytest
 
 from queueapp import config as config_module
-from queueapp.config import ConfigError, load, load_env_file, parse_duration
+from queueapp import config_gen
+from queueapp.config import SETTINGS, Config, ConfigError, Setting, load, load_env_file, parse_duration
 
 BAD_VALUES = [
     ("A2A_QUEUE_PROVIDER", "postgres"),
@@ -165,3 +170,38 @@ def test_storage_kind_and_replace():
         cfg.replace(no_such_setting=1)
     assert "pass@" not in repr(load({"A2A_QUEUE_CREDENTIALS_PASSWORD": "s3cret"})).replace("***", "")
     assert "s3cret" not in repr(load({"A2A_QUEUE_CREDENTIALS_PASSWORD": "s3cret"}))
+
+
+def test_the_generated_fields_are_current():
+    assert config_gen.TARGET.read_text() == config_gen.render(), "config_fields.py is stale: run python -m queueapp.config_gen"
+
+
+def _holds(value: object, annotation: object) -> bool:
+    """Whether ``value`` is exactly of the declared type (a bool is no int here)."""
+    if typing.get_origin(annotation) is types.UnionType:
+        return any(_holds(value, option) for option in typing.get_args(annotation))
+    if typing.get_origin(annotation) is tuple:
+        item = typing.get_args(annotation)[0]
+        return type(value) is tuple and all(_holds(v, item) for v in value)
+    return type(value) is annotation or (annotation is type(None) and value is None)
+
+
+@pytest.mark.parametrize("environ", [{}, {"A2A_QUEUE_OPTIONS_DB": "3", "A2A_ALLOWED_HOSTS": "a.example,b.example", "A2A_AUTH_TOKENS": "t1"}])
+def test_every_field_has_the_type_its_parser_returns(environ):
+    declared = typing.get_type_hints(Config)
+    cfg = load(environ)
+    assert set(declared) == {setting.name for setting in SETTINGS.values()}
+    for setting in SETTINGS.values():
+        value = getattr(cfg, setting.name)
+        assert _holds(value, declared[setting.name]), f"{setting.env} gives {value!r}, but Config.{setting.name} is declared {declared[setting.name]}"
+
+
+def test_the_generator_refuses_a_parser_it_has_no_type_for():
+    with pytest.raises(ValueError, match="A2A_ODD: no field type for its parser"):
+        config_gen.field_type(Setting("A2A_ODD", lambda text: text, "", "anything"))
+
+
+def test_the_config_is_frozen():
+    cfg = load({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.worker_lease = 1.0  # type: ignore[misc]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 import redis.asyncio as aioredis
@@ -109,3 +111,17 @@ async def test_a_value_redis_cannot_take_is_refused_before_anything_is_sent(clie
     with pytest.raises(DataError):
         await client.set("k", {"not": "encodable"})
     assert await client.exists("k") == 0
+
+
+def test_the_fast_packer_is_installed_by_start_up_not_by_an_import():
+    """Importing the store leaves redis-py (and so the Channels layer) as it is; start-up
+    (queueapp.startup.open_store) installs hiredis's packer explicitly."""
+    script = (
+        "from redis.asyncio.connection import AbstractConnection\n"
+        "original = AbstractConnection.pack_command\n"
+        "import queueapp.store, queueapp.services, queueapp.startup\n"
+        "assert AbstractConnection.pack_command is original\n"
+        "from queueapp.store.pipelining import install_fast_packer\n"
+        "assert install_fast_packer() and AbstractConnection.pack_command is not original\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

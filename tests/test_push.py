@@ -13,8 +13,9 @@ import pytest
 from queueapp import model
 from queueapp.agents import load_agent
 from queueapp.push import PushDelivery, check_url, notification_headers
+from queueapp.services import Services
 from queueapp.states import TaskState
-from queueapp.worker.hooks import default_hooks, push_delivery
+from queueapp.worker.hooks import default_hooks
 from tests.support import free_port, wait_until
 from tests.test_agents_conformance import running_worker, until, wait_for_state
 
@@ -339,16 +340,17 @@ async def test_tasks_without_configs_post_nothing(store, receiver, delivery):
     assert receiver.received == [] and push.stats["delivered"] == 0 and push.pending == 0
 
 
-async def test_default_hooks_share_one_delivery_per_store(store, config):
-    hooks = default_hooks(store, config)
-    assert hooks == [push_delivery(store, config)]
-    assert default_hooks(store, config)[0] is hooks[0]
+async def test_default_hooks_share_one_delivery_per_process(store, config):
+    shared = Services(config, store)
+    hooks = default_hooks(shared)
+    assert hooks == [shared.push]
+    assert default_hooks(shared)[0] is hooks[0]
     assert hooks[0].allow_private is False and hooks[0].max_attempts == config.push_max_attempts
     await hooks[0].aclose()
 
 
 def test_no_hooks_when_push_notifications_are_off(store, config):
-    assert default_hooks(store, config.replace(capabilities_push_notifications=False)) == []
+    assert default_hooks(Services(config.replace(capabilities_push_notifications=False), store)) == []
 
 
 # ---- through the live endpoint ------------------------------------------------------------

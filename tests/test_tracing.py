@@ -13,6 +13,7 @@ import pytest
 
 from queueapp import tracing
 from queueapp.protocol.handler import CallContext, Handler
+from queueapp.services import Services
 from tests.faults.tools import eventually, running_worker
 from tests.support import ROOT, base_env, free_port, wait_until
 
@@ -87,7 +88,7 @@ def memory_spans():
 
 
 async def test_the_worker_continues_the_endpoints_trace(store, config, memory_spans):
-    handler = Handler(store, config)
+    handler = Handler(Services(config, store))
     params = {"message": {"messageId": "m-1", "role": "ROLE_USER", "parts": [{"text": "chunks 2"}]}, "configuration": {"returnImmediately": True}}
     answer = await handler.call("SendMessage", params, CallContext(traceparent=CALLER))
     task_id = answer["task"]["id"]

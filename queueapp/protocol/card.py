@@ -22,9 +22,10 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from queueapp import model
 from queueapp.agents import load_agent
-from queueapp.auth import API_KEY_HEADER, authenticator
+from queueapp.auth import API_KEY_HEADER
 from queueapp.config import Config
 from queueapp.model import Json
+from queueapp.oidc import discovery_url
 
 JSONRPC_PATH = "/a2a"
 VERSIONS = ("1.0", "0.3")
@@ -54,14 +55,13 @@ def security(config: Config) -> Json:
 
     Each requirement names one scheme, so any one of them is enough.
     """
-    auth = authenticator(config)
     schemes: Json = {}
-    if auth.oidc:
-        description = "A JWT from this OpenID Connect issuer, for the audience " + " or ".join(auth.oidc.audience)
-        schemes["oidc"] = {"openIdConnectSecurityScheme": {"openIdConnectUrl": auth.oidc.discovery_url, "description": description}}
-    if auth.tokens:
+    if config.auth_oidc_issuer:
+        description = "A JWT from this OpenID Connect issuer, for the audience " + " or ".join(config.auth_oidc_audience)
+        schemes["oidc"] = {"openIdConnectSecurityScheme": {"openIdConnectUrl": discovery_url(config.auth_oidc_issuer), "description": description}}
+    if config.auth_tokens:
         schemes["bearer"] = {"httpAuthSecurityScheme": {"scheme": "Bearer", "description": "A token from A2A_AUTH_TOKENS"}}
-    if auth.api_keys:
+    if config.auth_api_keys:
         schemes["apiKey"] = {"apiKeySecurityScheme": {"location": "header", "name": API_KEY_HEADER, "description": "A key from A2A_AUTH_API_KEYS"}}
     if not schemes:
         return {}

@@ -103,7 +103,7 @@ class PayloadTooLargeError(ProtocolError):
 
 class UnauthenticatedError(ProtocolError):
     default_message = "Authentication required."
-    invalid_token = False  # a bearer token was sent and refused (RFC 6750 error="invalid_token")
+    challenge = ""  # the WWW-Authenticate value of the answer (RFC 6750 error="invalid_token" for a refused token)
 
 
 class IdentityProviderUnavailableError(InternalError):

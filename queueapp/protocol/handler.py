@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from queueapp import model, push, tracing
-from queueapp.config import Config
 from queueapp.events import ends_stream, ends_subscription, follow_task
 from queueapp.model import Json, TaskRecord
 from queueapp.protocol import card
@@ -29,8 +28,9 @@ from queueapp.protocol.errors import (
     UnsupportedOperationError,
     from_store_error,
 )
+from queueapp.services import Services
 from queueapp.states import TERMINAL, TaskState
-from queueapp.store import QueueStore, StoreError, valid_cursor
+from queueapp.store import StoreError, valid_cursor
 
 T = TypeVar("T")
 
@@ -88,11 +88,12 @@ def _timestamp_ms(text: str) -> int:
 
 
 class Handler:
-    def __init__(self, store: QueueStore, config: Config):
-        self.store = store
-        self.config = config
-        self.cap = config.max_history_length
-        self.access = Access.from_config(config)
+    def __init__(self, services: Services):
+        self.services = services
+        self.store = services.store
+        self.config = services.config
+        self.cap = self.config.max_history_length
+        self.access = Access.from_config(self.config)
 
     async def _call(self, coro: Awaitable[T]) -> T:
         """Await a store call, translating its errors into the protocol's."""
@@ -187,7 +188,7 @@ class Handler:
         """The event that ends the task's run (terminal, interrupted or a direct reply), or None on timeout."""
         try:
             async with asyncio.timeout(timeout):
-                async with aclosing(follow_task(self.store, task_id, after)) as events:
+                async with aclosing(follow_task(self.services.notices(), task_id, after)) as events:
                     async for _, event in events:
                         if ends_stream(event):
                             return event
@@ -234,7 +235,7 @@ class Handler:
             yield {"task": first}
             if ends({"task": first}):
                 return
-        async with aclosing(follow_task(self.store, task_id, after)) as events:
+        async with aclosing(follow_task(self.services.notices(), task_id, after)) as events:
             async for _, event in events:
                 yield event
                 if ends(event):

@@ -8,13 +8,12 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from queueapp import config as config_module
 from queueapp import tracing
-from queueapp.auth import AuthError, AuthUnavailableError, authenticator
+from queueapp.auth import AuthError, AuthUnavailableError
 from queueapp.model import dumps
 from queueapp.protocol.errors import ContentTypeNotSupportedError, IdentityProviderUnavailableError, UnauthenticatedError, VersionNotSupportedError
 from queueapp.protocol.handler import CallContext, Handler
-from queueapp.runtime import get_store
+from queueapp.services import get_services
 
 log = logging.getLogger("queueapp.protocol")
 
@@ -66,11 +65,12 @@ async def authenticate_headers(headers: Mapping[str, str]) -> CallContext:
 
     Raises :class:`UnauthenticatedError` (401) or :class:`IdentityProviderUnavailableError` (503).
     """
+    authenticator = (await get_services()).authenticator
     try:
-        return CallContext(identity=await authenticator(config_module.get()).authenticate(headers), traceparent=tracing.header(headers))
+        return CallContext(identity=await authenticator.authenticate(headers), traceparent=tracing.header(headers))
     except AuthError as exc:
         error = UnauthenticatedError(str(exc))
-        error.invalid_token = exc.invalid_token
+        error.challenge = authenticator.challenge(exc.invalid_token)
         raise error from None
     except AuthUnavailableError as exc:
         log.warning("Cannot check a bearer token: %s", exc)
@@ -78,11 +78,11 @@ async def authenticate_headers(headers: Mapping[str, str]) -> CallContext:
 
 
 def challenge_headers(error: UnauthenticatedError) -> dict[str, str]:
-    return {"WWW-Authenticate": authenticator(config_module.get()).challenge(error.invalid_token)}
+    return {"WWW-Authenticate": error.challenge}
 
 
 async def make_handler() -> Handler:
-    return Handler(await get_store(), config_module.get())
+    return Handler(await get_services())
 
 
 def is_json_type(media_type: str) -> bool:

@@ -126,5 +126,3 @@ def install_fast_packer() -> bool:
     AbstractConnection.pack_command = _hiredis_pack_command  # type: ignore[method-assign]
     return True
 
-
-install_fast_packer()

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from queueapp import config as config_module
-from queueapp import embedded, runtime
+from queueapp import embedded, services
 from queueapp.agents import AgentLoadError, load_agent
 from queueapp.startup import StartError, load_config, logging_config, open_store, tracing_on
 from queueapp.worker import Worker
@@ -45,16 +45,17 @@ def prepare(concurrency: int | None, agent: str | None) -> tuple[config_module.C
 
 
 async def work(cfg: config_module.Config, agent: Any) -> None:
-    store = await open_store(cfg)
-    runtime.set_store(store)
+    shared = services.Services(cfg, await open_store(cfg))
+    services.install(shared)
     supervisor = embedded.start_supervision(cfg)
-    worker = Worker(store, agent, cfg, hooks=default_hooks(store, cfg))
+    worker = Worker(shared.store, agent, cfg, hooks=default_hooks(shared))
     worker.install_signal_handlers()
     try:
         await worker.run()
     finally:
-        await close_hooks(store, cfg.worker_shutdown_grace, worker.hurry)
-        await store.close()
+        await close_hooks(shared, cfg.worker_shutdown_grace, worker.hurry)
+        await shared.close()
+        services.install(None)
         await embedded.release(cfg, supervisor)
 
 

@@ -13,7 +13,7 @@ from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 
 from queueapp import config as config_module
-from queueapp import runtime
+from queueapp import services
 from queueapp.store import QueueStore
 from tests.dashboard.support import PASSWORD
 from tests.support import free_port
@@ -40,11 +40,18 @@ def set_config(config):
 
 
 @pytest.fixture
-async def dash_store(store: QueueStore) -> QueueStore:
-    """The store the app under test uses (installed for this test's event loop)."""
-    runtime.set_store(store)
-    yield store
-    runtime.set_store(None)
+async def dash_services(store: QueueStore, config) -> AsyncIterator[services.Services]:
+    """The services the app under test uses (installed for this test's event loop)."""
+    shared = services.Services(config, store)
+    services.install(shared)
+    yield shared
+    services.install(None)
+
+
+@pytest.fixture
+async def dash_store(dash_services: services.Services) -> QueueStore:
+    """The store the app under test uses."""
+    return dash_services.store
 
 
 @pytest.fixture

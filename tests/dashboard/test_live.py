@@ -72,12 +72,12 @@ async def test_task_page_follows_its_task(staff_cookie, dash_store):
     await comm.disconnect()
 
 
-async def test_coalescing_bounds_frames_under_a_burst_of_1000_changes(staff_cookie, dash_store, set_config):
+async def test_coalescing_bounds_frames_under_a_burst_of_1000_changes(staff_cookie, dash_store, dash_services, set_config):
     set_config(dashboard_max_fps=4.0)
     comm = communicator("/ws/dashboard/?page=queue", staff_cookie)
     assert (await comm.connect())[0]
     await comm.receive_from(10)
-    bridge = live.ensure_bridge(dash_store)
+    bridge = live.ensure_bridge(dash_services)
     heard_before = bridge.generation
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -140,7 +140,7 @@ async def test_unknown_page_is_refused(staff_cookie):
     assert (await comm.receive_output(5)) == {"type": "websocket.close", "code": 4403}
 
 
-async def test_a_change_reaches_the_consumers_of_this_process_without_the_channel_layer(staff_cookie, dash_store, monkeypatch):
+async def test_a_change_reaches_the_consumers_of_this_process_without_the_channel_layer(staff_cookie, dash_store, dash_services, monkeypatch):
     # The notice was heard from Redis once; it goes straight to this process's consumers.
     from channels.layers import get_channel_layer
 
@@ -154,7 +154,7 @@ async def test_a_change_reaches_the_consumers_of_this_process_without_the_channe
     await submit(dash_store, "hello")
     assert (await queue_length_frames(comm, until=1))[-1] == 1
     await comm.disconnect()
-    assert not live.ensure_bridge(dash_store).subscribers  # a closed connection is forgotten
+    assert not live.ensure_bridge(dash_services).subscribers  # a closed connection is forgotten
 
 
 async def test_public_mode_lets_anonymous_watch(channel_layer, dash_store, set_config, transactional_db):

@@ -18,7 +18,7 @@ import websockets
 
 from queueapp import config as config_module
 from queueapp.connection import connect
-from queueapp.events import get_listener
+from queueapp.events import NotifyListener
 from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentinel_url
 from queueapp.store import NotReplicated, QueueStore
 from queueapp.store.keys import Keys
@@ -311,7 +311,7 @@ async def test_cluster_notices_use_sharded_pubsub(cluster, cluster_client):
     plain = owner.pubsub(ignore_subscribe_messages=True)
     plain.subscribe(Keys(HASH_TAG).notify)
     notices: list[dict] = []
-    listener = get_listener(store)
+    listener = NotifyListener(store)
     listener.add(notices.append)
     try:
         await asyncio.wait_for(listener.connected.wait(), 10)
@@ -340,7 +340,7 @@ async def hears_notices(store: QueueStore, plain_subscriber) -> tuple[list[dict]
     plain = plain_subscriber.pubsub(ignore_subscribe_messages=True)
     plain.subscribe(store.keys.notify)
     notices: list[dict] = []
-    listener = get_listener(store)
+    listener = NotifyListener(store)
     listener.add(notices.append)
     try:
         await asyncio.wait_for(listener.connected.wait(), 10)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import redis
 
-from queueapp import model, runtime
+from queueapp import model, services
 from queueapp.agents import load_agent
 from queueapp.store import QueueStore
 from queueapp.store.keys import Keys
@@ -94,7 +94,7 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -
 @contextlib.asynccontextmanager
 async def running_worker(store: QueueStore, config, agent: str = "demo"):
     """A Worker running in this event loop for the duration of the block, then stopped gracefully."""
-    runtime.set_store(store)
+    services.install(services.Services(config, store))  # for agents that use the store themselves
     worker = Worker(store, load_agent(agent, config), config)
     task = asyncio.create_task(worker.run())
     try:
@@ -102,7 +102,7 @@ async def running_worker(store: QueueStore, config, agent: str = "demo"):
     finally:
         worker.stop()
         await asyncio.wait_for(task, 30)
-        runtime.set_store(None)
+        services.install(None)
 
 
 def report(scenario: str, **figures: Any) -> None:

@@ -11,10 +11,8 @@ import uvicorn
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from queueapp import config as config_module
-from queueapp import embedded, runtime
+from queueapp import embedded, services
 from queueapp.agents import AgentLoadError, load_agent
-from queueapp.auth import authenticator
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
@@ -29,6 +27,7 @@ log = logging.getLogger("queueapp.serve")
 class Command(BaseCommand):
     help = "Serve the A2A endpoint (HTTP and gRPC) and the dashboard, with A2A_EMBEDDED_WORKERS workers in-process."
     grpc = None  # the gRPC server, once started
+    shared: services.Services  # what the process shares (store, push delivery...), built by _start
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, help="HTTP port (default A2A_SERVER_PORT)")
@@ -70,19 +69,18 @@ class Command(BaseCommand):
         ensure_admin_user(self.stdout)
 
     async def _start(self, cfg, agent, listeners: Listeners) -> tuple[list[Worker], list[asyncio.Task]]:
-        store = await open_store(cfg)
-        runtime.set_store(store)
+        shared = self.shared = services.Services(cfg, await open_store(cfg))
+        services.install(shared)
         self._supervisor = embedded.start_supervision(cfg)
         try:
             self.grpc = await grpc_server.start(cfg, listeners.take("grpc") if "grpc" in listeners.sockets else None)
         except grpc_server.GrpcStartError as exc:
-            await runtime.close_all()
-            await embedded.release(cfg, self._supervisor)
+            await self._close_services()
             raise CommandError(str(exc)) from None
         log.info("A2A server starting with %s", STORAGE_NAMES[cfg.storage_kind])
-        workers = [Worker(store, agent, cfg, hooks=default_hooks(store, cfg)) for _ in range(cfg.embedded_workers)]
+        workers = [Worker(shared.store, agent, cfg, hooks=default_hooks(shared)) for _ in range(cfg.embedded_workers)]
         tasks = [asyncio.create_task(w.run(), name=f"embedded-worker-{i}") for i, w in enumerate(workers)]
-        oidc = authenticator(cfg).oidc
+        oidc = shared.authenticator.oidc
         if oidc is not None:
             tasks.append(asyncio.create_task(oidc.prefetch(), name="oidc-prefetch"))
         base = f"http://{'localhost' if cfg.server_host in ('127.0.0.1', '0.0.0.0', '::') else cfg.server_host}:{cfg.server_port}"
@@ -105,9 +103,14 @@ class Command(BaseCommand):
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         if workers:
-            await close_hooks(workers[0].store, workers[0].config.worker_shutdown_grace, workers[0].hurry)
-        await runtime.close_all()
-        await embedded.release(config_module.get(), self._supervisor)
+            await close_hooks(self.shared, self.shared.config.worker_shutdown_grace, workers[0].hurry)
+        await self._close_services()
+
+    async def _close_services(self) -> None:
+        """Close what the process shares, then let go of the embedded Redis (its last user stops it)."""
+        await self.shared.close()
+        services.install(None)
+        await embedded.release(self.shared.config, self._supervisor)
 
     async def _run_uvicorn(self, cfg, agent, listeners: Listeners) -> None:
         from a2a_site.asgi import application
