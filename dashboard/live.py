@@ -37,7 +37,7 @@ class Bridge:
         self.generation = 0  # counts notices: a frame rendered after reading it shows them all
         self.wake = asyncio.Event()
         self.subscribers: set[Subscriber] = set()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber(batch)`` with every batch of changes, on this loop, until unsubscribed."""

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from queueapp import model
 from queueapp.model import Json
@@ -35,7 +35,7 @@ class NotifyListener:
         self.store = store
         self.callbacks: set[Callback] = set()
         self.task_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
     def start(self) -> None:
@@ -101,7 +101,7 @@ class NotifyListener:
                         await pubsub.aclose()
 
 
-async def follow_task(listener: NotifyListener, task_id: str, after: str = "0-0", *, poll_interval: float = POLL_FALLBACK_S) -> AsyncIterator[tuple[str, Json]]:
+async def follow_task(listener: NotifyListener, task_id: str, after: str = "0-0", *, poll_interval: float = POLL_FALLBACK_S) -> AsyncGenerator[tuple[str, Json], None]:
     """Yield ``(stream id, event)`` for a task's events after ``after``, forever, in order.
 
     ``listener`` is the process's subscription (``Services.notices()``), whose store the
@@ -133,9 +133,9 @@ async def follow_task(listener: NotifyListener, task_id: str, after: str = "0-0"
 def event_state(event: Json) -> str | None:
     """The 1.0 state an event carries, if any (``TASK_STATE_*``)."""
     if "statusUpdate" in event:
-        return event["statusUpdate"]["status"]["state"]
+        return str(event["statusUpdate"]["status"]["state"])
     if "task" in event:
-        return event["task"]["status"]["state"]
+        return str(event["task"]["status"]["state"])
     return None
 
 

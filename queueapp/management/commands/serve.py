@@ -6,13 +6,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queueapp import embedded, services
 from queueapp.agents import AgentLoadError, load_agent
+from queueapp.agents.base import Agent
+from queueapp.config import Config
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
@@ -29,14 +34,14 @@ class Command(BaseCommand):
     grpc = None  # the gRPC server, once started
     shared: services.Services  # what the process shares (store, push delivery...), built by _start
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, help="HTTP port (default A2A_SERVER_PORT)")
         parser.add_argument("--host", help="address to listen on (default A2A_SERVER_HOST)")
         parser.add_argument("--workers", type=int, help="embedded workers (default A2A_EMBEDDED_WORKERS)")
         parser.add_argument("--server", choices=["uvicorn", "daphne"], help="ASGI server (default A2A_SERVER_ASGI)")
         parser.add_argument("--grpc-port", type=int, help="gRPC port, 0 for none (default A2A_GRPC_PORT)")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         cfg = load_config(server_port=options["port"], server_host=options["host"], embedded_workers=options["workers"], server_asgi=options["server"], grpc_port=options["grpc_port"])
         if cfg.storage_kind == "memory" and cfg.embedded_workers == 0:
             raise CommandError("A2A_QUEUE_PROVIDER=memory needs A2A_EMBEDDED_WORKERS of 1 or more: no other process can reach its queue")
@@ -68,7 +73,7 @@ class Command(BaseCommand):
             return
         ensure_admin_user(self.stdout)
 
-    async def _start(self, cfg, agent, listeners: Listeners) -> tuple[list[Worker], list[asyncio.Task]]:
+    async def _start(self, cfg: Config, agent: Agent, listeners: Listeners) -> tuple[list[Worker], list[asyncio.Task[None]]]:
         shared = self.shared = services.Services(cfg, await open_store(cfg))
         services.install(shared)
         self._supervisor = embedded.start_supervision(cfg)
@@ -91,13 +96,13 @@ class Command(BaseCommand):
         self.stdout.flush()
         return workers, tasks
 
-    def _grpc_line(self, cfg) -> str:
+    def _grpc_line(self, cfg: Config) -> str:
         if self.grpc is None:
             return ""
         host = "localhost" if cfg.server_host in ("127.0.0.1", "0.0.0.0", "::") else cfg.server_host
         return f"gRPC:          {grpc_server.listen_address(host, cfg.grpc_port)}{' (TLS)' if cfg.grpc_tls_cert else ''}\n"
 
-    async def _stop(self, workers: list[Worker], tasks: list[asyncio.Task]) -> None:
+    async def _stop(self, workers: list[Worker], tasks: list[asyncio.Task[None]]) -> None:
         await grpc_server.stop(self.grpc)
         for worker in workers:
             worker.stop()
@@ -112,7 +117,7 @@ class Command(BaseCommand):
         services.install(None)
         await embedded.release(self.shared.config, self._supervisor)
 
-    async def _run_uvicorn(self, cfg, agent, listeners: Listeners) -> None:
+    async def _run_uvicorn(self, cfg: Config, agent: Agent, listeners: Listeners) -> None:
         from a2a_site.asgi import application
 
         workers, tasks = await self._start(cfg, agent, listeners)
@@ -128,7 +133,7 @@ class Command(BaseCommand):
         finally:
             await self._stop(workers, tasks)
 
-    def _run_daphne(self, cfg, agent, listeners: Listeners) -> None:
+    def _run_daphne(self, cfg: Config, agent: Agent, listeners: Listeners) -> None:
         # Importing daphne's server installs Twisted's asyncio reactor on a loop of its own
         # (Django setup already did so, with "daphne" in INSTALLED_APPS): run on that loop.
         from daphne.server import Server
@@ -142,7 +147,7 @@ class Command(BaseCommand):
         asyncio.set_event_loop(loop)
         workers, tasks = loop.run_until_complete(self._start(cfg, agent, listeners))
         server = Server(application, endpoints=[_daphne_endpoint(listeners.take("http"))], signal_handlers=False, verbosity=1 if cfg.debug else 0)
-        stopping = _Stopping(workers, reactor.stop)
+        stopping = _Stopping(workers, reactor.stop)  # type: ignore[misc]  # Twisted's interfaces declare methods without self
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.request)
         try:
@@ -151,11 +156,9 @@ class Command(BaseCommand):
             loop.run_until_complete(self._stop(workers, tasks))
 
 
-def _daphne_endpoint(sock) -> str:
+def _daphne_endpoint(sock: socket.socket) -> str:
     """Daphne's endpoint for a socket already bound: Twisted adopts (and closes) the
     descriptor; for IPv6, which that adoption cannot name, it binds the same address itself."""
-    import socket
-
     if sock.family == socket.AF_INET:
         return f"fd:fileno={sock.detach()}"
     host, port = sock.getsockname()[:2]
@@ -167,7 +170,7 @@ class _Stopping:
     """What a stop signal does: the first stops the HTTP side and lets the embedded workers
     finish within the grace; a second puts their running tasks back on the queue at once."""
 
-    def __init__(self, workers: list[Worker], stop_http):
+    def __init__(self, workers: list[Worker], stop_http: Callable[[], None]):
         self.workers = workers
         self.stop_http = stop_http
         self.requested = False
@@ -191,7 +194,7 @@ class _Server(uvicorn.Server):
     workers: list[Worker] = []
 
     @contextlib.contextmanager
-    def capture_signals(self):
+    def capture_signals(self) -> Iterator[None]:
         yield
 
     def request_exit(self) -> None:
