@@ -551,7 +551,7 @@ def test_each_script_reads_exactly_the_keys_and_args_its_declaration_names(name)
     assert set(re.findall(r"\bA\.(\w+)", body)) == {f.name for f in script.arg_fields}
     item_keys, item_args = ({f.name for f in fields} for fields in (script.item_key_fields, script.item_arg_fields))
     assert set(re.findall(r"\bkeys\.(\w+)|\bkey\.(\w+)", body)) <= {(n, "") for n in item_keys} | {("", n) for n in item_keys}
-    assert set(re.findall(r"\bclaim\.(\w+)", body)) == item_args
+    assert set(re.findall(r"\b(?:claim|item_arg)\.(\w+)", body)) == item_args
     assert ("REST" in body) == script.rest
 
 

@@ -82,42 +82,51 @@ class UpdateArgs(TypedDict):
 
 
 class FinishKeys(TypedDict):
-    active: str
-    deadletter: str
-    active_index: str
-    context_index: str
-    contexts: str
+    """What every finish of one call shares; each task's own keys are its item's."""
+
     counts: str
-    events: str
+    active_index: str
+    contexts: str
     queue: str
     leases: str
     processing: str
-    cancels: str
-    history_index: str  # of the final state
-    stats_minute: str
     processing_seen: str
-    push_configs: str
+    cancels: str
+    stats_minute: str
     index_seq: str
+
+
+class FinishArgs(TypedDict):
+    now_ms: int
+    channel: str
+    events_maxlen: int
+    events_ttl_ms: int
+    stats_ttl_s: int
+
+
+class FinishItemKeys(TypedDict):
+    active: str
+    deadletter: str
+    context_index: str
+    events: str
+    history_index: str  # of the final state
+    push_configs: str
     owner_active_index: str
     owner_history_index: str  # of the final state
 
 
-class FinishArgs(TypedDict):
+class FinishItemArgs(TypedDict):
     task_id: str
     guard_kind: str  # 'token' | 'rev' | 'cancel' | 'none'
     guard_value: str
     state: str
     task_json: str
-    now_ms: int
     event_json: str
-    channel: str
-    events_maxlen: int
-    events_ttl_ms: int
-    stats_ttl_s: int
     wait_ms: int  # -1 when not measured
     run_ms: int  # -1 when not measured
     wait_bucket: str  # the histogram field (histogram.py), '' when not measured
     run_bucket: str
+    extra_json: str  # a JSON object of extra fields kept with the task ('{}' for none)
 
 
 class RetryKeys(TypedDict):
@@ -256,7 +265,7 @@ class PauseArgs(TypedDict):
 
 CREATE: Script[CreateKeys, CreateArgs, NoItem, NoItem] = Script("create", CreateKeys, CreateArgs, rest=True)
 UPDATE: Script[UpdateKeys, UpdateArgs, NoItem, NoItem] = Script("update", UpdateKeys, UpdateArgs, rest=True)
-FINISH: Script[FinishKeys, FinishArgs, NoItem, NoItem] = Script("finish", FinishKeys, FinishArgs, rest=True)
+FINISH: Script[FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs] = Script("finish", FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs)
 RETRY: Script[RetryKeys, RetryArgs, NoItem, NoItem] = Script("retry", RetryKeys, RetryArgs)
 DELETE: Script[DeleteKeys, DeleteArgs, NoItem, NoItem] = Script("delete", DeleteKeys, DeleteArgs)
 TAKE: Script[TakeKeys, TakeArgs, NoItem, NoItem] = Script("take", TakeKeys, TakeArgs)

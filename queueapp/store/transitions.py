@@ -1,17 +1,33 @@
-"""Creating, changing, finishing and deleting tasks: one script call each."""
+"""Creating, changing, finishing and deleting tasks: one script call each (finishes in batches)."""
 
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import Any
 
 from queueapp import histogram, model
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
 from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S
+from queueapp.store.batch import ItemBatch
 from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, TaskNotFound, check
 from queueapp.store.reads import Reads
-from queueapp.store.scripts import CREATE, CreateArgs, CreateKeys, DeleteArgs, DeleteKeys, FinishArgs, FinishKeys, RetryArgs, RetryKeys, UpdateArgs, UpdateKeys
+from queueapp.store.scripts import (
+    CREATE,
+    CreateArgs,
+    CreateKeys,
+    DeleteArgs,
+    DeleteKeys,
+    FinishArgs,
+    FinishItemArgs,
+    FinishItemKeys,
+    FinishKeys,
+    RetryArgs,
+    RetryKeys,
+    UpdateArgs,
+    UpdateKeys,
+)
 
 log = logging.getLogger("queueapp.store")
 
@@ -189,7 +205,8 @@ class Transitions(Reads):
         """Move a task whose ``record.task`` now has a terminal status into the history.
 
         With ``flag_if_claimed`` (a cancel request), a task a worker holds is not finished but
-        flagged for its worker, in the same step: ``record.finished`` stays False.
+        flagged for its worker, in the same step: ``record.finished`` stays False. The
+        finishes asked for in one turn of the event loop go to Redis as one script call.
         """
         k = self.keys
         state = model.task_state(record.task)
@@ -199,49 +216,58 @@ class Transitions(Reads):
         wait_ms = (record.started_ms - record.enqueued_ms) if record.started_ms and record.enqueued_ms else -1
         run_ms = (ms - record.started_ms) if record.started_ms else -1
         guard_kind, guard_value = _guard(record, token, "cancel" if flag_if_claimed else "rev")
-        keys: FinishKeys = {
+        keys: FinishItemKeys = {
             "active": k.active(record.id),
             "deadletter": k.deadletter(record.id),
-            "active_index": k.index_active,
             "context_index": k.index_context(record.context_id),
-            "contexts": k.contexts,
-            "counts": k.counts,
             "events": k.events(record.id),
-            "queue": k.queue,
-            "leases": k.leases,
-            "processing": k.processing,
-            "cancels": k.cancels,
             "history_index": k.index_history_state(state.value),
-            "stats_minute": k.stats_minute(ms // 60000),
-            "processing_seen": k.limbo,
             "push_configs": k.push_configs(record.id),
-            "index_seq": k.index_seq,
             "owner_active_index": k.index_owner_active(record.identity),
             "owner_history_index": k.index_owner_history_state(record.identity, state.value),
         }
-        args: FinishArgs = {
+        args: FinishItemArgs = {
             "task_id": record.id,
             "guard_kind": guard_kind,
             "guard_value": guard_value,
             "state": state.value,
             "task_json": model.pack_task(record.task),
-            "now_ms": ms,
             "event_json": model.dumps(event),
-            "channel": k.notify,
-            "events_maxlen": EVENTS_MAXLEN,
-            "events_ttl_ms": self.events_ttl_ms,
-            "stats_ttl_s": STATS_TTL_S,
             "wait_ms": wait_ms,
             "run_ms": run_ms,
             "wait_bucket": histogram.field(histogram.WAIT, wait_ms),
             "run_bucket": histogram.field(histogram.RUN, run_ms),
+            "extra_json": model.dumps({name: str(value) for name, value in (extra or {}).items()}),
         }
-        result = await self.scripts.finish(keys, args, rest=_pairs(extra))
+        result, finished_ms = await self._finishing.add((keys, args))
         check(result, record.id)
         if int(result[0]) == 2:
             return record
-        record.state, record.finished, record.finished_ms, record.has_push_configs = state, True, ms, bool(result[2])
+        record.state, record.finished, record.finished_ms, record.has_push_configs = state, True, finished_ms, bool(result[2])
         return record
+
+    @cached_property
+    def _finishing(self) -> ItemBatch[tuple[FinishItemKeys, FinishItemArgs], tuple[list[Any], int]]:
+        return ItemBatch(self._send_finishes)
+
+    async def _send_finishes(self, items: list[tuple[FinishItemKeys, FinishItemArgs]]) -> list[tuple[list[Any], int]]:
+        """One finish script call for the tasks of a batch; the shared keys and time are the call's."""
+        k, ms = self.keys, model.now_ms()
+        keys: FinishKeys = {
+            "counts": k.counts,
+            "active_index": k.index_active,
+            "contexts": k.contexts,
+            "queue": k.queue,
+            "leases": k.leases,
+            "processing": k.processing,
+            "processing_seen": k.limbo,
+            "cancels": k.cancels,
+            "stats_minute": k.stats_minute(ms // 60000),
+            "index_seq": k.index_seq,
+        }
+        args: FinishArgs = {"now_ms": ms, "channel": k.notify, "events_maxlen": EVENTS_MAXLEN, "events_ttl_ms": self.events_ttl_ms, "stats_ttl_s": STATS_TTL_S}
+        rows = await self.scripts.finish(keys, args, items=items)
+        return [(row, ms) for row in rows]
 
     async def finish_unclaimed(self, record: TaskRecord, state: TaskState, reason: str, *, flag_if_claimed: bool = False) -> TaskRecord:
         """End a task no worker holds (or whose worker is gone), guarded by its revision.

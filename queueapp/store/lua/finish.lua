@@ -1,92 +1,137 @@
--- Finish a task: move it from active to the history (deadletter) in one step.
--- Returns {1, queue length, 1 if the task has push configs else 0}, {-1} when the task is not
--- active, {-2} when the guard fails, {2} when a 'cancel' flagged a claimed task instead.
+-- Finish tasks: move each from active to the history (deadletter), all in one step.
+-- The store sends the finishes asked for in one turn of its event loop together, so the
+-- bookkeeping they share is written once per call rather than once per task: the counts,
+-- the minute's stats, the index sequence and the queue length of the notices.
+-- Returns, per item: {1, queue length, 1 if the task has push configs else 0}, {-1} when the
+-- task is not active, {-2} when the guard fails, {2} when a 'cancel' flagged a claimed task
+-- instead.
 --
--- 'cancel' is a cancel request at the revision A.guard_value the caller read: a claimed task is
+-- 'cancel' is a cancel request at the revision guard_value the caller read: a claimed task is
 -- only flagged in the cancel set (its worker ends it on its next heartbeat), an unclaimed
 -- one is finished here. Checking the claim and flagging in one step leaves no flag behind
 -- for a task that finished in between; a task that changed or left answers {-2}, re-read.
--- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
-if A.guard_kind == 'cancel' then
-  if redis.call('HGET', K.active, 'rev') ~= A.guard_value then
-    return {-2}
-  end
-  if redis.call('HEXISTS', K.active, 'token') == 1 then
-    redis.call('SADD', K.cancels, A.task_id)
-    return {2}
-  end
-end
--- The whole hash in one read: the guard, the fields the history keeps, and the rest.
-local all = redis.call('HGETALL', K.active)
-if #all == 0 then
-  return {-1}
-end
-local active = {}
-for i = 1, #all, 2 do
-  active[all[i]] = all[i + 1]
-end
-if A.guard_kind ~= 'cancel' and not guard_ok(A.guard_kind, A.guard_value, active.token, active.rev) then
-  return {-2}
-end
+-- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
 local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identity = true,
   token = true, progress = true, status = true, updated_ms = true, rev = true}
-local now = tonumber(A.now_ms)
-local state = A.state
-local fields = {active.state, active.context_id, active.identity}
--- The history hash keeps state, context_id, task and identity (with auth on) as fields and
--- the rest of the bookkeeping (rev, attempts, times, worker, the caller's extra fields...)
--- as one JSON field, 'meta': a hash of few fields takes far less memory. The claim token and
--- progress end with the task, the claim's status field is in the task JSON now, and
--- updated_ms is finished_ms.
-local meta = {finished_ms = A.now_ms, rev = tostring(tonumber(active.rev) + 1)}
-for name, value in pairs(active) do
-  if not HISTORY_OWN_FIELDS[name] then
-    meta[name] = value
+local next_score, save_score = index_scores(K.index_seq, A.now_ms)
+local counts, stats, notices = {}, {}, {}
+
+local function add(totals, field, n)
+  totals[field] = (totals[field] or 0) + n
+end
+
+local function finish_one(key, item_arg)
+  local id = item_arg.task_id
+  if item_arg.guard_kind == 'cancel' then
+    if redis.call('HGET', key.active, 'rev') ~= item_arg.guard_value then
+      return {-2}
+    end
+    if redis.call('HEXISTS', key.active, 'token') == 1 then
+      redis.call('SADD', K.cancels, id)
+      return {2}
+    end
+  end
+  -- The whole hash in one read: the guard, the fields the history keeps, and the rest.
+  local all = redis.call('HGETALL', key.active)
+  if #all == 0 then
+    return {-1}
+  end
+  local active = {}
+  for i = 1, #all, 2 do
+    active[all[i]] = all[i + 1]
+  end
+  if item_arg.guard_kind ~= 'cancel' and not guard_ok(item_arg.guard_kind, item_arg.guard_value, active.token, active.rev) then
+    return {-2}
+  end
+  local state = item_arg.state
+  -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
+  -- the rest of the bookkeeping (rev, attempts, times, worker, the caller's extra fields...)
+  -- as one JSON field, 'meta': a hash of few fields takes far less memory. The claim token and
+  -- progress end with the task, the claim's status field is in the task JSON now, and
+  -- updated_ms is finished_ms.
+  local meta = {finished_ms = A.now_ms, rev = tostring(tonumber(active.rev) + 1)}
+  for name, value in pairs(active) do
+    if not HISTORY_OWN_FIELDS[name] then
+      meta[name] = value
+    end
+  end
+  for name, value in pairs(cjson.decode(item_arg.extra_json)) do
+    if not HISTORY_OWN_FIELDS[name] then
+      meta[name] = value
+    end
+  end
+  local history = {'state', state, 'context_id', active.context_id, 'task', item_arg.task_json, 'meta', cjson.encode(meta)}
+  if active.identity then
+    history[#history + 1], history[#history + 2] = 'identity', active.identity
+  end
+  redis.call('DEL', key.active, key.deadletter)
+  redis.call('HSET', key.deadletter, unpack(history))
+  if active.state ~= state then
+    add(counts, active.state, -1)
+    add(counts, state, 1)
+  end
+  add(counts, 'total_' .. state, 1)
+  redis.call('ZREM', K.active_index, id)
+  local score = next_score()
+  redis.call('ZADD', key.context_index, score, id)
+  redis.call('ZADD', K.contexts, score, active.context_id)
+  redis.call('ZADD', key.history_index, score, id)
+  owner_index(active.identity, {key.owner_active_index}, key.owner_history_index, score, id)
+  if item_arg.guard_kind ~= 'token' then
+    -- Only an unclaimed task can still be waiting or taken; LREM scans the whole queue, so a
+    -- worker's finish skips these: its claim (lease.lua) took the id out of the queue, the
+    -- processing list and the processing-seen hash.
+    redis.call('LREM', K.queue, 0, id)
+    redis.call('LREM', K.processing, 0, id)
+    redis.call('HDEL', K.processing_seen, id)
+  end
+  redis.call('ZREM', K.leases, id)
+  redis.call('SREM', K.cancels, id)
+  redis.call('XADD', key.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', item_arg.event_json)
+  redis.call('PEXPIRE', key.events, A.events_ttl_ms)
+  add(stats, state, 1)
+  -- How many waits were measured is the sum of the histogram's buckets (histogram.py).
+  if tonumber(item_arg.wait_ms) >= 0 then
+    add(stats, 'wait_ms', tonumber(item_arg.wait_ms))
+    add(stats, item_arg.wait_bucket, 1)
+  end
+  if tonumber(item_arg.run_ms) >= 0 then
+    add(stats, 'run_ms', tonumber(item_arg.run_ms))
+    add(stats, item_arg.run_bucket, 1)
+  end
+  notices[#notices + 1] = {id, active.context_id, state}
+  return {1, 0, redis.call('EXISTS', key.push_configs)}
+end
+
+local results = {}
+for n = 1, ITEMS do
+  results[n] = finish_one(item(n))
+end
+save_score()
+for field, n in pairs(counts) do
+  if n ~= 0 then
+    redis.call('HINCRBY', K.counts, field, n)
   end
 end
-for name, value in pairs(extra_fields(ARGV, REST)) do
-  if not HISTORY_OWN_FIELDS[name] then
-    meta[name] = value
+-- A field the minute did not have yet may be the hash's first: then it gets its TTL.
+local new_field = false
+for field, n in pairs(stats) do
+  if redis.call('HINCRBY', K.stats_minute, field, n) == n then
+    new_field = true
   end
 end
-redis.call('DEL', K.active, K.deadletter)
-redis.call('HSET', K.deadletter, 'state', state, 'context_id', fields[2], 'task', A.task_json, 'meta', cjson.encode(meta))
-if fields[3] then
-  redis.call('HSET', K.deadletter, 'identity', fields[3])
-end
-move_count(K.counts, fields[1], state)
-redis.call('HINCRBY', K.counts, 'total_' .. state, 1)
-redis.call('ZREM', K.active_index, A.task_id)
-local score = index_score(K.index_seq, now)
-redis.call('ZADD', K.context_index, score, A.task_id)
-redis.call('ZADD', K.contexts, score, fields[2])
-redis.call('ZADD', K.history_index, score, A.task_id)
-owner_index(fields[3], {K.owner_active_index}, K.owner_history_index, score, A.task_id)
-if A.guard_kind ~= 'token' then
-  -- Only an unclaimed task can still be waiting or taken; LREM scans the whole queue, so a
-  -- worker's finish skips these: its claim (lease.lua) took the id out of the queue, the
-  -- processing list and the processing-seen hash.
-  redis.call('LREM', K.queue, 0, A.task_id)
-  redis.call('LREM', K.processing, 0, A.task_id)
-  redis.call('HDEL', K.processing_seen, A.task_id)
-end
-redis.call('ZREM', K.leases, A.task_id)
-redis.call('SREM', K.cancels, A.task_id)
-redis.call('XADD', K.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', A.event_json)
-redis.call('PEXPIRE', K.events, A.events_ttl_ms)
--- The minute's first task of a state gives the hash its TTL; setting it again on every task
--- changed nothing but cost a command.
-if redis.call('HINCRBY', K.stats_minute, state, 1) == 1 then
+if new_field then
   redis.call('EXPIRE', K.stats_minute, A.stats_ttl_s)
 end
-if tonumber(A.wait_ms) >= 0 then
-  -- How many waits were measured is the sum of the histogram's buckets (histogram.py).
-  redis.call('HINCRBY', K.stats_minute, 'wait_ms', A.wait_ms)
-  redis.call('HINCRBY', K.stats_minute, A.wait_bucket, 1)
+if #notices > 0 then
+  local qlen = redis.call('LLEN', K.queue)
+  for _, notice in ipairs(notices) do
+    notify(A.channel, K.queue, notice[1], notice[2], notice[3], 'finished', qlen)
+  end
+  for _, result in ipairs(results) do
+    if result[1] == 1 then
+      result[2] = qlen
+    end
+  end
 end
-if tonumber(A.run_ms) >= 0 then
-  redis.call('HINCRBY', K.stats_minute, 'run_ms', A.run_ms)
-  redis.call('HINCRBY', K.stats_minute, A.run_bucket, 1)
-end
-local qlen = notify(A.channel, K.queue, A.task_id, fields[2], state, 'finished')
-return {1, qlen, redis.call('EXISTS', K.push_configs)}
+return results
