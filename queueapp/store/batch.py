@@ -4,8 +4,9 @@ A worker finishes many tasks at once. Sent one script call each, every finish pa
 call's own overhead and writes the bookkeeping the finishes share (counts, the minute's
 stats, the index sequence) once per task. :class:`ItemBatch` gathers the items added in
 the same turn of the loop and hands them to one ``send`` at the end of the turn; each
-caller awaits its own result, and every caller of a batch whose send failed gets the
-error. A caller that awaits before adding its next item keeps its order.
+caller awaits its own result (a result that is an exception is raised to its caller
+alone), and every caller of a batch whose send failed gets the error. A caller that awaits
+before adding its next item keeps its order. The automatic pipeline (pipelining.py) is one.
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ class ItemBatch(Generic[ItemT, ResultT]):
 
     async def add(self, item: ItemT) -> ResultT:
         """Send ``item`` with the others added in this turn; its result, or the batch's error."""
+        return await self.submit(item)
+
+    def submit(self, item: ItemT) -> asyncio.Future[ResultT]:
+        """Like :meth:`add`, as a future (many items gathered cost no task each)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ResultT] = loop.create_future()
         self._pending.append((item, future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -52,5 +57,9 @@ class ItemBatch(Generic[ItemT, ResultT]):
                     future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():  # its caller was cancelled
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
                 future.set_result(result)

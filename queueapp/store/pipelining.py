@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from types import ModuleType
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
+from queueapp.store.batch import ItemBatch
+
+hiredis: ModuleType | None
 try:
     import hiredis
 except ImportError:  # redis-py's own packer is used then
@@ -26,52 +30,15 @@ except ImportError:  # redis-py's own packer is used then
 class AutoPipeline:
     def __init__(self, redis: Any):
         self.redis = redis
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future]] = []
-        self._scheduled = False
-        self._sending: set[asyncio.Task] = set()
+        self._batch: ItemBatch[tuple[Any, ...], Any] = ItemBatch(self._execute)
 
     async def call(self, *command: Any) -> Any:
         """Run one command in the next pipeline and return its reply (or raise its error)."""
-        return await self._enqueue(command)
+        return await self._batch.submit(command)
 
     async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Run several commands in the next pipeline; their replies in order (the first error is raised)."""
-        return list(await asyncio.gather(*(self._enqueue(command) for command in commands)))
-
-    def _enqueue(self, command: tuple[Any, ...]) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((command, future))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return future
-
-    def _flush(self) -> None:
-        batch, self._pending, self._scheduled = self._pending, [], False
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._sending.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future]]) -> None:
-        try:
-            replies = await self._execute([command for command, _ in batch])
-        except asyncio.CancelledError:
-            for _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:  # the connection failed: every caller gets the error
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # its caller was cancelled
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+        return list(await asyncio.gather(*(self._batch.submit(command) for command in commands)))
 
     async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """The replies in order; a Redis error reply comes back as its exception, not raised."""
@@ -83,7 +50,7 @@ class AutoPipeline:
         pipe = self.redis.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        return await pipe.execute(raise_on_error=False)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 class PipelinedScript:
@@ -108,8 +75,10 @@ def _hiredis_pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
         args = (*args[0].encode().split(), *args[1:])
     elif b" " in args[0]:
         args = (*args[0].split(), *args[1:])
+    assert hiredis is not None  # installed only when it is there
     try:
-        return [hiredis.pack_command(args)]
+        packed: bytes = hiredis.pack_command(args)
+        return [packed]
     except TypeError as exc:
         raise DataError(str(exc)) from exc
 
