@@ -34,6 +34,30 @@ local function extra_fields(argv, first)
   return extra
 end
 
+local function add_to(totals, field, n)
+  -- Sum in Lua what a call of many tasks adds to one hash's counters; write_totals writes it.
+  totals[field] = (totals[field] or 0) + n
+end
+
+local function count_move(totals, old_state, new_state)
+  -- move_count's change, summed in totals.
+  if old_state ~= new_state then
+    if old_state then add_to(totals, old_state, -1) end
+    add_to(totals, new_state, 1)
+  end
+end
+
+local function write_totals(key, totals)
+  -- One HINCRBY per counter that changed. Returns whether one of them is new to the hash.
+  local new_field = false
+  for field, n in pairs(totals) do
+    if n ~= 0 and redis.call('HINCRBY', key, field, n) == n then
+      new_field = true
+    end
+  end
+  return new_field
+end
+
 local function move_count(counts, old_state, new_state)
   if old_state ~= new_state then
     if old_state then redis.call('HINCRBY', counts, old_state, -1) end

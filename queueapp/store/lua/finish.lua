@@ -16,10 +16,6 @@ local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identi
 local next_score, save_score = index_scores(K.index_seq, A.now_ms)
 local counts, stats, notices = {}, {}, {}
 
-local function add(totals, field, n)
-  totals[field] = (totals[field] or 0) + n
-end
-
 local function finish_one(key, item_arg)
   local id = item_arg.task_id
   if item_arg.guard_kind == 'cancel' then
@@ -66,11 +62,8 @@ local function finish_one(key, item_arg)
   end
   redis.call('DEL', key.active, key.deadletter)
   redis.call('HSET', key.deadletter, unpack(history))
-  if active.state ~= state then
-    add(counts, active.state, -1)
-    add(counts, state, 1)
-  end
-  add(counts, 'total_' .. state, 1)
+  count_move(counts, active.state, state)
+  add_to(counts, 'total_' .. state, 1)
   redis.call('ZREM', K.active_index, id)
   local score = next_score()
   redis.call('ZADD', key.context_index, score, id)
@@ -89,15 +82,15 @@ local function finish_one(key, item_arg)
   redis.call('SREM', K.cancels, id)
   redis.call('XADD', key.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', item_arg.event_json)
   redis.call('PEXPIRE', key.events, A.events_ttl_ms)
-  add(stats, state, 1)
+  add_to(stats, state, 1)
   -- How many waits were measured is the sum of the histogram's buckets (histogram.py).
   if tonumber(item_arg.wait_ms) >= 0 then
-    add(stats, 'wait_ms', tonumber(item_arg.wait_ms))
-    add(stats, item_arg.wait_bucket, 1)
+    add_to(stats, 'wait_ms', tonumber(item_arg.wait_ms))
+    add_to(stats, item_arg.wait_bucket, 1)
   end
   if tonumber(item_arg.run_ms) >= 0 then
-    add(stats, 'run_ms', tonumber(item_arg.run_ms))
-    add(stats, item_arg.run_bucket, 1)
+    add_to(stats, 'run_ms', tonumber(item_arg.run_ms))
+    add_to(stats, item_arg.run_bucket, 1)
   end
   notices[#notices + 1] = {id, active.context_id, state}
   return {1, 0, redis.call('EXISTS', key.push_configs)}
@@ -108,19 +101,9 @@ for n = 1, ITEMS do
   results[n] = finish_one(item(n))
 end
 save_score()
-for field, n in pairs(counts) do
-  if n ~= 0 then
-    redis.call('HINCRBY', K.counts, field, n)
-  end
-end
+write_totals(K.counts, counts)
 -- A field the minute did not have yet may be the hash's first: then it gets its TTL.
-local new_field = false
-for field, n in pairs(stats) do
-  if redis.call('HINCRBY', K.stats_minute, field, n) == n then
-    new_field = true
-  end
-end
-if new_field then
+if write_totals(K.stats_minute, stats) then
   redis.call('EXPIRE', K.stats_minute, A.stats_ttl_s)
 end
 if #notices > 0 then

@@ -22,6 +22,7 @@ local paused = redis.call('EXISTS', K.paused) == 1
 -- Read once for all the ids: the queue does not change until the ids given back go in last.
 local next_score, save_score = index_scores(K.index_seq, A.now_ms)
 local qlen
+local counts = {}
 for n = 1, ITEMS do
   local keys, claim = item(n)
   local key, events, push = keys.active, keys.events, keys.push_configs
@@ -43,7 +44,7 @@ for n = 1, ITEMS do
     redis.call('HSET', key, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
       'status', status, 'updated_ms', A.now_ms, 'attempts', attempts, 'rev', rev)
     redis.call('ZADD', K.leases, A.deadline_ms, id)
-    move_count(K.counts, fields[1], STATE.WORKING)
+    count_move(counts, fields[1], STATE.WORKING)
     redis.call('ZADD', K.active_index, next_score(), id)
     redis.call('XADD', events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
@@ -54,6 +55,7 @@ for n = 1, ITEMS do
   end
 end
 save_score()
+write_totals(K.counts, counts)
 for i = #given_back, 1, -1 do
   redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end
