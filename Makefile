@@ -39,22 +39,25 @@ worker: $(APP_STAMP)
 client: $(APP_STAMP)
 	$(BIN)/python manage.py a2a_client
 
-## test: install and run the whole suite (lint, unit, integration, faults, browser, tiny benchmarks)
+## test: install and run the whole suite (lint, types, unit, integration, faults, browser, tiny benchmarks)
 test: $(TEST_STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## conformance: run the A2A conformance kit (TCK_DIR, default ../shared/a2a-tck) against a live serve
 conformance: $(TEST_STAMP)
 	$(BIN)/python scripts/conformance.py
 
+## lint: ruff, then mypy (strict over queueapp/ and dashboard/, [tool.mypy] in pyproject.toml)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## bench: run every benchmark side by side with its peers and print the tables
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-tck var test-output
+	rm -rf $(VENV) .venv-tck var test-output .mypy_cache

@@ -24,6 +24,12 @@ from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, cluster_client, first
 log = logging.getLogger("queueapp.connection")
 
 
+# An asyncio client: redis.asyncio.Redis, RedisCluster, or fakeredis's. Left untyped on
+# purpose: redis-py gives each command one signature for its sync and asyncio clients
+# ("a value or an awaitable"), so a typed client would check nothing and need a cast per call.
+RedisClient = Any
+
+
 class RedisUnavailable(RuntimeError):
     """Redis could not be reached (or could not be started, for the embedded one)."""
 
@@ -107,7 +113,7 @@ def channel_layers(config: Config) -> dict[str, Any]:
     }
 
 
-def make_async_client(config: Config, url: str | None = None) -> Any:
+def make_async_client(config: Config, url: str | None = None) -> RedisClient:
     """A new asyncio Redis client for the configuration (not yet connected)."""
     if config.storage_kind == "memory":
         import fakeredis
@@ -135,7 +141,7 @@ def describe(url: str, db: int | None) -> str:
     return f"addr={addr}, db={db}"
 
 
-async def connect(config: Config, *, check_policy: bool = True) -> Any:
+async def connect(config: Config, *, check_policy: bool = True) -> RedisClient:
     """Connect and ping, retrying as configured; raise :class:`RedisUnavailable` if it never answers."""
     if config.storage_kind == "memory":
         log.warning("Using in-memory storage (fakeredis): nothing persists, and only this process sees the queue")
@@ -164,7 +170,7 @@ async def connect(config: Config, *, check_policy: bool = True) -> Any:
     return client
 
 
-async def check_key_access(client: Any, prefix: str) -> None:
+async def check_key_access(client: RedisClient, prefix: str) -> None:
     """Fail at start-up, not on the first request, when the Redis user may not use the prefix's keys."""
     try:
         await client.exists(f"{prefix}:queue")
@@ -173,7 +179,7 @@ async def check_key_access(client: Any, prefix: str) -> None:
         raise RedisUnavailable(f"the Redis user may not use the keys under {prefix}: grant it ~{prefix}:* and &{prefix}:* ({exc})") from None
 
 
-async def check_eviction_policy(client: Any, wanted: str) -> str | None:
+async def check_eviction_policy(client: RedisClient, wanted: str) -> str | None:
     """Warn when Redis may evict queue keys; set the wanted policy if one was configured."""
     try:
         if wanted:
@@ -182,7 +188,7 @@ async def check_eviction_policy(client: Any, wanted: str) -> str | None:
                 log.info("Set Redis maxmemory-policy, policy=%s", wanted)
             except redis.RedisError as exc:
                 log.warning("Could not set Redis maxmemory-policy, policy=%s, error=%s", wanted, exc)
-        policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
+        policy: str | None = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
     except redis.RedisError as exc:
         log.warning("Could not read Redis maxmemory-policy (CONFIG may be disabled), error=%s", exc)
         return None

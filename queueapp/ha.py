@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import redis
@@ -25,6 +25,9 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.utils import str_if_bytes
+
+if TYPE_CHECKING:
+    from queueapp.connection import RedisClient
 
 log = logging.getLogger("queueapp.connection")
 
@@ -269,7 +272,7 @@ class ShardedPubSub(PubSub):
             await self._owner.aclose()
 
 
-async def _supports_sharded_pubsub(client: Any, channel: str) -> bool:
+async def _supports_sharded_pubsub(client: RedisClient, channel: str) -> bool:
     """Redis 7 (and fakeredis) know PUBSUB SHARDNUMSUB; Redis 6 answers an error."""
     try:
         await client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
@@ -278,7 +281,7 @@ async def _supports_sharded_pubsub(client: Any, channel: str) -> bool:
     return True
 
 
-async def subscribe(client: Any, channel: str) -> PubSub:
+async def subscribe(client: RedisClient, channel: str) -> PubSub:
     """A pub/sub connection subscribed to ``channel``, sharded where the channel is a shard channel."""
     if isinstance(client, RedisCluster):
         await client.nodes_manager.initialize()  # ask where the slot is now, not where it was
@@ -298,7 +301,7 @@ async def subscribe(client: Any, channel: str) -> PubSub:
     return plain
 
 
-async def publish(client: Any, channel: str, message: str) -> None:
+async def publish(client: RedisClient, channel: str, message: str) -> None:
     """Publish a notice the way the Lua scripts do (see ``lua/_common.lua``)."""
     if is_shard_channel(channel):
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
+
+from redis.asyncio.client import PubSub
 
 from queueapp.ha import subscribe
 from queueapp.model import Json
@@ -11,6 +13,7 @@ from queueapp.store.scripts import Scripts
 
 if TYPE_CHECKING:
     from queueapp.config import Config
+    from queueapp.connection import RedisClient
 
 EVENTS_MAXLEN = 1000
 STATS_TTL_S = 2 * 3600
@@ -22,7 +25,7 @@ class StoreBase:
 
     def __init__(
         self,
-        redis: Any,
+        redis: RedisClient,
         keys: Keys | None = None,
         *,
         idempotency_ttl: float = 86400,
@@ -39,7 +42,7 @@ class StoreBase:
         self.events_ttl_ms = int(events_ttl * 1000)
 
     @classmethod
-    def from_config(cls, redis: Any, config: Config) -> Self:
+    def from_config(cls, redis: RedisClient, config: Config) -> Self:
         return cls(
             redis,
             Keys(config.queue_key_prefix),
@@ -59,7 +62,7 @@ class StoreBase:
         memory = await self.redis.info("memory")
         return {**server, **memory}
 
-    async def subscribe_notices(self) -> Any:
+    async def subscribe_notices(self) -> PubSub:
         """A pub/sub subscribed to the notify channel (a shard channel on a Cluster, see ha.py)."""
         return await subscribe(self.redis, self.keys.notify)
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
 from queueapp.store.batch import ItemBatch
+
+if TYPE_CHECKING:
+    from queueapp.connection import RedisClient
 
 hiredis: ModuleType | None
 try:
@@ -28,7 +31,7 @@ except ImportError:  # redis-py's own packer is used then
 
 
 class AutoPipeline:
-    def __init__(self, redis: Any):
+    def __init__(self, redis: RedisClient):
         self.redis = redis
         self._batch: ItemBatch[tuple[Any, ...], Any] = ItemBatch(self._execute)
 

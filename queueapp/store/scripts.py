@@ -15,10 +15,13 @@ prefix is a hash tag.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from queueapp.store.pipelining import AutoPipeline
 from queueapp.store.script import BoundScript, NoItem, PerState, Script
+
+if TYPE_CHECKING:
+    from queueapp.connection import RedisClient
 
 # ---- the declarations -----------------------------------------------------------------
 # The order of the fields is the order of KEYS and ARGV.
@@ -279,7 +282,7 @@ ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DE
 class Scripts:
     """The scripts of one Redis client. Calls share one :class:`AutoPipeline`, so many running tasks share round trips."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: RedisClient):
         self.pipeline = AutoPipeline(client)
         self.create = BoundScript(CREATE, self.pipeline)
         self.update = BoundScript(UPDATE, self.pipeline)

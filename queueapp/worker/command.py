@@ -16,11 +16,10 @@ import logging.config
 import os
 import sys
 import time
-from typing import Any
 
 from queueapp import config as config_module
 from queueapp import embedded, services
-from queueapp.agents import AgentLoadError, load_agent
+from queueapp.agents import Agent, AgentLoadError, load_agent
 from queueapp.startup import StartError, load_config, logging_config, open_store, tracing_on
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
@@ -33,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", help="agent to run (default A2A_AGENT)")
 
 
-def prepare(concurrency: int | None, agent: str | None) -> tuple[config_module.Config, Any]:
+def prepare(concurrency: int | None, agent: str | None) -> tuple[config_module.Config, Agent]:
     """The configuration and the agent, or a StartError saying why a worker cannot run."""
     cfg = load_config(worker_concurrency=concurrency, agent=agent)
     if cfg.storage_kind == "memory":
@@ -44,7 +43,7 @@ def prepare(concurrency: int | None, agent: str | None) -> tuple[config_module.C
         raise StartError(str(exc)) from None
 
 
-async def work(cfg: config_module.Config, agent: Any) -> None:
+async def work(cfg: config_module.Config, agent: Agent) -> None:
     shared = services.Services(cfg, await open_store(cfg))
     services.install(shared)
     supervisor = embedded.start_supervision(cfg)
