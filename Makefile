@@ -50,7 +50,7 @@ test: $(TEST_STAMP)
 conformance: $(TEST_STAMP)
 	$(BIN)/python scripts/conformance.py
 
-## lint: ruff, then mypy (strict over queueapp/ and dashboard/, [tool.mypy] in pyproject.toml)
+## lint: ruff, then mypy (strict over queueapp/, dashboard/ and a2a_site/; [tool.mypy] in pyproject.toml)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

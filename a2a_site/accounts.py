@@ -9,10 +9,12 @@ host (and collect the reset token), so then reset is not offered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import views as auth
+from django.http import HttpResponseBase
 from django.urls import URLPattern, path
 
 from queueapp.config import Config
@@ -22,7 +24,7 @@ def offers_password_reset(cfg: Config) -> bool:
     return bool(cfg.email_url) and (bool(cfg.public_url) or "*" not in cfg.allowed_hosts)
 
 
-def _reset_view(cfg: Config):
+def _reset_view(cfg: Config) -> Callable[..., HttpResponseBase]:
     public = urlsplit(cfg.public_url)
     if not public.netloc:
         return auth.PasswordResetView.as_view()

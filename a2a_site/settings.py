@@ -109,7 +109,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-def _email(url: str) -> dict:
+def _email(url: str) -> dict[str, str | int | bool | None]:
     """Django's mail settings from A2A_EMAIL_URL; unset, nothing is ever sent."""
     parts = urlsplit(url)
     if not url:
