@@ -261,16 +261,20 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Config(SettingFields):
     """The validated settings, one typed field per :class:`Setting`.
 
     Each field is named after its variable without ``A2A_``, lower-cased:
     ``A2A_WORKER_LEASE`` is ``config.worker_lease``, a float of seconds. The fields are
     generated from :data:`SETTINGS` into ``config_fields.py`` (``python -m queueapp.config_gen``).
-    A Config is compared and hashed by identity, as before it was typed: the caches keyed
-    on it would otherwise hash every field on each request.
+
+    The dataclass is :class:`SettingFields` (frozen, slotted, compared and hashed by
+    identity, so the caches keyed on a Config need not hash every field on each request);
+    this subclass only adds methods. Decorating it again would build the eighty-field
+    ``__init__`` a second time, 2 ms of every process's start.
     """
+
+    __slots__ = ()
 
     def __repr__(self) -> str:
         names = (field.name for field in dataclasses.fields(self))
