@@ -100,3 +100,8 @@ def processes(tmp_path: Path):
     yield Factory()
     for proc in reversed(started):
         proc.stop(timeout=15)
+
+
+@pytest.fixture(params=["redis", "fakeredis"])
+def any_store(request) -> QueueStore:
+    return request.getfixturevalue("store" if request.param == "redis" else "fake_store")

@@ -6,16 +6,22 @@ temporary folder, and is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
+import httpx
 import redis
+import websockets
 
+from tests.faults.tools import eventually, states
 from tests.support import RedisServer, free_port, redis_server_binary, wait_until
 
 MASTER_NAME = "mymaster"
@@ -143,8 +149,14 @@ class LocalCluster:
         self.folder = Path(tempfile.mkdtemp(prefix="a2a-cluster-"))
         self.nodes = [
             RedisServer(
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                port=free_cluster_port(), folder=str(self._dir(i)),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                port=free_cluster_port(),
+                folder=str(self._dir(i)),
             )  # fmt: skip
             for i in range(size)
         ]
@@ -171,7 +183,9 @@ class LocalCluster:
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         redis_cli = shutil.which("redis-cli") or "redis-cli"
         subprocess.run([redis_cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        wait_until(lambda: all(node.client().cluster("info")["cluster_state"] == "ok" for node in self.nodes), timeout=30, interval=0.1, message="cluster_state:ok")
+        wait_until(
+            lambda: all(node.client().cluster("info")["cluster_state"] == "ok" for node in self.nodes), timeout=30, interval=0.1, message="cluster_state:ok"
+        )
         return self
 
     def node_for(self, key: str) -> RedisServer:
@@ -247,3 +261,39 @@ class Redis6(RedisServer):
         except redis.RedisError:
             return False
 
+
+# ---- what the deployment tests do through the system under test ------------------------
+
+ADMIN_PASSWORD = "ha-admin-password"
+QUEUE_LENGTH = re.compile(r'data-testid="queue-length">(\d+)<')
+
+
+def send(server_url: str, text: str, context_id: str, message_id: str | None = None, *, wait: bool = False) -> httpx.Response:
+    """SendMessage over HTTP+JSON 1.0, as any A2A client would."""
+    message = {"messageId": message_id or str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": text}], "contextId": context_id}
+    body = {"message": message, "configuration": {"returnImmediately": not wait}}
+    return httpx.post(f"{server_url}/message:send", json=body, headers={"A2A-Version": "1.0"}, timeout=30)
+
+
+async def dashboard_follows_the_queue(server_url: str, submit_one) -> None:
+    """Log in, open the dashboard's WebSocket, submit a task: the queue length rises live.
+
+    Live updates travel through the notify channel to the server's consumers, so this checks
+    it on the deployment under test. Call it while no worker runs.
+    """
+    async with httpx.AsyncClient(base_url=server_url) as http:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', (await http.get("/accounts/login/")).text).group(1)
+        form = {"username": "admin", "password": ADMIN_PASSWORD, "csrfmiddlewaretoken": token, "next": "/"}
+        assert (await http.post("/accounts/login/", data=form)).status_code == 302
+        cookie = http.cookies["sessionid"]
+    url = server_url.replace("http://", "ws://") + "/ws/dashboard/?page=overview"
+    async with websockets.connect(url, origin=server_url, additional_headers={"Cookie": f"sessionid={cookie}"}) as ws:
+        before = int(QUEUE_LENGTH.search(await asyncio.wait_for(ws.recv(), 10)).group(1))
+        await asyncio.to_thread(submit_one)
+        async with asyncio.timeout(10):
+            while int(QUEUE_LENGTH.search(await ws.recv()).group(1)) != before + 1:
+                pass
+
+
+async def all_completed(client, ids: list[str], prefix: str = "a2a") -> None:
+    await eventually(lambda: set(states(client, ids, prefix).values()) == {"completed"}, timeout=60, message=f"{len(ids)} tasks completed")

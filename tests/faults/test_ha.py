@@ -7,14 +7,11 @@ the system under test runs as real ``serve``, ``runworker`` and ``cleanup_tasks`
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 
-import httpx
 import pytest
 import redis
-import websockets
 
 from queueapp import config as config_module
 from queueapp.connection import connect
@@ -23,41 +20,12 @@ from queueapp.ha import MASTER_CHECK_INTERVAL_S, parse_cluster_url, parse_sentin
 from queueapp.store import NotReplicated, QueueStore
 from queueapp.store.keys import Keys
 from tests.faults.audit import assert_clean, every_task_id
-from tests.faults.ha_support import LocalCluster, Redis6, SentinelGroup, TLSRedis
-from tests.faults.tools import eventually, states, user_message
+from tests.faults.ha_support import ADMIN_PASSWORD, LocalCluster, Redis6, SentinelGroup, all_completed, dashboard_follows_the_queue, send
+from tests.faults.tools import eventually, user_message
 
 pytestmark = pytest.mark.faults
 
 HASH_TAG = "{a2a}"
-ADMIN_PASSWORD = "ha-admin-password"
-QUEUE_LENGTH = re.compile(r'data-testid="queue-length">(\d+)<')
-
-
-def send(server_url: str, text: str, context_id: str, message_id: str | None = None, *, wait: bool = False) -> httpx.Response:
-    """SendMessage over HTTP+JSON 1.0, as any A2A client would."""
-    message = {"messageId": message_id or str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": text}], "contextId": context_id}
-    body = {"message": message, "configuration": {"returnImmediately": not wait}}
-    return httpx.post(f"{server_url}/message:send", json=body, headers={"A2A-Version": "1.0"}, timeout=30)
-
-
-async def dashboard_follows_the_queue(server_url: str, submit_one) -> None:
-    """Log in, open the dashboard's WebSocket, submit a task: the queue length rises live.
-
-    Live updates travel through the notify channel to the server's consumers, so this checks
-    it on the deployment under test. Call it while no worker runs.
-    """
-    async with httpx.AsyncClient(base_url=server_url) as http:
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', (await http.get("/accounts/login/")).text).group(1)
-        form = {"username": "admin", "password": ADMIN_PASSWORD, "csrfmiddlewaretoken": token, "next": "/"}
-        assert (await http.post("/accounts/login/", data=form)).status_code == 302
-        cookie = http.cookies["sessionid"]
-    url = server_url.replace("http://", "ws://") + "/ws/dashboard/?page=overview"
-    async with websockets.connect(url, origin=server_url, additional_headers={"Cookie": f"sessionid={cookie}"}) as ws:
-        before = int(QUEUE_LENGTH.search(await asyncio.wait_for(ws.recv(), 10)).group(1))
-        await asyncio.to_thread(submit_one)
-        async with asyncio.timeout(10):
-            while int(QUEUE_LENGTH.search(await ws.recv()).group(1)) != before + 1:
-                pass
 
 
 def first_message(pubsub, within: float = 1.0) -> dict | None:
@@ -75,10 +43,6 @@ async def open_store(**env: str) -> QueueStore:
     return QueueStore.from_config(await connect(cfg, check_policy=False), cfg)
 
 
-async def all_completed(client, ids: list[str], prefix: str = "a2a") -> None:
-    await eventually(lambda: set(states(client, ids, prefix).values()) == {"completed"}, timeout=60, message=f"{len(ids)} tasks completed")
-
-
 # ---- URLs and configuration -------------------------------------------------------------------
 
 
@@ -94,8 +58,14 @@ def test_sentinel_and_cluster_urls_are_parsed():
         ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000"}, "A2A_QUEUE_KEY_PREFIX='a2a' is invalid for a Redis Cluster: expected a hash tag such as {a2a}"),
         ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": "{}"}, "expected a hash tag"),
         ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000/3", "A2A_QUEUE_KEY_PREFIX": HASH_TAG}, "a Redis Cluster has only database 0"),
-        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_QUEUE_OPTIONS_DB": "2"}, "A2A_QUEUE_OPTIONS_DB=2 is invalid"),
-        ({"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_QUEUE_REPLICA_ACKS": "1"}, "A2A_QUEUE_REPLICA_ACKS=1 is not supported"),
+        (
+            {"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_QUEUE_OPTIONS_DB": "2"},
+            "A2A_QUEUE_OPTIONS_DB=2 is invalid",
+        ),
+        (
+            {"A2A_QUEUE_URL": "redis+cluster://127.0.0.1:7000", "A2A_QUEUE_KEY_PREFIX": HASH_TAG, "A2A_QUEUE_REPLICA_ACKS": "1"},
+            "A2A_QUEUE_REPLICA_ACKS=1 is not supported",
+        ),
         ({"A2A_QUEUE_URL": "redis+cluster://host:port", "A2A_QUEUE_KEY_PREFIX": HASH_TAG}, "'host:port' is not host:port"),
         ({"A2A_QUEUE_URL": "redis+sentinel://127.0.0.1:26379"}, "a Sentinel URL needs the master name"),
         ({"A2A_QUEUE_URL": "redis+sentinel://127.0.0.1:26379/mymaster/zero"}, "must be a number, not 'zero'"),
@@ -363,81 +333,3 @@ async def test_hash_tag_prefix_on_redis_6_falls_back_to_plain_pubsub(redis6):
     store = await open_store(A2A_QUEUE_URL=redis6.url, A2A_QUEUE_KEY_PREFIX=HASH_TAG)
     notices, plain = await hears_notices(store, redis6.client())
     assert notices[0]["state"] == "submitted" and plain is not None and "submitted" in plain["data"]
-
-
-# ---- TLS and ACL ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls_redis():
-    server = TLSRedis().start()
-    yield server
-    server.stop()
-
-
-async def test_tls_url_serves_and_works_end_to_end(tls_redis, processes):
-    tls_redis.server.client().flushall()
-    processes.worker(tls_redis.url)
-    server = processes.serve(tls_redis.url, A2A_EMBEDDED_WORKERS="0")
-    reply = send(server.url, "over TLS", str(uuid.uuid4()), wait=True)
-    assert reply.status_code == 200 and reply.json()["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
-    # The clients really are TLS clients of the TLS port.
-    others = [c for c in tls_redis.server.client().client_list() if c["cmd"] != "client|list"]
-    assert others and all(c["laddr"].endswith(f":{tls_redis.tls_port}") for c in others)
-
-
-def test_tls_with_an_unknown_certificate_authority_fails_clearly(tls_redis, processes):
-    url = tls_redis.url.partition("?")[0]  # the system's CAs do not know the test CA
-    worker = processes.worker(url, A2A_QUEUE_OPTIONS_MAX_RETRIES="0")
-    assert worker.wait(60) != 0
-    assert "cannot reach Redis" in worker.output and "certificate verify failed" in worker.output
-
-
-@pytest.fixture
-def acl_only(redis_server, redis_url):
-    """The session's Redis with its password-less default user switched off; yields an admin client."""
-    root = redis_server.client()
-    root.execute_command("ACL", "SETUSER", "ha-admin", "reset", "on", ">admin-pw", "~*", "&*", "+@all")
-    admin = redis_server.client(username="ha-admin", password="admin-pw")
-    admin.execute_command("ACL", "SETUSER", "default", "off")
-    try:
-        yield admin
-    finally:
-        admin.execute_command("ACL", "SETUSER", "default", "on")
-        admin.execute_command("ACL", "DELUSER", "ha-admin", "a2a-app", "other-app")
-
-
-async def test_acl_user_limited_to_the_prefix_runs_every_command(acl_only, redis_url, processes):
-    """Every feature works as a user that may touch only a2a:* (processes stop before the default user returns)."""
-    admin = acl_only
-    admin.execute_command("ACL", "SETUSER", "a2a-app", "reset", "on", ">s3cret", "~a2a:*", "&a2a:*", "+@all", "-@dangerous")
-    env = {"A2A_QUEUE_CREDENTIALS": "username:a2a-app,password:s3cret", "A2A_AGENT": "demo", "A2A_QUEUE_OPTIONS_MAXMEMORY_POLICY": "noeviction"}
-    server = processes.serve(redis_url, A2A_EMBEDDED_WORKERS="0", A2A_DASHBOARD_ADMIN_PASSWORD=ADMIN_PASSWORD, **env)
-    context_id = str(uuid.uuid4())
-    ids = []
-    await dashboard_follows_the_queue(server.url, lambda: ids.append(send(server.url, "first", context_id).json()["task"]["id"]))
-    worker = processes.worker(redis_url, **env)
-    ids += [send(server.url, f"sleep 0.05 #{n}", context_id).json()["task"]["id"] for n in range(10)]
-    failed = send(server.url, "fail on purpose", context_id, wait=True).json()["task"]
-    assert failed["status"]["state"] == "TASK_STATE_FAILED"
-    await all_completed(admin, ids)
-    assert len(ids) == 11
-    cleanup = processes.command(redis_url, "cleanup_tasks", **env, A2A_TASK_RETENTION_MAX_COMPLETED_TASKS="4")
-    assert cleanup.wait(60) == 0, cleanup.output
-    assert admin.zcard("a2a:idx:history:completed") == 4
-    # CONFIG is refused to this user: the policy check warns and everything goes on.
-    assert "Could not set Redis maxmemory-policy" in worker.output and "Could not read Redis maxmemory-policy" in worker.output
-    assert "NOPERM" not in worker.output + server.output + cleanup.output
-    assert " ERROR " not in server.output  # the dashboard's Channels layer authenticated too
-    assert not [key for key in admin.keys("*") if not key.startswith("a2a:")]
-    assert_clean(admin, every_task_id(admin))
-
-
-def test_acl_user_outside_the_prefix_is_refused_at_start(acl_only, redis_url, processes):
-    acl_only.execute_command("ACL", "SETUSER", "other-app", "reset", "on", ">pw", "~other:*", "&other:*", "+@all", "-@dangerous")
-    server = processes.serve(redis_url, wait=False, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
-    worker = processes.worker(redis_url, A2A_QUEUE_CREDENTIALS="username:other-app,password:pw")
-    for proc in (server, worker):
-        assert proc.wait(60) != 0
-        assert "the Redis user may not use the keys under a2a: grant it ~a2a:* and &a2a:*" in proc.output
-    assert acl_only.dbsize() == 0  # nothing half-written

@@ -1,0 +1,36 @@
+"""Helpers of the store's tests: a store on Redis and on fakeredis, and tasks in a given state."""
+
+from __future__ import annotations
+
+from queueapp.states import TaskState
+from queueapp.store import QueueStore
+from queueapp.worker.updater import ClaimUpdater
+from tests.faults.tools import user_message
+
+
+async def create(store: QueueStore, text: str = "hello", **kwargs):
+    record, created = await store.create_task(user_message(text), **kwargs)
+    assert created
+    return record
+
+
+async def claim_one(store: QueueStore, worker_id: str = "w1", lease: float = 30):
+    ids, _ = await store.take(1)
+    claims = await store.lease(ids, worker_id, lease)
+    assert len(claims) == 1
+    return claims[0]
+
+
+async def finish_as(store: QueueStore, state: TaskState, text: str = "done"):
+    record = await create(store)
+    claim = await claim_one(store)
+    updater = ClaimUpdater(store, claim)
+    await updater.working("on it")
+    ending = {
+        TaskState.COMPLETED: updater.complete,
+        TaskState.FAILED: updater.fail,
+        TaskState.CANCELED: updater.cancel,
+        TaskState.REJECTED: updater.reject,
+    }[state]
+    await ending(text)
+    return record

@@ -1,0 +1,89 @@
+"""The Lua scripts against their declarations (queueapp/store/scripts.py), and finishes sent in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from queueapp import model
+from queueapp.states import TaskState
+from tests.store_support import create
+
+
+def test_lua_scripts_spell_no_state_and_get_the_states_from_states_py():
+    # A state spelled in a script would drift from states.py; the scripts use STATE.* and FINISHED.
+    from queueapp.store import scripts
+
+    for script in scripts.ALL:
+        body = script.body
+        assert not [s for s in TaskState if f"'{s.value}'" in body], script.name
+    assert "FINISHED = {'completed', 'failed', 'canceled', 'rejected'}" in scripts.DELETE.source
+
+
+@pytest.mark.parametrize("name", [s.name for s in __import__("queueapp.store.scripts").store.scripts.ALL])
+def test_each_script_reads_exactly_the_keys_and_args_its_declaration_names(name):
+    # KEYS and ARGV are declared once (queueapp/store/scripts.py); the Lua reads them by name.
+    # A name the script reads but the declaration lacks (or the reverse), or a position
+    # counted by hand, fails here rather than in production.
+    from queueapp.store import scripts
+
+    script = next(s for s in scripts.ALL if s.name == name)
+    body = script.body
+    assert not re.findall(r"\b(?:KEYS|ARGV)\[", body)
+    assert set(re.findall(r"\bK\.(\w+)", body)) == {f.name for f in script.key_fields}
+    assert set(re.findall(r"\bA\.(\w+)", body)) == {f.name for f in script.arg_fields}
+    item_keys, item_args = ({f.name for f in fields} for fields in (script.item_key_fields, script.item_arg_fields))
+    assert set(re.findall(r"\bkeys\.(\w+)|\bkey\.(\w+)", body)) <= {(n, "") for n in item_keys} | {("", n) for n in item_keys}
+    assert set(re.findall(r"\b(?:claim|item_arg)\.(\w+)", body)) == item_args
+    assert ("REST" in body) == script.rest
+
+
+def test_a_script_call_with_a_missing_or_unknown_name_is_refused():
+    from queueapp.store import scripts
+
+    keys = {"queue": "q", "processing": "p", "paused": "x"}
+    assert scripts.TAKE.flatten(keys, {"count": 3}) == (["q", "p", "x"], [3])
+    with pytest.raises(TypeError, match="missing \\['paused'\\]"):
+        scripts.TAKE.flatten({"queue": "q", "processing": "p"}, {"count": 3})  # type: ignore[typeddict-item]
+    with pytest.raises(TypeError, match="unknown \\['limit'\\]"):
+        scripts.TAKE.flatten(keys, {"count": 3, "limit": 1})  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(TypeError, match="history_indexes needs 4 keys"):
+        scripts.RETRY.flatten({**dict.fromkeys(scripts.RetryKeys.__annotations__, "k"), "history_indexes": ["a"]}, {})  # type: ignore[arg-type]
+
+
+def completed(claim):
+    claim.record.task["status"] = model.status(TaskState.COMPLETED, model.now_ms())
+    return claim.record
+
+
+async def test_finishes_of_one_turn_go_as_one_call_and_each_caller_gets_its_own_answer(any_store):
+    for i in range(4):
+        await create(any_store, f"task {i}")
+    ids, _ = await any_store.take(4)
+    claims = await any_store.lease(ids, "w1", 30)
+    tokens = [c.token for c in claims[:3]] + ["not-the-claim-token"]
+    results = await asyncio.gather(
+        *(any_store.finish(completed(c), model.status_event(c.record.task), token=t) for c, t in zip(claims, tokens, strict=True)),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["TaskRecord"] * 3 + ["Conflict"]
+    assert all(r.finished and r.finished_ms for r in results[:3])
+    states = [(await any_store.require(c.record.id)).state for c in claims]
+    assert states == [TaskState.COMPLETED] * 3 + [TaskState.WORKING]
+    stats = await any_store.stats(minutes=1)
+    assert stats.by_state["completed"] == 3 and stats.by_state["working"] == 1 and stats.totals["completed"] == 3
+    assert stats.per_minute[-1]["completed"] == 3 and sum(stats.per_minute[-1]["run_buckets"].values()) == 3
+
+
+async def test_a_batch_of_finishes_is_one_script_call(store):
+    for i in range(5):
+        await create(store, f"task {i}")
+    ids, _ = await store.take(5)
+    claims = await store.lease(ids, "w1", 30)
+    await store.redis.config_resetstat()
+    await asyncio.gather(*(store.finish(completed(c), model.status_event(c.record.task), token=c.token) for c in claims))
+    calls = await store.redis.info("commandstats")
+    assert calls["cmdstat_evalsha"]["calls"] == 1
+    assert [r.state for r in (await store.history()).items] == [TaskState.COMPLETED] * 5

@@ -1,0 +1,148 @@
+"""The store's lists, index scores, per-minute stats and the worker registry, on Redis and fakeredis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from queueapp import histogram, model
+from queueapp.states import FINISHED, TaskState
+from queueapp.worker.updater import ClaimUpdater
+from tests.store_support import claim_one, create, finish_as
+
+
+async def test_list_tasks_newest_first_with_cursor(any_store):
+    ids = []
+    for i in range(7):
+        ids.append((await create(any_store, f"t{i}", context_id="c1" if i % 2 else "c2")).id)  # often in one ms: still in order
+    seen, cursor = [], ""
+    while True:
+        page = await any_store.list_tasks(limit=3, cursor=cursor)
+        assert page.total == 7
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert seen == list(reversed(ids))
+    in_c1 = await any_store.list_tasks(context_id="c1")
+    assert [r.id for r in in_c1.items] == [ids[5], ids[3], ids[1]]
+
+
+async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_store):
+    finished = []
+    for state in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.COMPLETED):
+        finished.append(await finish_as(any_store, state))  # the history is in finish order, even within one ms
+    # Created in one go, so several share a millisecond: the cursor must break those ties.
+    waiting = await asyncio.gather(*(create(any_store, f"w{i}") for i in range(9)))
+    expected = {r.id for r in [*finished, *waiting]}
+    seen, cursor, scores = [], "", []
+    while True:
+        page = await any_store.list_tasks(limit=4, cursor=cursor)
+        assert page.total == len(expected)
+        seen += [r.id for r in page.items]
+        scores += [(r.updated_ms, r.id) for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
+    assert [ms for ms, _ in scores] == sorted((ms for ms, _ in scores), reverse=True)
+    history = await any_store.history(limit=3)
+    assert history.total == 4 and [r.id for r in history.items] == [r.id for r in reversed(finished)][:3]
+    rest = await any_store.history(limit=3, cursor=history.next_cursor)
+    assert [r.id for r in rest.items] == [finished[0].id] and rest.next_cursor == ""
+
+
+async def test_tasks_of_one_millisecond_list_in_the_order_they_happened(any_store, monkeypatch):
+    monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_000)  # every write in the same ms
+    finished = [await finish_as(any_store, TaskState.CANCELED) for _ in range(7)]
+    seen, cursor = [], ""
+    while True:
+        page = await any_store.history(limit=2, cursor=cursor)
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert seen == [r.id for r in reversed(finished)]  # newest first, none twice, none lost
+    scores = await any_store.redis.zrange(any_store.keys.index_history_state("canceled"), 0, -1, withscores=True)
+    assert len({s for _, s in scores}) == 7 and all(int(s) == 1_800_000_000_000 for _, s in scores)
+
+
+async def test_a_writer_whose_clock_is_behind_never_ties_a_score(any_store, monkeypatch):
+    clocks = iter([1_800_000_000_005, 1_800_000_000_003, 1_800_000_000_003, 1_800_000_000_005])
+    monkeypatch.setattr(model, "now_ms", lambda: next(clocks))
+    for i in range(4):
+        await create(any_store, f"t{i}")
+    scores = [s for _, s in await any_store.redis.zrange(any_store.keys.index_active, 0, -1, withscores=True)]
+    assert len(set(scores)) == 4 and sorted(int(s) for s in scores) == [1_800_000_000_003] * 2 + [1_800_000_000_005] * 2
+
+
+async def test_finished_tasks_feed_per_minute_histograms_of_wait_and_run_time(any_store, monkeypatch):
+    clock = [1_800_000_000_000]
+    monkeypatch.setattr(model, "now_ms", lambda: clock[0])
+    for run_ms in [1000] * 18 + [20_000] * 2:
+        await create(any_store)
+        clock[0] += 100  # waits 100 ms in the queue
+        claim = await claim_one(any_store)
+        clock[0] += run_ms
+        await ClaimUpdater(any_store, claim).complete("ok")
+    minutes = (await any_store.stats(minutes=10)).per_minute
+    waits = histogram.merge(m["wait_buckets"] for m in minutes)
+    runs = histogram.merge(m["run_buckets"] for m in minutes)
+    assert sum(waits.values()) == sum(runs.values()) == 20
+    assert abs(histogram.percentile(waits, 0.5) - 100) <= 10
+    assert abs(histogram.percentile(runs, 0.5) - 1000) <= 100 and abs(histogram.percentile(runs, 0.95) - 20_000) <= 2000
+    row = await any_store.redis.hgetall(any_store.keys.stats_minute(clock[0] // 60000))
+    assert len([f for f in row if f.startswith(("wb:", "rb:"))]) <= 3  # only the buckets used are stored
+
+
+@pytest.mark.parametrize("state", list(FINISHED))
+async def test_every_finished_state_is_counted_per_minute(any_store, state):
+    await finish_as(any_store, state)
+    minutes = (await any_store.stats(minutes=2)).per_minute
+    assert sum(m[state.value] for m in minutes) == sum(m["finished"] for m in minutes) == 1
+    assert sum(sum(m["run_buckets"].values()) for m in minutes) == 1  # the time measured is the task counted
+
+
+async def test_list_tasks_by_state(any_store):
+    done = await finish_as(any_store, TaskState.COMPLETED)
+    failed = await finish_as(any_store, TaskState.FAILED)
+    waiting = await create(any_store)
+    assert [r.id for r in (await any_store.list_tasks(state=TaskState.COMPLETED)).items] == [done.id]
+    assert [r.id for r in (await any_store.list_tasks(state=TaskState.FAILED)).items] == [failed.id]
+    submitted = await any_store.list_tasks(state=TaskState.SUBMITTED)
+    assert [r.id for r in submitted.items] == [waiting.id] and submitted.total == 1
+    assert [r.id for r in (await any_store.history()).items] == [failed.id, done.id]
+    assert [r.id for r in (await any_store.active_tasks()).items] == [waiting.id]
+
+
+async def test_contexts_and_their_history(any_store):
+    await create(any_store, "one", context_id="conv")
+    await create(any_store, "two", context_id="conv")
+    await create(any_store, "elsewhere", context_id="other")
+    page = await any_store.list_contexts()
+    assert page.total == 2
+    assert {c["context_id"]: c["task_count"] for c in page.items} == {"conv": 2, "other": 1}
+    texts = [model.message_text(m) for m in await any_store.context_history("conv")]
+    assert texts == ["one", "two"]
+
+
+async def test_workers_silent_for_longer_than_the_lease_are_pruned_and_not_listed(any_store):
+
+    any_store.worker_lease = 5
+    await any_store.heartbeat("alive", {"pid": 1, "tasks": []}, [], 5)
+    await any_store.heartbeat("dead", {"pid": 2, "tasks": []}, [], 5)
+    await any_store.redis.zadd(any_store.keys.workers, {"dead": model.now_ms() - 6000})  # its last heartbeat, 6 s ago
+    assert [w["id"] for w in (await any_store.stats()).workers] == ["alive"]
+    assert await any_store.prune_dead_workers(5) == ["dead"]
+    assert await any_store.redis.zrange(any_store.keys.workers, 0, -1) == ["alive"]
+    assert not await any_store.redis.exists(any_store.keys.worker("dead"))
+
+
+async def test_a_task_is_listed_only_under_the_worker_holding_its_claim(any_store):
+    record = await create(any_store)
+    claim = await claim_one(any_store, lease=30)
+    await any_store.heartbeat(claim.worker_id, {"tasks": [record.id]}, [claim], 30)
+    await any_store.heartbeat("lost-it", {"tasks": [record.id]}, [], 30)  # has not noticed yet
+    listed = {w["id"]: w["tasks"] for w in (await any_store.stats()).workers}
+    assert listed == {claim.worker_id: [record.id], "lost-it": []}
