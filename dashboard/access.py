@@ -64,6 +64,14 @@ async def refuse(request: HttpRequest, message: str, status: int) -> HttpRespons
     return await sync_to_async(render)(request, "dashboard/error.html", context, status=status)
 
 
+def _let_in(request: HttpRequest, user: User | AnonymousUser, may_act: bool) -> DashboardRequest:
+    """The same request, given the two attributes a :class:`DashboardRequest` has."""
+    allowed = cast(DashboardRequest, request)
+    allowed.dashboard_user = user
+    allowed.can_act = may_act
+    return allowed
+
+
 def viewer(view: AsyncView) -> AsyncView:
     """Log-in required (or the public setting); adds ``request.dashboard_user``."""
 
@@ -72,10 +80,7 @@ def viewer(view: AsyncView) -> AsyncView:
         user = await user_of(request)
         if not can_view(user):
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        allowed = cast(DashboardRequest, request)  # the same request, given the two attributes here
-        allowed.dashboard_user = user
-        allowed.can_act = can_act(user)
-        return await view(allowed, *args, **kwargs)
+        return await view(_let_in(request, user, can_act(user)), *args, **kwargs)
 
     return wrapped
 
@@ -93,9 +98,6 @@ def staff_action(view: AsyncView) -> AsyncView:
             return redirect_to_login(request.POST.get("next") or "/", settings.LOGIN_URL)
         if not can_act(user):
             return await refuse(request, "Only staff users may change tasks or the queue.", 403)
-        allowed = cast(DashboardRequest, request)  # the same request, given the two attributes here
-        allowed.dashboard_user = user
-        allowed.can_act = True
-        return await view(allowed, *args, **kwargs)
+        return await view(_let_in(request, user, True), *args, **kwargs)
 
     return wrapped
