@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 from queueapp import model, push, tracing
@@ -28,17 +27,22 @@ from queueapp.protocol.errors import (
     UnsupportedOperationError,
     from_store_error,
 )
+from queueapp.protocol.params import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    accepts_media_type,
+    check_depth,
+    parse_timestamp_ms,
+    read_history_length,
+    required_id,
+    shape_task,
+    status_time_ms,
+)
 from queueapp.services import Services
 from queueapp.states import TERMINAL, TaskState
 from queueapp.store import StoreError, valid_cursor
 
 T = TypeVar("T")
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
-# How deeply a data part or metadata may nest: deeper values pass the 1.0 parser but break
-# the 0.3 conversion (protobuf's depth limit), so one such task would fail every 0.3 read.
-MAX_DATA_DEPTH = 24
 
 
 @dataclass
@@ -48,43 +52,6 @@ class CallContext:
 
     identity: str | None = None
     traceparent: str | None = None
-
-
-def _required(params: Json, name: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidParamsError(f"'{name}' is required: the id of the task.")
-    return value
-
-
-def _history_length(params: Json, cap: int) -> int | None:
-    value = params.get("historyLength")
-    if value is None:
-        return None
-    if value < 0:
-        raise InvalidParamsError(f"historyLength must be 0 or more, not {value}.")
-    return min(int(value), cap)
-
-
-def shape_task(task: Json, history_length: int | None, cap: int, include_artifacts: bool = True) -> Json:
-    """The task as a client asked for it: the last N messages, artifacts or not."""
-    shaped = dict(task)
-    history = shaped.get("history") or []
-    keep = cap if history_length is None else min(history_length, cap)
-    if keep == 0 or not history:
-        shaped.pop("history", None)
-    else:
-        shaped["history"] = history[-keep:]
-    if not include_artifacts:
-        shaped.pop("artifacts", None)
-    return shaped
-
-
-def _timestamp_ms(text: str) -> int:
-    try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        raise InvalidParamsError(f"statusTimestampAfter {text!r} is not an ISO 8601 timestamp.") from None
 
 
 class Handler:
@@ -125,13 +92,13 @@ class Handler:
         if len(parts) > self.config.max_parts:
             raise InvalidParamsError(f"message has {len(parts)} parts; at most {self.config.max_parts} are accepted (A2A_MAX_PARTS).")
         accepted = card.agent_profile(self.config).input_modes
-        _check_depth({"metadata": params.get("metadata"), "message.metadata": message.get("metadata")})
+        check_depth({"metadata": params.get("metadata"), "message.metadata": message.get("metadata")})
         for index, part in enumerate(parts):
             if not any(key in part for key in ("text", "raw", "url", "data")):
                 raise InvalidParamsError(f"message.parts[{index}] has no content: set one of text, raw, url or data.")
-            _check_depth({f"message.parts[{index}].data": part.get("data"), f"message.parts[{index}].metadata": part.get("metadata")})
+            check_depth({f"message.parts[{index}].data": part.get("data"), f"message.parts[{index}].metadata": part.get("metadata")})
             media_type = part.get("mediaType")
-            if media_type and not _accepts(accepted, media_type):
+            if media_type and not accepts_media_type(accepted, media_type):
                 raise ContentTypeNotSupportedError(f"message.parts[{index}] is {media_type}; this agent accepts {', '.join(accepted)}.")
         return message
 
@@ -164,8 +131,13 @@ class Handler:
             # caller's own (the spec: refuse a contextId it cannot accept, never swap in a new one).
             record, created = await self._call(
                 self.store.create_task(
-                    message, task_id=new_id, context_id=context_id, identity=ctx.identity, metadata=params.get("metadata"),
-                    context_must_exist=ctx.identity is not None and bool(context_id), trace=tracing.current_traceparent(),
+                    message,
+                    task_id=new_id,
+                    context_id=context_id,
+                    identity=ctx.identity,
+                    metadata=params.get("metadata"),
+                    context_must_exist=ctx.identity is not None and bool(context_id),
+                    trace=tracing.current_traceparent(),
                 )
             )
             if stored and not created:  # a repeated message id: the config belongs to the first task
@@ -179,7 +151,9 @@ class Handler:
         if context_id and context_id != record.context_id:
             raise InvalidParamsError(f"message.contextId {context_id} contradicts task {task_id}, which belongs to context {record.context_id}.")
         if record.finished or record.state in TERMINAL:
-            raise UnsupportedOperationError(f"Task {task_id} is {record.state.value}; it takes no more messages. Send the message without taskId to start a new task.")
+            raise UnsupportedOperationError(
+                f"Task {task_id} is {record.state.value}; it takes no more messages. Send the message without taskId to start a new task."
+            )
         if not record.state.is_interrupted:
             raise UnsupportedOperationError(f"Task {task_id} is {record.state.value}; messages are accepted only while it waits for input.")
         return record
@@ -199,7 +173,7 @@ class Handler:
     async def send_message(self, params: Json, ctx: CallContext) -> Json:
         record, after, _ = await self._submit(params, ctx)
         configuration = params.get("configuration") or {}
-        history_length = _history_length(configuration, self.cap)
+        history_length = read_history_length(configuration, self.cap)
         settled = record.finished or record.state.is_interrupted
         if not configuration.get("returnImmediately") and not settled:
             event = await self._wait(record.id, after, self.config.blocking_timeout)
@@ -221,7 +195,7 @@ class Handler:
 
     async def subscribe(self, params: Json, ctx: CallContext) -> AsyncGenerator[Json, None]:
         self._require_streaming()
-        task_id = _required(params, "id")
+        task_id = required_id(params, "id")
         after = await self.store.last_event_id(task_id)  # read first: an event may repeat, none is lost
         record = await self._task(task_id, ctx)
         if record.finished or record.state in TERMINAL:
@@ -244,7 +218,7 @@ class Handler:
     # ---- reading ---------------------------------------------------------------------------
 
     async def get_task(self, params: Json, ctx: CallContext) -> Json:
-        task_id, history_length = _required(params, "id"), _history_length(params, self.cap)
+        task_id, history_length = required_id(params, "id"), read_history_length(params, self.cap)
         record = await self._task(task_id, ctx)
         return shape_task(record.task, history_length, self.cap)
 
@@ -257,18 +231,18 @@ class Handler:
         token = params.get("pageToken", "")
         if token and not valid_cursor(token):
             raise InvalidParamsError(f"pageToken {token!r} was not issued by this server; pass the nextPageToken of the previous page.")
-        after_ms = _timestamp_ms(params["statusTimestampAfter"]) if params.get("statusTimestampAfter") else None
+        after_ms = parse_timestamp_ms(params["statusTimestampAfter"]) if params.get("statusTimestampAfter") else None
         context_id = params.get("contextId") or None
         owner = self.access.scope(ctx.identity)
         page = await self.store.list_tasks(state=state, context_id=context_id, cursor=token, limit=page_size, owner=owner)
         items, next_token, total = page.items, page.next_cursor, page.total
         if after_ms is not None:
-            kept = [r for r in items if _status_ms(r) > after_ms]
+            kept = [r for r in items if status_time_ms(r) > after_ms]
             if len(kept) < len(items):
                 next_token = ""  # newest first: everything after the first older task is older too
             items = kept
             total = await self._count_after(state, context_id, after_ms, owner)
-        history_length = _history_length(params, self.cap)
+        history_length = read_history_length(params, self.cap)
         include_artifacts = bool(params.get("includeArtifacts"))
         tasks = [shape_task(r.task, history_length, self.cap, include_artifacts) for r in items]
         return {"tasks": tasks, "nextPageToken": next_token, "pageSize": page_size, "totalSize": total}
@@ -278,7 +252,7 @@ class Handler:
         count, cursor = 0, ""
         while True:
             page = await self.store.list_tasks(state=state, context_id=context_id, cursor=cursor, limit=MAX_PAGE_SIZE, owner=owner)
-            newer = [r for r in page.items if _status_ms(r) > after_ms]
+            newer = [r for r in page.items if status_time_ms(r) > after_ms]
             count += len(newer)
             if len(newer) < len(page.items) or not page.next_cursor:
                 return count
@@ -287,7 +261,7 @@ class Handler:
     # ---- canceling -------------------------------------------------------------------------
 
     async def cancel_task(self, params: Json, ctx: CallContext) -> Json:
-        task_id = _required(params, "id")
+        task_id = required_id(params, "id")
         await self._task(task_id, ctx)
         after = await self.store.last_event_id(task_id)
         record = await self._call(self.store.request_cancel(task_id))
@@ -325,14 +299,14 @@ class Handler:
 
     async def create_push_config(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
-        task_id = _required(params, "taskId")
+        task_id = required_id(params, "taskId")
         await self._check_push_url(params)
         await self._task(task_id, ctx)
         return await self._store_push_config(params, ctx)
 
     async def get_push_config(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
-        task_id = _required(params, "taskId")
+        task_id = required_id(params, "taskId")
         configs = await self._push_configs(task_id, ctx)
         config_id = params.get("id") or next(iter(configs), "")
         if config_id not in configs:
@@ -341,12 +315,12 @@ class Handler:
 
     async def list_push_configs(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
-        task_id = _required(params, "taskId")
+        task_id = required_id(params, "taskId")
         return {"configs": list((await self._push_configs(task_id, ctx)).values()), "nextPageToken": ""}
 
     async def delete_push_config(self, params: Json, ctx: CallContext) -> None:
         self._require_push()
-        task_id = _required(params, "taskId")
+        task_id = required_id(params, "taskId")
         configs = await self._push_configs(task_id, ctx)
         config_id = params.get("id")
         if not config_id:
@@ -383,35 +357,3 @@ UNARY = {
     "DeleteTaskPushNotificationConfig": "delete_push_config",
     "GetExtendedAgentCard": "get_extended_card",
 }
-
-
-def _nesting(value: Any) -> int:
-    """How many levels of objects and lists ``value`` holds (iterative: the value is untrusted)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, depth + 1)
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def _check_depth(values: dict[str, Any]) -> None:
-    for name, value in values.items():
-        if value is not None and _nesting(value) > MAX_DATA_DEPTH:
-            raise InvalidParamsError(f"{name} nests {_nesting(value)} levels deep; at most {MAX_DATA_DEPTH} levels of objects and lists are accepted.")
-
-
-def _accepts(accepted: tuple[str, ...], media_type: str) -> bool:
-    kind = media_type.split(";", 1)[0].strip().lower()
-    for mode in accepted:
-        mode = mode.lower()
-        if mode in ("*/*", kind) or (mode.endswith("/*") and kind.startswith(mode[:-1])):
-            return True
-    return False
-
-
-def _status_ms(record: TaskRecord) -> int:
-    stamp = record.task.get("status", {}).get("timestamp")
-    return _timestamp_ms(stamp) if stamp else record.updated_ms

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from queueapp.protocol.handler import MAX_DATA_DEPTH
+from queueapp.protocol.params import MAX_DATA_DEPTH
 from queueapp.store.keys import Keys
 from tests.faults.audit import every_task_id
 from tests.faults.test_fuzz import audit_everything, nested
