@@ -20,7 +20,7 @@ if tonumber(A.message_id_ttl_ms) > 0 then
     return {0, existing}
   end
 end
-if redis.call('EXISTS', K.active) == 1 or redis.call('EXISTS', K.deadletter) == 1 then
+if redis.call('EXISTS', K.active, K.deadletter) > 0 then  -- the id is taken, by a waiting or a finished task
   return {-1}
 end
 redis.call('HSET', K.active, 'state', STATE.SUBMITTED, 'context_id', A.context_id, 'task', A.task_json,
