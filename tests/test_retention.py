@@ -144,3 +144,15 @@ async def test_workers_apply_the_policy_periodically(store, config):
 
 async def _equals(value, expected) -> bool:
     return await value == expected
+
+
+async def test_removals_in_batches_count_each_task_once_and_drop_stale_ids(store, config, monkeypatch):
+    monkeypatch.setattr(retention, "BATCH", 4)  # several batches from a handful of tasks
+    ids = await finished_tasks(store, TaskState.COMPLETED, 11)
+    index = store.keys.index_history_state("completed")
+    score = await store.redis.zscore(index, ids[2])
+    await store.delete(ids[2])
+    await store.redis.zadd(index, {ids[2]: score})  # gone, but still in its history index
+    assert await retention.apply(store, config.replace(task_retention_max_completed_tasks=1)) == {"completed": 9}
+    assert await store.redis.zrange(index, 0, -1) == [ids[-1]]
+    assert_clean(sync_client(store), [ids[-1]], quiet=False)
