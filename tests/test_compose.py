@@ -137,6 +137,8 @@ def test_dockerfile_installs_the_requirements_and_runs_manage_py():
     assert "pip install -r /tmp/requirements-otlp.txt" in text  # traces export over OTLP once OTEL_* says where
     assert re.search(r"^USER (?!root)\w+", text, re.M)  # not as root
     assert 'CMD ["python", "manage.py", "serve"]' in text
+    # PYTHONDONTWRITEBYTECODE keeps processes from caching bytecode, so the image holds it.
+    assert "PYTHONDONTWRITEBYTECODE=1" in text and "python -m compileall -q /app/queueapp" in text
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out():
