@@ -20,7 +20,7 @@ import time
 from queueapp import config as config_module
 from queueapp import embedded, services
 from queueapp.agents import Agent, AgentLoadError, load_agent
-from queueapp.startup import StartError, load_config, logging_config, open_store, tracing_on
+from queueapp.startup import StartError, lean_log_records, load_config, logging_config, open_store, tracing_on
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
 
@@ -69,6 +69,7 @@ def main(argv: list[str]) -> int:
     try:
         cfg = load_config()  # the log levels first, so that loading the agent can log
         logging.config.dictConfig(logging_config(cfg.debug))
+        lean_log_records()
         logging.captureWarnings(True)
         cfg, agent = prepare(args.concurrency, args.agent)
         with tracing_on():
