@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,12 +74,28 @@ def tracing_on() -> Iterator[None]:
         tracing.shutdown()  # exports the spans still pending
 
 
+class PlainFormatter(logging.Formatter):
+    """logging's own formatter, with the date and time formatted once per second, not once per line."""
+
+    _second: tuple[int, str] = (-1, "")  # one attribute, so that threads never see half an update
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return f"{text},{int(record.msecs):03d}"  # logging's default_msec_format, "%s,%03d"
+
+
 def logging_config(debug: bool) -> dict[str, Any]:
     """The ``logging.config.dictConfig`` of every process: Django's LOGGING setting, and a worker's own."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"plain": {"()": PlainFormatter, "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
         "root": {"handlers": ["console"], "level": "INFO"},
         "loggers": {
