@@ -35,8 +35,10 @@ def test_each_script_reads_exactly_the_keys_and_args_its_declaration_names(name)
     assert set(re.findall(r"\bK\.(\w+)", body)) == {f.name for f in script.key_fields}
     assert set(re.findall(r"\bA\.(\w+)", body)) == {f.name for f in script.arg_fields}
     item_keys, item_args = ({f.name for f in fields} for fields in (script.item_key_fields, script.item_arg_fields))
-    assert set(re.findall(r"\bkeys\.(\w+)|\bkey\.(\w+)", body)) <= {(n, "") for n in item_keys} | {("", n) for n in item_keys}
+    # An item's keys and arguments are read through the locals `key` and `claim` (or `item_arg`).
+    assert set(re.findall(r"\bkey\.(\w+)", body)) == item_keys
     assert set(re.findall(r"\b(?:claim|item_arg)\.(\w+)", body)) == item_args
+    assert ("item(n)" in body) == bool(item_keys or item_args)
     assert ("REST" in body) == script.rest
 
 
@@ -87,3 +89,59 @@ async def test_a_batch_of_finishes_is_one_script_call(store):
     calls = await store.redis.info("commandstats")
     assert calls["cmdstat_evalsha"]["calls"] == 1
     assert [r.state for r in (await store.history()).items] == [TaskState.COMPLETED] * 5
+
+
+async def test_a_task_whose_data_breaks_its_finish_fails_alone_and_the_rest_of_the_batch_is_counted(store):
+    for i in range(3):
+        await create(store, f"task {i}")
+    ids, _ = await store.take(3)
+    claims = await store.lease(ids, "w1", 30)
+    damaged = claims[2].record.id
+    await store.redis.delete(store.keys.active(damaged))
+    await store.redis.set(store.keys.active(damaged), "not a hash")  # HGETALL on it is an error
+    results = await asyncio.gather(*(store.finish(completed(c), model.status_event(c.record.task), token=c.token) for c in claims), return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["TaskRecord", "TaskRecord", "StoreError"]
+    assert "could not be written" in str(results[2]) and "WRONGTYPE" in str(results[2])
+    stats = await store.stats(minutes=1)
+    assert stats.totals["completed"] == 2 and stats.by_state["completed"] == 2 and stats.by_state["working"] == 1
+    assert stats.per_minute[-1]["completed"] == 2
+    assert await store.redis.ttl(store.keys.stats_minute(model.now_ms() // 60000)) > 7000
+
+
+async def test_a_task_whose_data_breaks_its_claim_is_left_for_recovery_and_the_others_are_claimed(store):
+    for i in range(3):
+        await create(store, f"task {i}")
+    ids, _ = await store.take(3)
+    await store.redis.delete(store.keys.events(ids[1]))
+    await store.redis.set(store.keys.events(ids[1]), "not a stream")  # XADD on it is an error
+    claims = await store.lease(ids, "w1", 30)
+    assert sorted(c.record.id for c in claims) == sorted([ids[0], ids[2]])
+    # Not lost: back in the processing list, with the lease its claim got, for the reaper.
+    assert await store.redis.lrange(store.keys.processing, 0, -1) == [ids[1]]
+    assert await store.redis.zscore(store.keys.leases, ids[1]) is not None
+    states = [(await store.require(i)).state.value for i in ids]
+    assert (await store.stats(minutes=1)).by_state["working"] == states.count("working") == 3  # counts match what is stored
+
+
+def test_a_declaration_of_items_without_fields_is_refused():
+    from typing import TypedDict
+
+    from queueapp.store.script import NoItem, Script
+
+    class Keys(TypedDict):
+        queue: str
+
+    with pytest.raises(TypeError, match="at least one key or argument"):
+        Script("broken", Keys, Keys, NoItem, NoItem)
+
+
+async def test_settle_returns_once_every_finish_asked_for_has_reached_redis(store):
+    for i in range(2):
+        await create(store, f"task {i}")
+    ids, _ = await store.take(2)
+    claims = await store.lease(ids, "w1", 30)
+    pending = [asyncio.ensure_future(store.finish(completed(c), model.status_event(c.record.task), token=c.token)) for c in claims]
+    await asyncio.sleep(0)  # the callers have asked; nothing has been sent yet
+    await store.settle_finishes()
+    assert await store.redis.zcard(store.keys.index_history_state("completed")) == 2
+    await asyncio.gather(*pending)

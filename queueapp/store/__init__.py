@@ -33,7 +33,7 @@ from queueapp.store.lists import Lists, valid_cursor
 from queueapp.store.push_configs import PushConfigs
 from queueapp.store.results import Claim, Page, Stats
 from queueapp.store.retention import Retention
-from queueapp.store.stats import StatsReads
+from queueapp.store.stats import Statistics
 
 __all__ = [
     "Claim",
@@ -52,5 +52,5 @@ __all__ = [
 ]
 
 
-class QueueStore(Actions, Claims, Lists, StatsReads, Retention, PushConfigs):
+class QueueStore(Actions, Claims, Lists, Statistics, Retention, PushConfigs):
     """The one way in to the queue's data in Redis."""

@@ -38,6 +38,14 @@ class ItemBatch(Generic[ItemT, ResultT]):
             loop.call_soon(self._flush)
         return future
 
+    async def settle(self) -> None:
+        """Return once every item added so far has been sent and answered."""
+        while self._pending or self._sending:
+            if self._sending:
+                await asyncio.wait(set(self._sending))
+            else:
+                await asyncio.sleep(0)  # the flush is due at the end of this turn
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         task = asyncio.get_running_loop().create_task(self._run(batch))
@@ -55,6 +63,12 @@ class ItemBatch(Generic[ItemT, ResultT]):
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+            return
+        if len(results) != len(batch):
+            error = RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
             return
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # its caller was cancelled

@@ -40,7 +40,7 @@ class Claims(Reads):
         keys: LeaseKeys = {
             "processing": k.processing,
             "leases": k.leases,
-            "processing_seen": k.limbo,
+            "processing_seen": k.processing_seen,
             "counts": k.counts,
             "active_index": k.index_active,
             "queue": k.queue,
@@ -112,6 +112,9 @@ class Claims(Reads):
         k = self.keys
         await self.scripts.pause({"paused": k.paused, "queue": k.queue}, {"paused": "1" if paused else "0", "channel": k.notify})
 
+    async def is_paused(self) -> bool:
+        return bool(await self.redis.exists(self.keys.paused))
+
     async def drop_lease(self, task_id: str) -> None:
         """Forget the lease of a task that is gone or finished (the reaper's clean-up)."""
         await self.redis.zrem(self.keys.leases, task_id)
@@ -121,5 +124,5 @@ class Claims(Reads):
 
     async def recover_processing(self, grace_seconds: float) -> list[str]:
         k = self.keys
-        keys: RecoverKeys = {"processing": k.processing, "processing_seen": k.limbo, "leases": k.leases, "queue": k.queue}
+        keys: RecoverKeys = {"processing": k.processing, "processing_seen": k.processing_seen, "leases": k.leases, "queue": k.queue}
         return list(await self.scripts.recover(keys, {"now_ms": model.now_ms(), "grace_ms": int(grace_seconds * 1000)}))

@@ -45,3 +45,5 @@ def check(result: list[Any], task_id: str) -> None:
         raise TaskNotFound(f"task {task_id} not found")
     if code == -2:
         raise Conflict(f"task {task_id} changed while it was being updated")
+    if code == -4:  # its data broke the script (a damaged hash); the other tasks of the call went through
+        raise StoreError(f"task {task_id} could not be written: {result[1]}")

@@ -51,7 +51,7 @@ class Keys:
         return self._k("processing")
 
     @property
-    def limbo(self) -> str:
+    def processing_seen(self) -> str:
         """Hash id -> first time the reaper saw an id in ``processing`` without a lease."""
         return self._k("processing", "seen")
 

@@ -97,4 +97,3 @@ def install_fast_packer() -> bool:
         return False
     AbstractConnection.pack_command = _hiredis_pack_command  # type: ignore[method-assign]
     return True
-

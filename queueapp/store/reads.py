@@ -67,6 +67,3 @@ class Reads(StoreBase):
 
     async def queue_length(self) -> int:
         return int(await self.redis.llen(self.keys.queue))
-
-    async def is_paused(self) -> bool:
-        return bool(await self.redis.exists(self.keys.paused))

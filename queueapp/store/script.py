@@ -77,6 +77,13 @@ class Script(Generic[KeysT, ArgsT, ItemKeysT, ItemArgsT]):
     item_args: type[ItemArgsT] | None = None
     rest: bool = False  # trailing field/value pairs, stored on the task hash
 
+    def __post_init__(self) -> None:
+        has_items = self.item_keys is not None or self.item_args is not None
+        if has_items and not (self.item_key_fields or self.item_arg_fields):
+            raise TypeError(f"script {self.name}: items must take at least one key or argument")
+        if has_items and self.rest:
+            raise TypeError(f"script {self.name}: items and trailing pairs cannot both follow the fixed arguments")
+
     @cached_property
     def key_fields(self) -> tuple[Field, ...]:
         return _fields(self.keys)

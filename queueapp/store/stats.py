@@ -9,7 +9,7 @@ from queueapp.store.base import StoreBase
 from queueapp.store.results import Stats
 
 
-class StatsReads(StoreBase):
+class Statistics(StoreBase):
     async def stats(self, minutes: int = 60) -> Stats:
         k = self.keys
         now = model.now_ms()

@@ -246,6 +246,12 @@ class Transitions(Reads):
         record.state, record.finished, record.finished_ms, record.has_push_configs = state, True, finished_ms, bool(result[2])
         return record
 
+    async def settle_finishes(self) -> None:
+        """Return once every finish asked for so far has reached Redis (a worker's shutdown
+        waits for it before it gives unfinished tasks back, so that no give-back overtakes a
+        finish that was already on its way)."""
+        await self._finishing.settle()
+
     @cached_property
     def _finishing(self) -> ItemBatch[tuple[FinishItemKeys, FinishItemArgs], tuple[list[Any], int]]:
         return ItemBatch(self._send_finishes)
@@ -260,7 +266,7 @@ class Transitions(Reads):
             "queue": k.queue,
             "leases": k.leases,
             "processing": k.processing,
-            "processing_seen": k.limbo,
+            "processing_seen": k.processing_seen,
             "cancels": k.cancels,
             "stats_minute": k.stats_minute(ms // 60000),
             "index_seq": k.index_seq,

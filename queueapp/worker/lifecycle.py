@@ -175,6 +175,7 @@ class Worker:
             running.cancel_run()
         if still:
             await asyncio.wait(still, timeout=5)
+        await self.store.settle_finishes()
         for running in returning + [r for r in list(self.running.values()) if not r.returning]:
             await self._return_to_queue(running)
 

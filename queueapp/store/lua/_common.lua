@@ -25,22 +25,13 @@ local function set_fields(key, argv, first)
   end
 end
 
-local function extra_fields(argv, first)
-  -- argv[first..] as a table: the caller's field/value pairs.
-  local extra = {}
-  for i = first, #argv, 2 do
-    extra[argv[i]] = argv[i + 1]
-  end
-  return extra
-end
-
 local function add_to(totals, field, n)
   -- Sum in Lua what a call of many tasks adds to one hash's counters; write_totals writes it.
   totals[field] = (totals[field] or 0) + n
 end
 
-local function count_move(totals, old_state, new_state)
-  -- move_count's change, summed in totals.
+local function tally_move(totals, old_state, new_state)
+  -- What move_count would write, summed in totals (see write_totals).
   if old_state ~= new_state then
     if old_state then add_to(totals, old_state, -1) end
     add_to(totals, new_state, 1)

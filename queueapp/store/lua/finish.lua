@@ -4,7 +4,7 @@
 -- the minute's stats, the index sequence and the queue length of the notices.
 -- Returns, per item: {1, queue length, 1 if the task has push configs else 0}, {-1} when the
 -- task is not active, {-2} when the guard fails, {2} when a 'cancel' flagged a claimed task
--- instead.
+-- instead, {-4, error} when its data broke the script.
 --
 -- 'cancel' is a cancel request at the revision guard_value the caller read: a claimed task is
 -- only flagged in the cancel set (its worker ends it on its next heartbeat), an unclaimed
@@ -45,7 +45,7 @@ local function finish_one(key, item_arg)
   -- as one JSON field, 'meta': a hash of few fields takes far less memory. The claim token and
   -- progress end with the task, the claim's status field is in the task JSON now, and
   -- updated_ms is finished_ms.
-  local meta = {finished_ms = A.now_ms, rev = tostring(tonumber(active.rev) + 1)}
+  local meta = {finished_ms = A.now_ms, rev = tostring((tonumber(active.rev) or 0) + 1)}
   for name, value in pairs(active) do
     if not HISTORY_OWN_FIELDS[name] then
       meta[name] = value
@@ -62,7 +62,7 @@ local function finish_one(key, item_arg)
   end
   redis.call('DEL', key.active, key.deadletter)
   redis.call('HSET', key.deadletter, unpack(history))
-  count_move(counts, active.state, state)
+  tally_move(counts, active.state, state)
   add_to(counts, 'total_' .. state, 1)
   redis.call('ZREM', K.active_index, id)
   local score = next_score()
@@ -98,7 +98,10 @@ end
 
 local results = {}
 for n = 1, ITEMS do
-  results[n] = finish_one(item(n))
+  -- A task whose data breaks its finish (a damaged hash) fails alone, {-4, why}: the others
+  -- of the call are finished and counted.
+  local ok, result = pcall(finish_one, item(n))
+  results[n] = ok and result or {-4, tostring(result)}
 end
 save_score()
 write_totals(K.counts, counts)

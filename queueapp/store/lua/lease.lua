@@ -19,39 +19,55 @@
 local claimed = {}
 local given_back = {}
 local paused = redis.call('EXISTS', K.paused) == 1
--- Read once for all the ids: the queue does not change until the ids given back go in last.
+-- Read once for all the ids: the index sequence, and the queue's length for the notices (the
+-- queue does not change until the ids given back go in, last).
 local next_score, save_score = index_scores(K.index_seq, A.now_ms)
 local qlen
 local counts = {}
-for n = 1, ITEMS do
-  local keys, claim = item(n)
-  local key, events, push = keys.active, keys.events, keys.push_configs
+local function claim_one(key, claim)
+  -- The claim's row, or nil for an id that is not claimed (gone, not waiting, or paused).
   local id, token = claim.task_id, claim.token
   local was_taken = redis.call('LREM', K.processing, 1, id) == 1
   redis.call('HDEL', K.processing_seen, id)
-  local fields = redis.call('HMGET', key, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token', 'status',
-    'identity', 'trace')
+  local fields = redis.call('HMGET', key.active, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token',
+    'status', 'identity', 'trace')
   if fields[1] and fields[7] == token then
     -- Already ours: this is a resend after the first reply was lost on a dropped connection.
-    claimed[#claimed + 1] = {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '',
-      redis.call('EXISTS', push), fields[9] or '', fields[10] or ''}
+    return {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '', redis.call('EXISTS', key.push_configs),
+      fields[9] or '', fields[10] or ''}
   elseif was_taken and paused then
     given_back[#given_back + 1] = id
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
-    local attempts = tonumber(fields[4] or 0) + 1
-    local rev = tonumber(fields[3]) + 1
+    local attempts = (tonumber(fields[4]) or 0) + 1
+    local rev = (tonumber(fields[3]) or 0) + 1
     local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(A.now_iso) .. '}'
-    redis.call('HSET', key, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
+    redis.call('HSET', key.active, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
       'status', status, 'updated_ms', A.now_ms, 'attempts', attempts, 'rev', rev)
+    tally_move(counts, fields[1], STATE.WORKING)  -- right after the state it counts is written
     redis.call('ZADD', K.leases, A.deadline_ms, id)
-    count_move(counts, fields[1], STATE.WORKING)
     redis.call('ZADD', K.active_index, next_score(), id)
-    redis.call('XADD', events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
+    redis.call('XADD', key.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
       .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
     qlen = qlen or redis.call('LLEN', K.queue)
     notify(A.channel, K.queue, id, fields[6], STATE.WORKING, 'update', qlen)
-    claimed[#claimed + 1] = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', push),
+    return {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
       fields[9] or '', fields[10] or ''}
+  end
+  return nil
+end
+
+for n = 1, ITEMS do
+  local key, claim = item(n)
+  -- A task whose data breaks the claim (a damaged key) is skipped, and the other claims of the
+  -- call and their counts are kept. Its id goes back to the processing list, where recovery
+  -- finds it: back to the queue after the grace, or left to the lease reaper if the claim got
+  -- as far as its lease.
+  local ok, row = pcall(claim_one, key, claim)
+  if not ok then
+    redis.log(redis.LOG_WARNING, 'a2a lease: ' .. claim.task_id .. ' could not be claimed: ' .. tostring(row))
+    redis.call('LPUSH', K.processing, claim.task_id)
+  elseif row then
+    claimed[#claimed + 1] = row
   end
 end
 save_score()

@@ -11,7 +11,7 @@ if not guard_ok(A.guard_kind, A.guard_value, fields[4], fields[5]) then
   return {-2}
 end
 local now = tonumber(A.now_ms)
-local rev = tonumber(fields[5]) + 1
+local rev = (tonumber(fields[5]) or 0) + 1
 redis.call('HSET', K.active, 'state', A.state, 'task', A.task_json, 'updated_ms', now, 'rev', rev)
 redis.call('HDEL', K.active, 'status')  -- the claim's working status, now in the task JSON
 set_fields(K.active, ARGV, REST)
