@@ -36,7 +36,7 @@ from queueapp import model
 from queueapp.agents import load_agent
 from queueapp.push import PushDelivery, check_url
 from queueapp.states import TaskState
-from tests.dashboard.conftest import channel_layer, dash_store, server, users  # noqa: F401 - fixtures used here
+from tests.dashboard.conftest import channel_layer, dash_services, dash_store, server, users  # noqa: F401 - fixtures used here
 from tests.dashboard.support import csrf_from, login, session_cookie, submit
 from tests.test_agents_conformance import running_worker, wait_for_state
 from tests.test_push import push_config
