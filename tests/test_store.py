@@ -284,6 +284,14 @@ async def test_delete_of_unfinished_task_can_be_refused(any_store):
     assert (await any_store.stats()).by_state["submitted"] == 0
 
 
+async def test_delete_reads_a_task_without_its_context_field_the_long_way(any_store):
+    # Deleting reads only context_id and identity; a hash without them is read whole, as before.
+    record = await create(any_store)
+    await any_store.redis.hdel(any_store.keys.active(record.id), "context_id")
+    assert await any_store.delete(record.id) is TaskState.SUBMITTED
+    assert await any_store.get(record.id) is None and await any_store.redis.llen("a2a:queue") == 0
+
+
 async def test_a_retried_task_gets_its_bookkeeping_back(any_store):
     r, k = any_store.redis, any_store.keys
     record = await finish_as(any_store, TaskState.FAILED, "boom")

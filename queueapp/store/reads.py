@@ -39,6 +39,17 @@ class Reads(StoreBase):
             raise TaskNotFound(f"task {task_id} not found")
         return record
 
+    async def context_and_owner(self, task_id: str) -> tuple[str, str | None]:
+        """A task's context id and owner, read without its JSON (deleting it needs no more)."""
+        k = self.keys
+        fields = ("context_id", "identity")
+        active, finished = await self.scripts.pipeline.call_many([("HMGET", k.active(task_id), *fields), ("HMGET", k.deadletter(task_id), *fields)])
+        for context_id, identity in (finished, active):  # as get_many, the finished hash first
+            if context_id is not None:
+                return context_id, identity or None
+        record = await self.require(task_id)  # no such task, or a hash without those fields
+        return record.context_id, record.identity
+
     async def context_owner(self, context_id: str) -> str | None:
         """The identity a context belongs to; None for one created with auth off, or unknown."""
         owner: str | None = await self.redis.hget(self.keys.context_owners, context_id)

@@ -321,13 +321,13 @@ class Transitions(Reads):
 
     async def delete(self, task_id: str, *, only_finished: bool = False) -> TaskState:
         """Remove a task and every trace of it. Returns the state it had."""
-        record = await self.require(task_id)
+        context_id, identity = await self.context_and_owner(task_id)
         k = self.keys
         keys: DeleteKeys = {
             "active": k.active(task_id),
             "deadletter": k.deadletter(task_id),
-            "context": k.context(record.context_id),
-            "context_index": k.index_context(record.context_id),
+            "context": k.context(context_id),
+            "context_index": k.index_context(context_id),
             "contexts": k.contexts,
             "counts": k.counts,
             "events": k.events(task_id),
@@ -339,10 +339,10 @@ class Transitions(Reads):
             "context_owners": k.context_owners,
             "active_index": k.index_active,
             "history_indexes": k.index_history_states,
-            "owner_active_index": k.index_owner_active(record.identity),
-            "owner_history_indexes": k.index_owner_history_states(record.identity),
+            "owner_active_index": k.index_owner_active(identity),
+            "owner_history_indexes": k.index_owner_history_states(identity),
         }
-        args: DeleteArgs = {"task_id": task_id, "context_id": record.context_id, "channel": k.notify, "only_finished": "1" if only_finished else "0"}
+        args: DeleteArgs = {"task_id": task_id, "context_id": context_id, "channel": k.notify, "only_finished": "1" if only_finished else "0"}
         result = await self.scripts.delete(keys, args)
         if int(result[0]) == -1:
             raise TaskNotFound(f"task {task_id} not found")
