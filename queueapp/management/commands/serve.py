@@ -23,6 +23,7 @@ from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
 from queueapp.protocol import grpc_server
 from queueapp.slow_clients import install_daphne, uvicorn_options
+from queueapp.startup import lean_log_records
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--grpc-port", type=int, help="gRPC port, 0 for none (default A2A_GRPC_PORT)")
 
     def handle(self, *args: str, **options: Any) -> None:
+        lean_log_records()  # three log lines per task here: enqueued, dequeued, completed
         cfg = load_config(server_port=options["port"], server_host=options["host"], embedded_workers=options["workers"], server_asgi=options["server"], grpc_port=options["grpc_port"])
         if cfg.storage_kind == "memory" and cfg.embedded_workers == 0:
             raise CommandError("A2A_QUEUE_PROVIDER=memory needs A2A_EMBEDDED_WORKERS of 1 or more: no other process can reach its queue")
