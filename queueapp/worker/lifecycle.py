@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Sequence
@@ -134,7 +135,7 @@ class Worker:
                 remaining = await self.store.queue_length()
         # The same tokens on every try: a retried lease whose first reply was lost returns the
         # claims it made, instead of leaving them to expire.
-        tokens = {task_id: model.new_id() for task_id in ids}
+        tokens = {task_id: secrets.token_hex(16) for task_id in ids}  # compared, never parsed: no UUID needed
         claims = await through_outage(lambda _: self.store.lease(ids, self.id, self.config.worker_lease, tokens), self.config.worker_lease, "claiming tasks")
         for claim in claims:
             log.info("Task dequeued for processing, task_id=%s, remaining_queue_length=%s", claim.record.id, remaining)

@@ -12,6 +12,7 @@ import redis
 
 from queueapp import model, tracing
 from queueapp.agents.base import Agent, RunContext
+from queueapp.model import Json
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
 from queueapp.worker.updater import ClaimUpdater, EventHook, InvalidAgentResponse, through_outage
@@ -35,11 +36,16 @@ class RunningTask:
             self.asyncio_task.cancel()
 
 
-async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Event, agent: Agent) -> RunContext:
+async def build_context(store: QueueStore, claim: Claim, cancelled: asyncio.Event, agent: Agent, lease: float = 30.0) -> RunContext:
+    """What the agent is given; the context's earlier messages are read (through an outage of
+    up to ``lease``) only for an agent that reads them."""
     task = claim.record.task
     history = task.get("history", [])
     user_messages = [m for m in history if m.get("role") == "ROLE_USER"]
-    context_history = await store.context_history(claim.record.context_id, exclude=claim.record.id) if agent.reads_context_history else []
+    context_history: list[Json] = []
+    if agent.reads_context_history:
+        record = claim.record
+        context_history = await through_outage(lambda _: store.context_history(record.context_id, exclude=record.id), lease, f"reading task {record.id}")
     return RunContext(
         task_id=claim.record.id,
         context_id=claim.record.context_id,
@@ -67,7 +73,7 @@ async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeou
     try:
         with tracing.span("a2a.claim", start_ms=claim.record.started_ms, attributes={"a2a.task.state": "TASK_STATE_WORKING"}):
             await updater.claimed()
-        context = await through_outage(lambda _: build_context(store, claim, running.cancelled, agent), lease, f"reading task {task_id}")
+        context = await build_context(store, claim, running.cancelled, agent, lease)
         with tracing.span("a2a.agent.run", attributes={"a2a.agent": agent.name}):
             async with asyncio.timeout(timeout):
                 await agent.run(context, updater)
