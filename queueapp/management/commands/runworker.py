@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -28,6 +27,6 @@ class Command(BaseCommand):
         try:
             cfg, agent = command.prepare(options["concurrency"], options["agent"])
             with tracing_on():
-                asyncio.run(command.work(cfg, agent))
+                command.run_loop(command.work(cfg, agent))
         except StartError as exc:
             raise CommandError(str(exc)) from None
