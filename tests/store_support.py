@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from queueapp.model import Json
 from queueapp.states import TaskState
 from queueapp.store import QueueStore
 from queueapp.worker.updater import ClaimUpdater
@@ -34,3 +38,15 @@ async def finish_as(store: QueueStore, state: TaskState, text: str = "done"):
     }[state]
     await ending(text)
     return record
+
+
+async def notices_heard(pubsub: Any, count: int) -> list[Json]:
+    """The first ``count`` notices a subscription to the notify channel hears (within about 20 s)."""
+    notices: list[Json] = []
+    for _ in range(20):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message:
+            notices.append(json.loads(message["data"]))
+        if len(notices) == count:
+            break
+    return notices

@@ -15,7 +15,7 @@ from queueapp.states import FINISHED, TaskState
 from queueapp.store import Conflict, InvalidTransition, TaskNotCancelable, TaskNotFound
 from queueapp.worker.updater import ClaimUpdater
 from tests.faults.tools import user_message
-from tests.store_support import claim_one, create, finish_as
+from tests.store_support import claim_one, create, finish_as, notices_heard
 
 
 async def test_create_writes_every_documented_key(any_store, caplog):
@@ -49,13 +49,7 @@ async def test_every_change_publishes_a_notice(any_store):
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     record = await create(any_store, context_id="ctx-n")
     await any_store.request_cancel(record.id)
-    notices = []
-    for _ in range(20):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-        if message:
-            notices.append(json.loads(message["data"]))
-        if len(notices) == 2:
-            break
+    notices = await notices_heard(pubsub, 2)
     await pubsub.aclose()
     assert [(n["task_id"], n["state"], n["context_id"]) for n in notices] == [(record.id, "submitted", "ctx-n"), (record.id, "canceled", "ctx-n")]
     assert notices[0]["queue_length"] == 1 and notices[1]["queue_length"] == 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from queueapp import model
 from queueapp.states import TaskState
-from tests.store_support import claim_one, create
+from tests.store_support import claim_one, create, notices_heard
 
 
 async def test_take_and_lease(any_store):
@@ -71,13 +70,7 @@ async def test_pause_and_resume_publish_notices_of_the_common_shape(any_store):
     await pubsub.get_message(timeout=1)
     await any_store.pause(True)
     await any_store.pause(False)
-    notices = []
-    for _ in range(20):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-        if message:
-            notices.append(json.loads(message["data"]))
-        if len(notices) == 2:
-            break
+    notices = await notices_heard(pubsub, 2)
     await pubsub.aclose()
     assert [n["event"] for n in notices] == ["paused", "resumed"]
     assert all(n.keys() == {"task_id", "context_id", "state", "queue_length", "event"} and n["queue_length"] == 1 for n in notices)
