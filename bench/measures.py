@@ -19,7 +19,7 @@ Row = dict[str, str]
 
 @dataclass(frozen=True)
 class Shape:
-    keys: tuple[str, ...]  # the columns that name a row
+    key_columns: tuple[str, ...]  # the columns that name a row
     row_name: str = ""  # how a row is named in a measure, ``str.format``-ed with the key cells
     ours: Callable[[Row], bool] = lambda row: True
     transposed: bool = False  # one measure per row, a column per size
@@ -98,9 +98,9 @@ def ours(table: Parsed) -> dict[str, Measure]:
         failed = next((cell for cell in row.values() if cell.startswith("error") or cell.startswith("did not start")), None)
         if failed:
             raise TableError(f"{table.name}: {failed}")
-        name = shape.row_name.format(*(row[key] for key in shape.keys))
+        name = shape.row_name.format(*(row[key] for key in shape.key_columns))
         for column in table.columns:
-            if column in shape.keys or column in SETTINGS_COLUMNS or COMPARISONS.search(column):
+            if column in shape.key_columns or column in SETTINGS_COLUMNS or COMPARISONS.search(column):
                 continue
             label = f"{name}, {column}" if shape.transposed else f"{name}: {column}" if name else column
             cell = row[column]

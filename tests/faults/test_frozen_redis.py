@@ -42,12 +42,7 @@ def test_send_message_to_a_frozen_redis_fails_within_the_timeout(processes):
                 error = answer.json()["error"]
                 assert error["code"] == -32603 and "unavailable" in error["message"]
                 started = time.monotonic()
-                rest = httpx.post(
-                    f"{serve.url}/message:send",
-                    json={"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "x"}]}},
-                    headers={"A2A-Version": "1.0"},
-                    timeout=30,
-                )
+                rest = httpx.post(f"{serve.url}/message:send", json={"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "x"}]}}, headers={"A2A-Version": "1.0"}, timeout=30)
                 timings.append(time.monotonic() - started)
                 assert rest.status_code == 503 and "unavailable" in rest.text
             # One timeout, plus a little: no retry makes a client wait a second timeout.

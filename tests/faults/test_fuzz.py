@@ -44,7 +44,6 @@ INTERNAL = -32603
 METHODS_10 = list(codec.PARAM_TYPES)
 METHODS_03 = list(codec03.METHODS)
 
-
 def fuzz(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -207,9 +206,7 @@ def task_ids(draw: st.DrawFn, target: Target) -> str:
 
 
 def message_10(ids: st.SearchStrategy, contexts: st.SearchStrategy) -> st.SearchStrategy:
-    part = st.sampled_from(
-        [{"text": "hello"}, {"data": {"n": 1}}, {"url": "https://example.com/a.txt", "mediaType": "text/plain"}, {"raw": "aGk=", "mediaType": "text/plain"}]
-    ) | deep_data.map(lambda d: {"data": d})
+    part = st.sampled_from([{"text": "hello"}, {"data": {"n": 1}}, {"url": "https://example.com/a.txt", "mediaType": "text/plain"}, {"raw": "aGk=", "mediaType": "text/plain"}]) | deep_data.map(lambda d: {"data": d})
     return st.fixed_dictionaries(
         {"messageId": st.uuids().map(str), "role": st.just("ROLE_USER"), "parts": st.lists(part, min_size=1, max_size=3)},
         optional={"taskId": ids, "contextId": contexts, "metadata": st.dictionaries(st.text(max_size=5), scalars, max_size=2)},
@@ -217,13 +214,7 @@ def message_10(ids: st.SearchStrategy, contexts: st.SearchStrategy) -> st.Search
 
 
 def message_03(ids: st.SearchStrategy, contexts: st.SearchStrategy) -> st.SearchStrategy:
-    part = st.sampled_from(
-        [
-            {"kind": "text", "text": "hello"},
-            {"kind": "data", "data": {"n": 1}},
-            {"kind": "file", "file": {"uri": "https://example.com/a", "mimeType": "text/plain"}},
-        ]
-    ) | deep_data.map(lambda d: {"kind": "data", "data": d})
+    part = st.sampled_from([{"kind": "text", "text": "hello"}, {"kind": "data", "data": {"n": 1}}, {"kind": "file", "file": {"uri": "https://example.com/a", "mimeType": "text/plain"}}]) | deep_data.map(lambda d: {"kind": "data", "data": d})
     return st.fixed_dictionaries(
         {"kind": st.just("message"), "messageId": st.uuids().map(str), "role": st.just("user"), "parts": st.lists(part, min_size=1, max_size=3)},
         optional={"taskId": ids, "contextId": contexts},
@@ -235,34 +226,18 @@ def valid_params(method: str, ids: st.SearchStrategy, contexts: st.SearchStrateg
     push_url = st.sampled_from(["http://127.0.0.1:9/hook", "https://example.com/hook", "ftp://x/y", "http://[::1]/", ""])
     states = st.sampled_from(["TASK_STATE_COMPLETED", "completed", "TASK_STATE_WORKING", "nonsense", ""])
     table: dict[str, st.SearchStrategy] = {
-        "SendMessage": st.fixed_dictionaries(
-            {"message": message_10(ids, contexts)},
-            optional={"configuration": st.fixed_dictionaries({"returnImmediately": st.booleans()}, optional={"historyLength": st.integers(-2, 5)})},
-        ),
-        "message/send": st.fixed_dictionaries(
-            {"message": message_03(ids, contexts)}, optional={"configuration": st.fixed_dictionaries({"blocking": st.booleans()})}
-        ),
+        "SendMessage": st.fixed_dictionaries({"message": message_10(ids, contexts)}, optional={"configuration": st.fixed_dictionaries({"returnImmediately": st.booleans()}, optional={"historyLength": st.integers(-2, 5)})}),
+        "message/send": st.fixed_dictionaries({"message": message_03(ids, contexts)}, optional={"configuration": st.fixed_dictionaries({"blocking": st.booleans()})}),
         "GetTask": st.fixed_dictionaries({"id": ids}, optional={"historyLength": st.integers(-3, 200)}),
         "tasks/get": st.fixed_dictionaries({"id": ids}, optional={"historyLength": st.integers(-3, 200)}),
         "ListTasks": st.fixed_dictionaries(
             {},
-            optional={
-                "pageSize": st.integers(-1, 120),
-                "status": states,
-                "contextId": contexts,
-                "pageToken": st.text(max_size=20),
-                "includeArtifacts": st.booleans(),
-                "statusTimestampAfter": st.sampled_from(["2020-01-01T00:00:00Z", "yesterday", ""]),
-            },
+            optional={"pageSize": st.integers(-1, 120), "status": states, "contextId": contexts, "pageToken": st.text(max_size=20), "includeArtifacts": st.booleans(), "statusTimestampAfter": st.sampled_from(["2020-01-01T00:00:00Z", "yesterday", ""])},
         ),
         "CancelTask": st.fixed_dictionaries({"id": ids}),
         "SubscribeToTask": st.fixed_dictionaries({"id": ids}),
-        "CreateTaskPushNotificationConfig": st.fixed_dictionaries(
-            {"taskId": ids, "url": push_url}, optional={"id": st.text(max_size=8), "token": st.text(max_size=8)}
-        ),
-        "tasks/pushNotificationConfig/set": st.fixed_dictionaries(
-            {"taskId": ids, "pushNotificationConfig": st.fixed_dictionaries({"url": push_url}, optional={"id": st.text(max_size=8)})}
-        ),
+        "CreateTaskPushNotificationConfig": st.fixed_dictionaries({"taskId": ids, "url": push_url}, optional={"id": st.text(max_size=8), "token": st.text(max_size=8)}),
+        "tasks/pushNotificationConfig/set": st.fixed_dictionaries({"taskId": ids, "pushNotificationConfig": st.fixed_dictionaries({"url": push_url}, optional={"id": st.text(max_size=8)})}),
         "GetTaskPushNotificationConfig": st.fixed_dictionaries({"taskId": ids, "id": st.sampled_from(["cfg", "", "nope"])}),
         "DeleteTaskPushNotificationConfig": st.fixed_dictionaries({"taskId": ids, "id": st.sampled_from(["nope", ""])}),
         "tasks/pushNotificationConfig/get": st.fixed_dictionaries({"id": ids}, optional={"pushNotificationConfigId": st.sampled_from(["cfg", "nope"])}),
@@ -270,13 +245,7 @@ def valid_params(method: str, ids: st.SearchStrategy, contexts: st.SearchStrateg
         "ListTaskPushNotificationConfigs": st.fixed_dictionaries({"taskId": ids}),
         "tasks/pushNotificationConfig/list": st.fixed_dictionaries({"id": ids}),
     }
-    aliases = {
-        "SendStreamingMessage": "SendMessage",
-        "message/stream": "message/send",
-        "tasks/list": "ListTasks",
-        "tasks/cancel": "CancelTask",
-        "tasks/resubscribe": "SubscribeToTask",
-    }
+    aliases = {"SendStreamingMessage": "SendMessage", "message/stream": "message/send", "tasks/list": "ListTasks", "tasks/cancel": "CancelTask", "tasks/resubscribe": "SubscribeToTask"}
     return table.get(aliases.get(method, method), st.just({}))
 
 
@@ -376,10 +345,7 @@ def test_generated_version_and_content_type_headers(target):
     @fuzz(300)
     @given(
         version=st.sampled_from(["1.0", "0.3", "1", "1.0.3", "0.3.0", "2.0", "0.2", "1.x", ""]) | header_text,
-        content_type=st.sampled_from(
-            ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
-        )
-        | header_text,
+        content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]) | header_text,
         method=st.sampled_from(["GetTask", "tasks/get", "ListTasks", "tasks/list"]),
     )
     def run(version: str, content_type: str | None, method: str) -> None:
@@ -392,18 +358,7 @@ def test_generated_version_and_content_type_headers(target):
 
 # ---- HTTP+JSON ------------------------------------------------------------------------------
 
-ROUTES = [
-    "message:send",
-    "message:stream",
-    "tasks",
-    "tasks/{id}",
-    "tasks/{id}:cancel",
-    "tasks/{id}:subscribe",
-    "tasks/{id}/pushNotificationConfigs",
-    "tasks/{id}/pushNotificationConfigs/{cfg}",
-    "extendedAgentCard",
-    "card",
-]
+ROUTES = ["message:send", "message:stream", "tasks", "tasks/{id}", "tasks/{id}:cancel", "tasks/{id}:subscribe", "tasks/{id}/pushNotificationConfigs", "tasks/{id}/pushNotificationConfigs/{cfg}", "extendedAgentCard", "card"]
 QUERY_NAMES = ["pageSize", "historyLength", "includeArtifacts", "status", "contextId", "pageToken", "statusTimestampAfter", "A2A-Version", "other"]
 
 
@@ -418,22 +373,11 @@ def rest_requests(draw: st.DrawFn, target: Target) -> tuple[str, str, dict, byte
     route = draw(st.sampled_from(ROUTES))
     path = prefix + route.format(id=draw(segment(target)), cfg=draw(st.sampled_from(["cfg", "nope"]) | segment(target)))
     method = draw(st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH"]))
-    query = draw(
-        st.dictionaries(
-            st.sampled_from(QUERY_NAMES),
-            st.text(max_size=12) | st.integers(-5, 500).map(str) | st.sampled_from(["true", "false", "TASK_STATE_COMPLETED"]),
-            max_size=3,
-        )
-    )
+    query = draw(st.dictionaries(st.sampled_from(QUERY_NAMES), st.text(max_size=12) | st.integers(-5, 500).map(str) | st.sampled_from(["true", "false", "TASK_STATE_COMPLETED"]), max_size=3))
     ids = task_ids(target)
     contexts = st.sampled_from(target.context_ids) | st.text(max_size=20)
     send_10 = st.fixed_dictionaries({"message": message_10(ids, contexts), "configuration": st.just({"returnImmediately": True})})
-    send_03 = st.fixed_dictionaries(
-        {
-            "request": st.fixed_dictionaries({"messageId": st.uuids().map(str), "role": st.just("ROLE_USER"), "content": st.just([{"text": "hi"}])}),
-            "configuration": st.just({"blocking": False}),
-        }
-    )
+    send_03 = st.fixed_dictionaries({"request": st.fixed_dictionaries({"messageId": st.uuids().map(str), "role": st.just("ROLE_USER"), "content": st.just([{"text": "hi"}])}), "configuration": st.just({"blocking": False})})
     push = st.fixed_dictionaries({"url": st.sampled_from(["http://127.0.0.1:9/hook", "gopher://x", ""])}, optional={"id": st.text(max_size=6)})
     payload = draw(st.none() | mutated(send_10 | send_03 | push) | json_values)
     body = draw(st.sampled_from([None, b"", b"{oops", b"\xff\xfe"])) if payload is None else json.dumps(payload).encode()

@@ -44,6 +44,4 @@ async def test_sigterm_with_ten_running_tasks(processes, store, redis_url):
     assert set(states(client, ids).values()) == {"completed"}
     assert [terminal_events(client, t) for t in ids] == [1] * 10  # none finished twice
     audit = assert_clean(client, ids)
-    report(
-        "graceful-shutdown", tasks=10, finished_in_grace=5, requeued=requeued, lost=0, double_finished=0, exit_code=0, stop_s=round(stopped_s, 1), audit=audit
-    )
+    report("graceful-shutdown", tasks=10, finished_in_grace=5, requeued=requeued, lost=0, double_finished=0, exit_code=0, stop_s=round(stopped_s, 1), audit=audit)

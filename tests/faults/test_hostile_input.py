@@ -152,11 +152,7 @@ def test_a_10_mb_text_part_under_the_cap_is_stored_and_answered_whole(live, http
     response = send(http, "rest-1.0", [{"text": "y" * TEN_MB}])
     task_id = created_id(response)
     body = {"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task_id}}
-    wait_until(
-        lambda: http.post("/a2a", json=body, headers=JSON_HEADERS).json()["result"]["status"]["state"] == "TASK_STATE_COMPLETED",
-        timeout=60,
-        message="the 10 MB task to complete",
-    )
+    wait_until(lambda: http.post("/a2a", json=body, headers=JSON_HEADERS).json()["result"]["status"]["state"] == "TASK_STATE_COMPLETED", timeout=60, message="the 10 MB task to complete")
     task = http.post("/a2a", json=body, headers=JSON_HEADERS).json()["result"]
     assert task["history"][0]["parts"][0]["text"] == "y" * TEN_MB
     audit_everything(live.redis.client())
@@ -201,12 +197,7 @@ def test_deeply_nested_data_is_refused_or_readable_everywhere(live, http, bindin
         return
     task_id = created_id(send(http, binding, [{"data": SPLICE}], splice=deep))
     wait_until(lambda: live.redis.client().exists(KEYS.deadletter(task_id)), timeout=30, message="the task to finish")
-    for path, headers in (
-        (f"/tasks/{task_id}", {"A2A-Version": "1.0"}),
-        (f"/v1/tasks/{task_id}", {}),
-        ("/v1/tasks?pageSize=5", {}),
-        ("/tasks?pageSize=5", {"A2A-Version": "1.0"}),
-    ):
+    for path, headers in ((f"/tasks/{task_id}", {"A2A-Version": "1.0"}), (f"/v1/tasks/{task_id}", {}), ("/v1/tasks?pageSize=5", {}), ("/tasks?pageSize=5", {"A2A-Version": "1.0"})):
         assert http.get(path, headers=headers).status_code == 200, path
     rpc = {"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": task_id}}
     assert "result" in http.post("/a2a", json=rpc).json()
@@ -262,10 +253,7 @@ def test_lone_surrogate_escapes_are_a_parse_error(live, http, escape):
     assert code == -32700 and "surrogate" in message
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/tasks/%ff%fe", "/v1/tasks/%ff", "/tasks/%ed%a0%80:cancel", "/tasks?contextId=%ff", "/tasks?status=%c3%28", "/tasks/x/pushNotificationConfigs/%ff"],
-)
+@pytest.mark.parametrize("path", ["/tasks/%ff%fe", "/v1/tasks/%ff", "/tasks/%ed%a0%80:cancel", "/tasks?contextId=%ff", "/tasks?status=%c3%28", "/tasks/x/pushNotificationConfigs/%ff"])
 def test_invalid_utf8_in_paths_and_queries_gets_a_status_body(live, http, path):
     method = "POST" if path.endswith(":cancel") else "GET"
     with Nothing(live):
@@ -277,11 +265,7 @@ def test_invalid_utf8_in_paths_and_queries_gets_a_status_body(live, http, path):
 
 
 def test_raw_bytes_in_the_version_header_are_refused(live, http):
-    response = http.post(
-        "/a2a",
-        content=b'{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}',
-        headers={"A2A-Version": b"\xff\xfe1.0", "Content-Type": "application/json"},
-    )
+    response = http.post("/a2a", content=b'{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}', headers={"A2A-Version": b"\xff\xfe1.0", "Content-Type": "application/json"})
     code, message = error_of(response)
     assert code == -32009 and "not supported" in message
 
@@ -303,20 +287,14 @@ def test_a_json_body_declared_as_another_type_is_refused(live, http, content_typ
     else:
         body = {"request": {"messageId": str(uuid.uuid4()), "role": "ROLE_USER", "content": [{"text": "from a form"}]}}
     with Nothing(live):
-        response = http.post(
-            path, content=json.dumps(body), headers={"A2A-Version": "1.0" if path != "/v1/message:send" else "0.3", "Content-Type": content_type}
-        )
+        response = http.post(path, content=json.dumps(body), headers={"A2A-Version": "1.0" if path != "/v1/message:send" else "0.3", "Content-Type": content_type})
     code, message = error_of(response)
     assert code in (-32005, 415) and "application/json" in message and content_type.split(";")[0] in message
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=xyz", None])
 def test_form_data_and_no_content_type_with_a_form_body(live, http, content_type):
-    form = (
-        b"jsonrpc=2.0&method=SendMessage&id=1"
-        if content_type != "multipart/form-data; boundary=xyz"
-        else b'--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--xyz--\r\n'
-    )
+    form = b"jsonrpc=2.0&method=SendMessage&id=1" if content_type != "multipart/form-data; boundary=xyz" else b'--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--xyz--\r\n'
     headers = {"A2A-Version": "1.0", **({"Content-Type": content_type} if content_type else {})}
     for path in ("/a2a", "/message:send"):
         with Nothing(live):
@@ -327,11 +305,6 @@ def test_form_data_and_no_content_type_with_a_form_body(live, http, content_type
 def test_json_with_charset_or_a_json_suffix_is_read(live, http):
     """A charset parameter or a +json type is still JSON."""
     for headers in ({"A2A-Version": "1.0", "Content-Type": "application/json; charset=utf-8"}, {"A2A-Version": "1.0", "Content-Type": "application/a2a+json"}):
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "SendMessage",
-            "params": {"message": message_10([{"text": "hi"}]), "configuration": {"returnImmediately": True}},
-        }
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message_10([{"text": "hi"}]), "configuration": {"returnImmediately": True}}}
         assert "result" in http.post("/a2a", content=json.dumps(body), headers=headers).json()
     audit_everything(live.redis.client())

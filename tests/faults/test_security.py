@@ -134,9 +134,7 @@ def assert_safe(response: httpx.Response, where: str) -> None:
 async def hostile_tasks(store):
     """A waiting, a working and a failed task, all carrying the payload everywhere they can."""
     waiting, _ = await store.create_task(model.message("user", [{"text": ATTR}], message_id="w"), context_id=CONTEXT, identity=ATTR, metadata={"k": ATTR})
-    failing, _ = await store.create_task(
-        model.message("user", [{"text": ATTR}, {"url": "javascript:alert(3)", "filename": ATTR}], message_id="f"), context_id=CONTEXT, identity=ATTR
-    )
+    failing, _ = await store.create_task(model.message("user", [{"text": ATTR}, {"url": "javascript:alert(3)", "filename": ATTR}], message_id="f"), context_id=CONTEXT, identity=ATTR)
     await store.finish_unclaimed(await store.require(failing.id), TaskState.FAILED, ATTR)
     working, _ = await store.create_task(model.message("user", [{"data": {ATTR: ATTR}}], message_id="k"), context_id=CONTEXT, identity=ATTR)
     ids, _ = await store.take(5)
@@ -151,19 +149,10 @@ async def test_attribute_breaking_content_is_escaped_in_every_view_and_frame(ser
     await users("boss", staff=True)
     client = await login(server, "boss")
     paths = [
-        "/",
-        "/dashboard/queue/",
-        "/dashboard/active/",
-        "/dashboard/history/",
-        "/dashboard/contexts/",
-        f"/dashboard/tasks/{waiting.id}/",
-        f"/dashboard/tasks/{working.id}/",
-        f"/dashboard/tasks/{failing.id}/",
-        f"/dashboard/history/?q={ATTR}",
-        f"/dashboard/queue/?offset={ATTR}",
-        f"/dashboard/live/?page={ATTR}",
-        f"/dashboard/live/?page=active&x={ATTR}",
-        f"/dashboard/history/purge/?state={ATTR}",
+        "/", "/dashboard/queue/", "/dashboard/active/", "/dashboard/history/", "/dashboard/contexts/",
+        f"/dashboard/tasks/{waiting.id}/", f"/dashboard/tasks/{working.id}/", f"/dashboard/tasks/{failing.id}/",
+        f"/dashboard/history/?q={ATTR}", f"/dashboard/queue/?offset={ATTR}", f"/dashboard/live/?page={ATTR}",
+        f"/dashboard/live/?page=active&x={ATTR}", f"/dashboard/history/purge/?state={ATTR}",
     ]
     try:
         for path in paths:

@@ -74,9 +74,7 @@ def test_headers_sent_a_byte_at_a_time_get_408_within_the_header_timeout(live):
 
 
 def test_a_body_sent_a_byte_at_a_time_gets_408_and_stores_nothing(live):
-    body = json.dumps(
-        {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "slow"}]}}}
-    ).encode()
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "slow"}]}}}).encode()
     head = f"POST /a2a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nA2A-Version: 1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     tasks_before = live.rpc("ListTasks", {}).json()["result"]["totalSize"]
     with connect(live) as sock:
