@@ -123,6 +123,14 @@ def test_runworker_warns_about_an_evicting_redis(processes):
         server.stop()
 
 
+def test_runworker_stopped_while_waiting_for_redis_exits_cleanly(processes):
+    """SIGTERM while the worker still retries its first connection: exit 0 at once, not a kill."""
+    worker = processes.worker(f"redis://127.0.0.1:{free_port()}/0", A2A_QUEUE_OPTIONS_MAX_RETRIES="50")
+    wait_until(lambda: "Redis not reachable, retrying" in worker.output, message="the first retry")
+    assert worker.stop(timeout=10) == 0
+    assert "Worker stopped while starting" in worker.output
+
+
 async def test_redis_lost_while_running_then_back(processes, own_redis, make_config):
     env = {"A2A_EMBEDDED_WORKERS": "0", "A2A_QUEUE_OPTIONS_TIMEOUT": "1s", "A2A_QUEUE_RECONNECT_BACKOFF_MAX": "500ms"}
     server = processes.serve(own_redis.url, **env)

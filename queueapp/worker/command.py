@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import logging.config
 import os
 import sys
@@ -23,8 +24,12 @@ from queueapp import config as config_module
 from queueapp import embedded, services
 from queueapp.agents import Agent, AgentLoadError, load_agent
 from queueapp.startup import StartError, lean_log_records, load_config, logging_config, open_store, tracing_on
+from queueapp.store import QueueStore
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
+from queueapp.worker.lifecycle import STOP_SIGNALS
+
+log = logging.getLogger("queueapp.worker")
 
 HELP = "Run an A2A queue worker: claims tasks from Redis and runs the configured agent."
 
@@ -46,7 +51,10 @@ def prepare(concurrency: int | None, agent: str | None) -> tuple[config_module.C
 
 
 async def work(cfg: config_module.Config, agent: Agent) -> None:
-    shared = services.Services(cfg, await open_store(cfg))
+    store = await _open_store_until_stopped(cfg)
+    if store is None:
+        return
+    shared = services.Services(cfg, store)
     services.install(shared)
     supervisor = embedded.start_supervision(cfg)
     worker = Worker(shared.store, agent, cfg, hooks=default_hooks(shared))
@@ -58,6 +66,27 @@ async def work(cfg: config_module.Config, agent: Agent) -> None:
         await shared.close()
         services.install(None)
         await embedded.release(cfg, supervisor)
+
+
+async def _open_store_until_stopped(cfg: config_module.Config) -> QueueStore | None:
+    """The store, or None when a stop signal came while connecting (Redis may still be
+    starting, with retries that take seconds): a worker told to stop before it has
+    claimed anything just exits, with status 0, as it does once it runs.
+    """
+    loop = asyncio.get_running_loop()
+    starting = asyncio.current_task()
+    assert starting is not None
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, starting.cancel)
+    try:
+        return await open_store(cfg)
+    except asyncio.CancelledError:
+        starting.uncancel()
+        log.info("Worker stopped while starting")
+        return None
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -24,6 +24,7 @@ from queueapp.worker.updater import EventHook, through_outage
 
 log = logging.getLogger("queueapp.worker")
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # the first lets running tasks finish, a second hurries
 WAIT_TIMEOUT_S = 1.0  # how long one BLMOVE blocks, so that stop requests are seen promptly
 CANCEL_GRACE_S = 2.0  # how long an agent may take to notice a cancel before it is interrupted
 STOP_RETRY_S = 0.5  # how often a stopping worker re-cancels a background loop that is still alive
@@ -98,7 +99,7 @@ class Worker:
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.stop_again)
 
     async def _claim_loop(self) -> None:
