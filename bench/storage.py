@@ -200,7 +200,7 @@ def table(results: dict[int, dict[str, float]], sizes: list[int]) -> Table:
         f" {OWNER!r} owns one task more for every {OWNER_SHARE} anonymous ones ({last // OWNER_SHARE:,} at {last:,})"
     )
     out.notes.append(
-        "memory per task is the growth of used_memory per task added: history hash, index entries, context set and, for the first"
+        "memory per task is the growth of used_memory per task added: history hash, index entries and, for the first"
         " A2A_EVENTS_TTL (10 min) and A2A_IDEMPOTENCY_TTL (24 h), its event stream and message-id key; 'after' is once those expired"
     )
     return out

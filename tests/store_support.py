@@ -25,8 +25,8 @@ async def claim_one(store: QueueStore, worker_id: str = "w1", lease: float = 30)
     return claims[0]
 
 
-async def finish_as(store: QueueStore, state: TaskState, text: str = "done"):
-    record = await create(store)
+async def finish_as(store: QueueStore, state: TaskState, text: str = "done", **create_kwargs: Any):
+    record = await create(store, **create_kwargs)
     claim = await claim_one(store)
     updater = ClaimUpdater(store, claim)
     await updater.working("on it")

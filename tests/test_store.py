@@ -32,7 +32,8 @@ async def test_create_writes_every_documented_key(any_store, caplog):
     assert task["history"][0]["parts"] == [{"text": "first"}]
     assert (await any_store.get(record.id)).task == record.task
     assert await r.lrange("a2a:queue", 0, -1) == [record.id]
-    assert await r.smembers("a2a:context:ctx-1") == {record.id}
+    assert await r.zrange("a2a:idx:context:ctx-1", 0, -1) == [record.id]
+    assert not await r.exists("a2a:context:ctx-1")  # what earlier versions kept beside the index
     assert not await r.exists(f"a2a:deadletter:{record.id}")
     for index in (k.index_active, k.index_context("ctx-1")):
         assert await r.zscore(index, record.id) is not None, index
@@ -167,7 +168,7 @@ async def test_finish_moves_the_task_to_the_history(any_store, state):
     assert [s.value for s in FINISHED if await r.zscore(k.index_history_state(s.value), task_id) is not None] == [state.value]
     assert await r.zscore(k.index_history_state(state.value), task_id) is not None
     assert await r.zscore(k.leases, task_id) is None
-    assert await r.smembers(k.context(record.context_id)) == {task_id}
+    assert await r.zrange(k.index_context(record.context_id), 0, -1) == [task_id]
     counts = await r.hgetall(k.counts)
     assert counts[state.value] == "1" and counts["working"] == "0" and counts[f"total_{state.value}"] == "1"
     assert await r.pttl(k.events(task_id)) > 0
@@ -266,6 +267,18 @@ async def test_delete_removes_every_trace(any_store):
     assert await any_store.get(other.id) is not None
     with pytest.raises(TaskNotFound):
         await any_store.delete(record.id)
+
+
+async def test_deleting_a_contexts_last_task_removes_the_context_set_earlier_versions_kept(any_store):
+    r, k = any_store.redis, any_store.keys
+    first = await finish_as(any_store, TaskState.COMPLETED, context_id="old")
+    second = await finish_as(any_store, TaskState.COMPLETED, context_id="old")
+    await r.sadd(k.legacy_context("old"), first.id, second.id)  # as a store of an earlier version left it
+    await any_store.delete(first.id)
+    assert await r.exists(k.legacy_context("old")) == 1  # the context still has a task
+    await any_store.delete(second.id)
+    assert await r.exists(k.legacy_context("old"), k.index_context("old")) == 0
+    assert await r.zscore(k.contexts, "old") is None
 
 
 async def test_delete_of_unfinished_task_can_be_refused(any_store):

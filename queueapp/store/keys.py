@@ -35,8 +35,9 @@ class Keys:
         """Hash of a finished task, kept as history until retention removes it."""
         return self._k("deadletter", task_id)
 
-    def context(self, context_id: str) -> str:
-        """Set of the ids of every task in a context."""
+    def legacy_context(self, context_id: str) -> str:
+        """Set of a context's task ids, as earlier versions kept it beside ``index_context``
+        (the same members). Nothing reads it; deleting a context's last task removes it."""
         return self._k("context", context_id)
 
     @property

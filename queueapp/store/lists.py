@@ -139,7 +139,7 @@ class Lists(Reads):
         rows = await self.redis.zrevrange(k.contexts, offset, offset + limit - 1, withscores=True)
         pipe = self.redis.pipeline(transaction=False)
         for context_id, _ in rows:
-            pipe.scard(k.context(context_id))
+            pipe.zcard(k.index_context(context_id))
         pipe.hmget(k.context_owners, [c for c, _ in rows] or [""])
         *counts, owners = await pipe.execute()
         items = [

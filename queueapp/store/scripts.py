@@ -31,7 +31,6 @@ class CreateKeys(TypedDict):
     active: str  # the task's hash while unfinished
     deadletter: str  # the task's hash once finished (checked: the id must be new)
     queue: str
-    context: str  # the set of the context's task ids
     context_index: str
     contexts: str
     active_index: str
@@ -160,7 +159,7 @@ class RetryArgs(TypedDict):
 class DeleteKeys(TypedDict):
     active: str
     deadletter: str
-    context: str
+    legacy_context: str  # the set of a context's task ids that earlier versions kept
     context_index: str
     contexts: str
     counts: str

@@ -77,7 +77,6 @@ class Transitions(Reads):
             "active": k.active(task_id),
             "deadletter": k.deadletter(task_id),
             "queue": k.queue,
-            "context": k.context(context_id),
             "context_index": k.index_context(context_id),
             "contexts": k.contexts,
             "active_index": k.index_active,
@@ -326,7 +325,7 @@ class Transitions(Reads):
         keys: DeleteKeys = {
             "active": k.active(task_id),
             "deadletter": k.deadletter(task_id),
-            "context": k.context(context_id),
+            "legacy_context": k.legacy_context(context_id),
             "context_index": k.index_context(context_id),
             "contexts": k.contexts,
             "counts": k.counts,

@@ -64,16 +64,15 @@ def _check_task(client: redis.Redis, keys: Keys, task_id: str, active: dict, fin
         problems.append(f"{task_id}: active with terminal state {state}")
     context_id = fields.get("context_id", "")
     pipe = client.pipeline(transaction=False)
-    pipe.sismember(keys.context(context_id), task_id)
     pipe.zscore(keys.index_context(context_id), task_id)
     pipe.zscore(keys.contexts, context_id)
     pipe.zscore(keys.index_active, task_id)
     for terminal in TERMINAL_INDEX_STATES:
         pipe.zscore(keys.index_history_state(terminal), task_id)
     pipe.zscore(keys.leases, task_id)
-    in_context, in_ctx_index, ctx_listed, in_active, *in_states, leased = pipe.execute()
+    in_ctx_index, ctx_listed, in_active, *in_states, leased = pipe.execute()
     in_history = [terminal for terminal, score in zip(TERMINAL_INDEX_STATES, in_states, strict=True) if score is not None]
-    for ok, what in ((in_context, "context set"), (in_ctx_index is not None, "context index"), (ctx_listed is not None, "contexts index")):
+    for ok, what in ((in_ctx_index is not None, "context index"), (ctx_listed is not None, "contexts index")):
         if not ok:
             problems.append(f"{task_id}: missing from the {what}")
     if finished and (in_active is not None or in_history != [state] or leased is not None):

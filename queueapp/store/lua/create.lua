@@ -32,7 +32,6 @@ if owner ~= '' then
   end
 end
 set_fields(K.active, ARGV, REST)
-redis.call('SADD', K.context, A.task_id)
 local score = index_score(K.index_seq, now)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, A.context_id)

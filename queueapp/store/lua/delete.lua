@@ -16,9 +16,9 @@ local state = redis.call('HGET', key, 'state')
 local owner = redis.call('HGET', key, 'identity')
 redis.call('DEL', key, K.events, K.push_configs)
 redis.call('HINCRBY', K.counts, state, -1)
-redis.call('SREM', K.context, A.task_id)
 redis.call('ZREM', K.context_index, A.task_id)
 if redis.call('ZCARD', K.context_index) == 0 then
+  redis.call('DEL', K.legacy_context)
   redis.call('ZREM', K.contexts, A.context_id)
   redis.call('HDEL', K.context_owners, A.context_id)
 end
