@@ -292,9 +292,9 @@ def _status_entry(state: str, timestamp: str | None, text: str, ms: int | None =
     return {"kind": "status", "state": TaskState.parse(state), "timestamp": timestamp, "ms": ms, "text": text}
 
 
-def _stream_ms(entry_id: str) -> int:
-    """When Redis appended a stream entry: the first half of its id."""
-    return int(entry_id.partition("-")[0])
+def _event_ms(event_id: str) -> int:
+    """When an event was stored: the first half of its id, 'ms-n'."""
+    return int(event_id.partition("-")[0])
 
 
 def fold(entries: list[Json]) -> list[Json]:
@@ -316,15 +316,15 @@ def fold(entries: list[Json]) -> list[Json]:
 async def task_timeline(store: QueueStore, record: TaskRecord) -> list[Json]:
     """The status changes of a task, oldest first, with consecutive updates of a state folded.
 
-    The task's event stream has every change while it is kept (A2A_EVENTS_TTL after the
+    The task's events hold every change while they are kept (A2A_EVENTS_TTL after the
     task ends); after that the timeline is rebuilt from the task's own timestamps. Artifact
-    and reply rows carry the time Redis recorded them (the stream entry's id).
+    and reply rows carry the time their event was stored (the first half of its id).
     """
     entries: list[Json] = []
     for entry_id, event in await store.read_events(record.id, count=500):
         update = event.get("statusUpdate") or (event.get("task") or {})
         status = update.get("status")
-        ms = _stream_ms(entry_id)
+        ms = _event_ms(entry_id)
         if status:
             entries.append(_status_entry(status["state"], status.get("timestamp"), model.message_text(status.get("message")), ms))
         elif "artifactUpdate" in event:

@@ -1,10 +1,10 @@
-"""Following tasks: one pub/sub listener per process, and task event streams read through it.
+"""Following tasks: one pub/sub listener per process, and tasks' events read through it.
 
 Every change publishes a notice on ``a2a:queue:notify``. A process holds a single
 subscription (:class:`NotifyListener`) and fans notices out to local callbacks: the
 dashboard bridge, and the waiters of :func:`follow_task`. Pub/sub is only a hint; the
-truth is each task's event stream, which :func:`follow_task` reads with XRANGE from the
-last id it saw. So nothing is lost between subscribing and the first event, every
+truth is each task's list of events, which :func:`follow_task` reads after the last event
+id it saw. So nothing is lost between subscribing and the first event, every
 follower of a task sees the same events in the same order, and a waiting request holds
 no Redis connection of its own: a thousand waiters share the one subscription.
 """
@@ -102,7 +102,7 @@ class NotifyListener:
 
 
 async def follow_task(listener: NotifyListener, task_id: str, after: str = "0-0", *, poll_interval: float = POLL_FALLBACK_S) -> AsyncGenerator[tuple[str, Json], None]:
-    """Yield ``(stream id, event)`` for a task's events after ``after``, forever, in order.
+    """Yield ``(event id, event)`` for a task's events after ``after``, forever, in order.
 
     ``listener`` is the process's subscription (``Services.notices()``), whose store the
     events are read from. The caller stops iterating (or closes the generator) when it has

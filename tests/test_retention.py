@@ -45,8 +45,6 @@ async def snapshot(store: QueueStore) -> dict[str, object]:
             result[key] = sorted(await r.smembers(key))
         elif kind == "list":
             result[key] = await r.lrange(key, 0, -1)
-        elif kind == "stream":
-            result[key] = await r.xlen(key)
         else:
             result[key] = await r.get(key)
     return result

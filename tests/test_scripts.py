@@ -113,7 +113,7 @@ async def test_a_task_whose_data_breaks_its_claim_is_left_for_recovery_and_the_o
         await create(store, f"task {i}")
     ids, _ = await store.take(3)
     await store.redis.delete(store.keys.events(ids[1]))
-    await store.redis.set(store.keys.events(ids[1]), "not a stream")  # XADD on it is an error
+    await store.redis.set(store.keys.events(ids[1]), "not a list")  # appending its event is an error
     claims = await store.lease(ids, "w1", 30)
     assert sorted(c.record.id for c in claims) == sorted([ids[0], ids[2]])
     # Not lost: back in the processing list, with the lease its claim got, for the reaper.

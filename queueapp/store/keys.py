@@ -119,7 +119,7 @@ class Keys:
         return self._k("counts")
 
     def events(self, task_id: str) -> str:
-        """Stream of a task's events, in order: what SSE, resubscribe and waits read."""
+        """List of a task's events, in order: what SSE, resubscribe and waits read (see read_events.lua)."""
         return self._k("events", task_id)
 
     def message_id(self, context_id: str, message_id: str, owner: str | None = None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import redis
+
 from queueapp import model
 from queueapp.model import Json, TaskRecord
 from queueapp.store.base import StoreBase
@@ -68,13 +70,30 @@ class Reads(StoreBase):
         return messages
 
     async def read_events(self, task_id: str, after: str = "0-0", count: int = 100) -> list[tuple[str, Json]]:
-        """Events of a task after the given stream id, in order."""
-        rows = await self.redis.xrange(self.keys.events(task_id), min=f"({after}" if after != "0-0" else "-", max="+", count=count)
-        return [(entry_id, model.loads(fields["e"])) for entry_id, fields in rows]
+        """Events of a task after the event id ``after`` ('0-0': from the first), in order.
+
+        An event's id is 'ms-n': when it was stored, and its number among the task's events.
+        """
+        first, *rows = await self.scripts.read_events({"events": self.keys.events(task_id)}, {"after": after, "count": count})
+        events = []
+        for n, row in enumerate(rows, start=first):
+            ms, event = row.split(":", 1)
+            events.append((f"{ms}-{n}", model.loads(event)))
+        return events
 
     async def last_event_id(self, task_id: str) -> str:
-        rows = await self.redis.xrevrange(self.keys.events(task_id), count=1)
-        return rows[0][0] if rows else "0-0"
+        """The id of a task's newest event, '0-0' when it has none."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lindex(self.keys.events(task_id), 0)
+        pipe.llen(self.keys.events(task_id))
+        pipe.lindex(self.keys.events(task_id), -1)
+        try:
+            trimmed, length, last = await pipe.execute()
+        except redis.ResponseError:  # a stream an earlier version wrote
+            return "0-0"
+        if length < 2:
+            return "0-0"
+        return f"{last.split(':', 1)[0]}-{int(trimmed) + length - 1}"
 
     async def queue_length(self) -> int:
         return int(await self.redis.llen(self.keys.queue))

@@ -50,7 +50,6 @@ class CreateArgs(TypedDict):
     message_id_ttl_ms: int  # 0: no message id to remember
     event_json: str
     channel: str
-    events_maxlen: int
     owner: str  # '' with auth off
     context_must_exist: str  # '1' for a context the client named with auth on
 
@@ -275,7 +274,17 @@ LEASE: Script[LeaseKeys, LeaseArgs, LeaseItemKeys, TaskToken] = Script("lease", 
 HEARTBEAT: Script[HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken] = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken)
 RECOVER: Script[RecoverKeys, RecoverArgs, NoItem, NoItem] = Script("recover", RecoverKeys, RecoverArgs)
 PAUSE: Script[PauseKeys, PauseArgs, NoItem, NoItem] = Script("pause", PauseKeys, PauseArgs)
-ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE)
+class ReadEventsKeys(TypedDict):
+    events: str
+
+
+class ReadEventsArgs(TypedDict):
+    after: str  # the id of the last event the reader has, or '0-0'
+    count: int
+
+
+READ_EVENTS: Script[ReadEventsKeys, ReadEventsArgs, NoItem, NoItem] = Script("read_events", ReadEventsKeys, ReadEventsArgs)
+ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE, READ_EVENTS)
 
 
 class Scripts:
@@ -293,3 +302,4 @@ class Scripts:
         self.heartbeat = BoundScript(HEARTBEAT, self.pipeline)
         self.recover = BoundScript(RECOVER, self.pipeline)
         self.pause = BoundScript(PAUSE, self.pipeline)
+        self.read_events = BoundScript(READ_EVENTS, self.pipeline)

@@ -95,7 +95,6 @@ class Transitions(Reads):
             "message_id_ttl_ms": ttl,
             "event_json": model.dumps({"task": task}),
             "channel": k.notify,
-            "events_maxlen": EVENTS_MAXLEN,
             "owner": identity or "",
             "context_must_exist": "1" if context_must_exist else "0",
         }

@@ -16,8 +16,8 @@ ENV = {"A2A_AGENT": "demo", "A2A_WORKER_CONCURRENCY": "10", "A2A_WORKER_SHUTDOWN
 
 
 def terminal_events(client, task_id: str) -> int:
-    rows = client.xrange(f"a2a:events:{task_id}")
-    return sum(1 for _, fields in rows if '"TASK_STATE_COMPLETED"' in fields["e"] and "statusUpdate" in fields["e"])
+    entries = client.lrange(f"a2a:events:{task_id}", 0, -1)
+    return sum(1 for entry in entries if '"TASK_STATE_COMPLETED"' in entry and "statusUpdate" in entry)
 
 
 async def test_sigterm_with_ten_running_tasks(processes, store, redis_url):

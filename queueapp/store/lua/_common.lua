@@ -25,6 +25,35 @@ local function set_fields(key, argv, first)
   end
 end
 
+local function push_event(key, now_ms, event_json, maxlen)
+  -- Append one event to a task's events: a list whose first element is how many of the task's
+  -- events were trimmed away (the oldest, past maxlen), then one '<ms>:<event JSON>' per event.
+  -- So the event numbered n (from 1) is at index n minus that offset, and an event id 'ms-n'
+  -- is a reader's cursor that trimming never moves (read_events.lua). A list, not a stream:
+  -- Redis 7 allocates a new stream's first node at stream-node-max-bytes (4 KB) up front, two
+  -- thirds of what a small task took in its first minutes.
+  local entry = now_ms .. ':' .. event_json
+  local ok, length = pcall(redis.call, 'RPUSH', key, entry)
+  if not ok then
+    -- A stream that an earlier version wrote starts over as a list; anything else is damage.
+    if redis.call('TYPE', key).ok ~= 'stream' then
+      error(type(length) == 'table' and length.err or length)
+    end
+    redis.call('DEL', key)
+    length = redis.call('RPUSH', key, entry)
+  end
+  if length == 1 then  -- a new list (create.lua starts one with its offset): none trimmed yet
+    redis.call('LPUSH', key, '0')
+    return
+  end
+  local excess = length - 1 - tonumber(maxlen)
+  if excess > 0 then
+    local trimmed = tonumber(redis.call('LINDEX', key, 0)) + excess
+    redis.call('LTRIM', key, excess + 1, -1)
+    redis.call('LPUSH', key, string.format('%d', trimmed))
+  end
+end
+
 local function add_to(totals, field, n)
   -- Sum in Lua what a call of many tasks adds to one hash's counters; write_totals writes it.
   totals[field] = (totals[field] or 0) + n

@@ -80,7 +80,7 @@ local function finish_one(key, item_arg)
   end
   redis.call('ZREM', K.leases, id)
   redis.call('SREM', K.cancels, id)
-  redis.call('XADD', key.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', item_arg.event_json)
+  push_event(key.events, A.now_ms, item_arg.event_json, A.events_maxlen)
   redis.call('PEXPIRE', key.events, A.events_ttl_ms)
   add_to(stats, state, 1)
   -- How many waits were measured is the sum of the histogram's buckets (histogram.py).

@@ -46,8 +46,8 @@ local function claim_one(key, claim)
     tally_move(counts, fields[1], STATE.WORKING)  -- right after the state it counts is written
     redis.call('ZADD', K.leases, A.deadline_ms, id)
     redis.call('ZADD', K.active_index, next_score(), id)
-    redis.call('XADD', key.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', '{"statusUpdate":{"taskId":' .. cjson.encode(id)
-      .. ',"contextId":' .. cjson.encode(fields[6]) .. ',"status":' .. status .. '}}')
+    push_event(key.events, A.now_ms, '{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
+      .. ',"status":' .. status .. '}}', A.events_maxlen)
     qlen = qlen or redis.call('LLEN', K.queue)
     notify(A.channel, K.queue, id, fields[6], STATE.WORKING, 'update', qlen)
     return {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),

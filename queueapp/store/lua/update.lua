@@ -22,7 +22,7 @@ redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])
 owner_index(fields[3], {}, K.owner_active_index, score, A.task_id)
 if A.event_json ~= '' then
-  redis.call('XADD', K.events, 'MAXLEN', '~', A.events_maxlen, '*', 'e', A.event_json)
+  push_event(K.events, A.now_ms, A.event_json, A.events_maxlen)
 end
 local action = A.action
 if action ~= '' then
