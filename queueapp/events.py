@@ -80,10 +80,13 @@ class NotifyListener:
                     if message is None:
                         continue
                     try:
-                        notice = model.loads(message["data"])
+                        notices = model.loads(message["data"])
                     except ValueError:
                         continue
-                    self._dispatch(notice)
+                    # A claim or a finish of many tasks publishes their notices as one array.
+                    for notice in notices if isinstance(notices, list) else [notices]:
+                        if isinstance(notice, dict):
+                            self._dispatch(notice)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

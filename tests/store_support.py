@@ -46,7 +46,8 @@ async def notices_heard(pubsub: Any, count: int) -> list[Json]:
     for _ in range(20):
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
         if message:
-            notices.append(json.loads(message["data"]))
-        if len(notices) == count:
+            data = json.loads(message["data"])
+            notices.extend(data if isinstance(data, list) else [data])  # a batch's notices come as one array
+        if len(notices) >= count:
             break
     return notices

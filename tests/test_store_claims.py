@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from queueapp import model
+from queueapp.events import NotifyListener, follow_task
 from queueapp.states import TaskState
+from queueapp.worker.updater import ClaimUpdater
 from tests.store_support import claim_one, create, notices_heard
 
 
@@ -114,3 +117,44 @@ async def test_a_resent_lease_returns_the_same_claim(any_store):
     assert len(working) == 1  # the resend recorded nothing twice
     other = await any_store.lease([record.id], "w1", 30, {record.id: "token-2"})
     assert other == []  # someone else's claim is still refused
+
+
+async def test_a_claim_and_a_finish_of_many_tasks_publish_one_message_each(any_store):
+    for i in range(3):
+        await create(any_store, f"task {i}")
+    pubsub = any_store.redis.pubsub()
+    await pubsub.subscribe("a2a:queue:notify")
+    await pubsub.get_message(timeout=1)
+    ids, _ = await any_store.take(3)
+    claims = await any_store.lease(ids, "w1", 30)
+    await asyncio.gather(*(ClaimUpdater(any_store, claim).complete("done") for claim in claims))  # one turn: one finish call
+    messages = [json.loads(m["data"]) for m in [await pubsub.get_message(ignore_subscribe_messages=True, timeout=2) for _ in range(2)] if m]
+    assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None
+    await pubsub.aclose()
+    assert [[(n["task_id"], n["state"], n["event"], n["queue_length"]) for n in batch] for batch in messages] == [
+        [(i, "working", "update", 0) for i in ids],
+        [(i, "completed", "finished", 0) for i in ids],
+    ]
+
+
+async def test_the_listener_wakes_the_followers_of_every_task_a_batch_names(any_store):
+    listener = NotifyListener(any_store)
+    heard: list[tuple[str, str]] = []
+    listener.add(lambda notice: heard.append((notice["task_id"], notice["state"])))
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        records = [await create(any_store, f"task {i}") for i in range(3)]
+        ids, _ = await any_store.take(3)
+        followers = [follow_task(listener, record.id, await any_store.last_event_id(record.id), poll_interval=30) for record in records]
+        waiting = [asyncio.ensure_future(anext(f)) for f in followers]
+        await asyncio.sleep(0.2)  # each has read its events, found none new, and waits
+        assert not any(w.done() for w in waiting)
+        await any_store.lease(ids, "w1", 30)
+        # Each follower gets its task's working event at once: the array's notices woke them, not the 30 s poll.
+        events = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+        assert [event["statusUpdate"]["status"]["state"] for _, event in events] == ["TASK_STATE_WORKING"] * 3
+        assert sorted(task_id for task_id, state in heard if state == "working") == sorted(ids)  # the dashboard hears each too
+        for follower in followers:
+            await follower.aclose()
+    finally:
+        await listener.stop()

@@ -10,12 +10,25 @@ local function publish(channel, message)
   redis.call('PUBLISH', channel, message)
 end
 
-local function notify(channel, queue_key, task_id, context_id, state, event, qlen)
-  -- qlen: the queue's length when the caller has read it already (a claim of many ids).
-  qlen = qlen or redis.call('LLEN', queue_key)
-  publish(channel, cjson.encode({task_id = task_id, context_id = context_id,
-    state = state, queue_length = qlen, event = event}))
+local function notice(task_id, context_id, state, event, qlen)
+  return {task_id = task_id, context_id = context_id, state = state, queue_length = qlen, event = event}
+end
+
+local function notify(channel, queue_key, task_id, context_id, state, event)
+  -- One task's notice. Returns the queue's length, which it reads for the notice.
+  local qlen = redis.call('LLEN', queue_key)
+  publish(channel, cjson.encode(notice(task_id, context_id, state, event, qlen)))
   return qlen
+end
+
+local function notify_all(channel, notices)
+  -- The notices of a call on many tasks (a claim, a finish) go out as one message, a JSON
+  -- array: one PUBLISH, and one message for each subscribed process to read, not one per task.
+  if #notices == 1 then
+    publish(channel, cjson.encode(notices[1]))
+  elseif #notices > 1 then
+    publish(channel, cjson.encode(notices))
+  end
 end
 
 local function set_fields(key, argv, first)

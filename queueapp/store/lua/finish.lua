@@ -92,7 +92,7 @@ local function finish_one(key, item_arg)
     add_to(stats, 'run_ms', tonumber(item_arg.run_ms))
     add_to(stats, item_arg.run_bucket, 1)
   end
-  notices[#notices + 1] = {id, active.context_id, state}
+  notices[#notices + 1] = notice(id, active.context_id, state, 'finished')  -- its queue_length comes last
   return {1, 0, redis.call('EXISTS', key.push_configs)}
 end
 
@@ -111,9 +111,10 @@ if write_totals(K.stats_minute, stats) then
 end
 if #notices > 0 then
   local qlen = redis.call('LLEN', K.queue)
-  for _, notice in ipairs(notices) do
-    notify(A.channel, K.queue, notice[1], notice[2], notice[3], 'finished', qlen)
+  for _, each in ipairs(notices) do
+    each.queue_length = qlen
   end
+  notify_all(A.channel, notices)
   for _, result in ipairs(results) do
     if result[1] == 1 then
       result[2] = qlen

@@ -23,7 +23,7 @@ local paused = redis.call('EXISTS', K.paused) == 1
 -- queue does not change until the ids given back go in, last).
 local next_score, save_score = index_scores(K.index_seq, A.now_ms)
 local qlen
-local counts = {}
+local counts, notices = {}, {}
 local function claim_one(key, claim)
   -- The claim's row, or nil for an id that is not claimed (gone, not waiting, or paused).
   local id, token = claim.task_id, claim.token
@@ -48,10 +48,11 @@ local function claim_one(key, claim)
     redis.call('ZADD', K.active_index, next_score(), id)
     push_event(key.events, A.now_ms, '{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
       .. ',"status":' .. status .. '}}', A.events_maxlen)
-    qlen = qlen or redis.call('LLEN', K.queue)
-    notify(A.channel, K.queue, id, fields[6], STATE.WORKING, 'update', qlen)
-    return {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
+    local row = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
       fields[9] or '', fields[10] or ''}
+    qlen = qlen or redis.call('LLEN', K.queue)
+    notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update', qlen)  -- last: the claim is made
+    return row
   end
   return nil
 end
@@ -72,6 +73,7 @@ for n = 1, ITEMS do
 end
 save_score()
 write_totals(K.counts, counts)
+notify_all(A.channel, notices)
 for i = #given_back, 1, -1 do
   redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end
