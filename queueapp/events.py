@@ -25,7 +25,7 @@ from queueapp.store import QueueStore
 log = logging.getLogger("queueapp.events")
 
 Callback = Callable[[Json], None]
-POLL_FALLBACK_S = 1.0  # re-read the stream this often even without a notice (pub/sub may drop one)
+POLL_FALLBACK_S = 1.0  # re-read a task's events this often even without a notice (pub/sub may drop one)
 
 
 class NotifyListener:
@@ -92,7 +92,7 @@ class NotifyListener:
             except Exception as exc:
                 self.connected.clear()
                 log.warning("Notify subscription lost, reconnecting in %.1fs, error=%s", backoff, exc)
-                # Wake every waiter so that it re-reads its stream instead of waiting blind.
+                # Wake every waiter so that it re-reads its task's events instead of waiting blind.
                 for waiters in self.task_waiters.values():
                     for waiter in waiters:
                         waiter.set()

@@ -38,7 +38,7 @@ def test_every_sample_task_completes(processes, redis_url, redis_server, protoco
     assert "All 3 tasks completed" in output
     redis = redis_server.client()
     for task_id, context_id in submitted:
-        assert redis.sismember(f"a2a:context:{context_id}", task_id)
+        assert redis.zscore(f"a2a:idx:context:{context_id}", task_id) is not None
         assert redis.exists(f"a2a:deadletter:{task_id}")
 
 
@@ -79,7 +79,7 @@ def test_own_text_in_one_context(processes, redis_url, redis_server):
     code, output = run_client(processes, redis_url, "--url", server.url, "--text", "hello there", "--count", "2", "--context", context)
     assert code == 0, output
     assert output.count("text='hello there'") == 2
-    assert len(redis_server.client().smembers(f"a2a:context:{context}")) == 2
+    assert redis_server.client().zcard(f"a2a:idx:context:{context}") == 2
 
 
 def test_url_defaults_from_the_server_settings_and_text_is_sent_once(processes, redis_url, redis_server):

@@ -59,7 +59,13 @@ async def test_a_lease_after_a_pause_claims_nothing_and_gives_the_ids_back_in_or
     ids, _ = await any_store.take(2)
     assert ids == [first.id, second.id]
     await any_store.pause(True)  # paused between the take (a BLMOVE, say) and the lease
+    pubsub = any_store.redis.pubsub()
+    await pubsub.subscribe("a2a:queue:notify")
+    await pubsub.get_message(timeout=1)
     assert await any_store.lease(ids, "w1", 30) == []
+    [notice] = await notices_heard(pubsub, 1)  # the queue's length is back: a dashboard refreshes it
+    await pubsub.aclose()
+    assert (notice["event"], notice["task_id"], notice["queue_length"]) == ("given-back", "", 2)
     assert await any_store.redis.llen(any_store.keys.processing) == 0
     assert (await any_store.get(first.id)).state is TaskState.SUBMITTED
     await any_store.pause(False)

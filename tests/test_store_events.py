@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+import redis
+import redis.asyncio as aioredis
+
 from queueapp.states import TaskState
-from queueapp.store import claims, transitions
+from queueapp.store import Keys, QueueStore, claims, transitions
 from queueapp.worker.updater import ClaimUpdater
 from tests.store_support import claim_one, create, finish_as
+from tests.support import RedisServer
 
 
 def number(event_id: str) -> int:
@@ -69,3 +74,22 @@ async def test_a_stream_an_earlier_version_wrote_gives_way_to_the_next_event(any
     assert await r.type(key) == "list"
     [(event_id, event)] = await any_store.read_events(record.id)
     assert number(event_id) == 1 and event["statusUpdate"]["status"]["state"] == "TASK_STATE_WORKING"
+
+
+async def test_a_full_redis_still_tells_a_follower_where_a_task_is():
+    """Out of memory, Redis refuses writes and MULTI, but reads answer: SubscribeToTask must
+    not take '0-0' for the newest event and replay the task's history after its snapshot."""
+    server = RedisServer("--maxmemory", "3mb", "--maxmemory-policy", "noeviction").start()
+    client = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        store = QueueStore(client, Keys("a2a"))
+        record = await create(store)
+        newest = await store.last_event_id(record.id)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            for i in range(10_000):
+                await client.set(f"fill:{i}", "x" * 1000)
+        assert await store.last_event_id(record.id) == newest != "0-0"
+        assert [event_id for event_id, _ in await store.read_events(record.id)] == [newest]
+    finally:
+        await client.aclose()
+        server.stop()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import redis
-
 from queueapp import model
 from queueapp.model import Json, TaskRecord
 from queueapp.store.base import StoreBase
@@ -83,17 +81,8 @@ class Reads(StoreBase):
 
     async def last_event_id(self, task_id: str) -> str:
         """The id of a task's newest event, '0-0' when it has none."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lindex(self.keys.events(task_id), 0)
-        pipe.llen(self.keys.events(task_id))
-        pipe.lindex(self.keys.events(task_id), -1)
-        try:
-            trimmed, length, last = await pipe.execute()
-        except redis.ResponseError:  # a stream an earlier version wrote
-            return "0-0"
-        if length < 2:
-            return "0-0"
-        return f"{last.split(':', 1)[0]}-{int(trimmed) + length - 1}"
+        last: str = await self.scripts.last_event({"events": self.keys.events(task_id)}, {})
+        return last
 
     async def queue_length(self) -> int:
         return int(await self.redis.llen(self.keys.queue))

@@ -283,8 +283,13 @@ class ReadEventsArgs(TypedDict):
     count: int
 
 
+class LastEventArgs(TypedDict):
+    pass
+
+
 READ_EVENTS: Script[ReadEventsKeys, ReadEventsArgs, NoItem, NoItem] = Script("read_events", ReadEventsKeys, ReadEventsArgs)
-ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE, READ_EVENTS)
+LAST_EVENT: Script[ReadEventsKeys, LastEventArgs, NoItem, NoItem] = Script("last_event", ReadEventsKeys, LastEventArgs)
+ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE, READ_EVENTS, LAST_EVENT)
 
 
 class Scripts:
@@ -303,3 +308,4 @@ class Scripts:
         self.recover = BoundScript(RECOVER, self.pipeline)
         self.pause = BoundScript(PAUSE, self.pipeline)
         self.read_events = BoundScript(READ_EVENTS, self.pipeline)
+        self.last_event = BoundScript(LAST_EVENT, self.pipeline)

@@ -1,7 +1,7 @@
 """The audit every fault test ends with: where is each acknowledged task, and is Redis consistent?
 
 Every acknowledged task must be in exactly one place (waiting in the queue, active, or in
-the history), in its context set and in its indexes; nothing may be left in the processing
+the history), in its context's index and its other indexes; nothing may be left in the processing
 list or the leases once its task is finished; no history record may be duplicated, and the
 per-state counters must match what is stored.
 """

@@ -57,7 +57,7 @@ async def test_serve_killed_while_clients_block(processes, store, redis_url):
     jobs = [asyncio.create_task(clients.client(n)) for n in range(CLIENTS)]
     await asyncio.sleep(2)
     in_flight_at_kill = CLIENTS - sum(job.done() for job in jobs)
-    acknowledged_before = {task_id for ctx in range(CLIENTS) for task_id in client.smembers(f"a2a:context:client-{ctx}")}
+    acknowledged_before = {task_id for ctx in range(CLIENTS) for task_id in client.zrange(f"a2a:idx:context:client-{ctx}", 0, -1)}
     first.process.kill()
     first.wait()
     killed_at = time.monotonic()
@@ -76,7 +76,7 @@ async def test_serve_killed_while_clients_block(processes, store, redis_url):
     task_ids = [task["id"] for task in clients.answers.values()]
     assert len(set(task_ids)) == len(sent)  # one task per message: retries made no duplicates
     for n in range(CLIENTS):
-        assert client.smembers(f"a2a:context:client-{n}") == by_context[f"client-{n}"]
+        assert set(client.zrange(f"a2a:idx:context:client-{n}", 0, -1)) == by_context[f"client-{n}"]
     assert acknowledged_before <= set(task_ids)
     assert set(states(client, list(acknowledged_before)).values()) == {"completed"}
     assert clients.retried, "no request was in flight at the kill: the test did not test anything"

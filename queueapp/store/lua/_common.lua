@@ -67,6 +67,20 @@ local function push_event(key, now_ms, event_json, maxlen)
   end
 end
 
+local function events_trimmed(key)
+  -- How many of a task's oldest events were trimmed away (the events list's first element,
+  -- see push_event), or nil when the task has no events: none yet or any more, or a stream
+  -- that an earlier version wrote. Any other error (a key of another type, an ACL) is raised.
+  local ok, trimmed = pcall(redis.call, 'LINDEX', key, 0)
+  if not ok then
+    if redis.call('TYPE', key).ok == 'stream' then
+      return nil
+    end
+    error(type(trimmed) == 'table' and trimmed.err or trimmed)
+  end
+  return tonumber(trimmed)
+end
+
 local function add_to(totals, field, n)
   -- Sum in Lua what a call of many tasks adds to one hash's counters; write_totals writes it.
   totals[field] = (totals[field] or 0) + n

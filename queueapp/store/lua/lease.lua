@@ -77,4 +77,9 @@ notify_all(A.channel, notices)
 for i = #given_back, 1, -1 do
   redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end
+if #given_back > 0 then
+  -- The queue is longer again: say so, as a pause does, or a dashboard that read its length
+  -- while the ids sat in processing would keep showing them gone.
+  notify(A.channel, K.queue, '', '', '', 'given-back')
+end
 return claimed

@@ -2,11 +2,10 @@
 -- _common.lua writes). The cursor is the id 'ms-n' of the last event the reader has, or '0-0'.
 -- Returns {n of the first event returned, its '<ms>:<event JSON>' and those after it...}.
 -- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
-local ok, trimmed = pcall(redis.call, 'LINDEX', K.events, 0)
-if not ok or not trimmed then
-  return {0}  -- no events (yet, or any more), or a stream an earlier version wrote
+local trimmed = events_trimmed(K.events)
+if not trimmed then
+  return {0}
 end
-trimmed = tonumber(trimmed)
 local after = tonumber(string.match(A.after, '%-(%d+)$')) or 0
 local first = math.max(after - trimmed, 0) + 1  -- event n is at index n - trimmed
 local rows = redis.call('LRANGE', K.events, first, first + tonumber(A.count) - 1)
