@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need when they are missing and we can:
-# Debian's redis-server (its tools make the fault tests' clusters and sentinels) and
-# Chromium for the browser tests. Without root or apt-get it only says what is missing.
+# Debian's redis-server (its tools make the fault tests' clusters and sentinels), Chromium
+# for the browser tests and valgrind for the benchmark of Redis instructions per task. Without root or apt-get it only says what is missing.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server redis-tools)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing ${missing[*]} from Debian's packages"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from bench import __main__ as cli
-from bench import coldstart, dashboard, ingress, storage, throughput
+from bench import coldstart, dashboard, ingress, instructions, storage, throughput
 from bench.common import percentile, ratio
 from bench.peers import Side, all_sides
 from queueapp.config import SETTINGS
@@ -135,6 +135,7 @@ def test_storage_benchmark_reads_and_weighs_finished_tasks(redis_server):
         for name in storage.READ_NAMES:
             assert results[size][name] > 0
         assert results[size]["memory per task, after (bytes)"] > 0
+        assert results[size]["memory per task, first day (bytes)"] > 0  # the message-id key kept
         assert results[size]["memory per owned task (auth on), after (bytes)"] > 0
     client = redis_server.client()
     owned = 120 // storage.OWNER_SHARE  # the owner's share comes on top of the anonymous tasks
@@ -142,6 +143,14 @@ def test_storage_benchmark_reads_and_weighs_finished_tasks(redis_server):
     assert client.zcard(f"a2a:idx:owner:{storage.OWNER}:history:completed") == owned
     assert client.hget("a2a:counts", "total_completed") == str(120 + owned)
     assert [row[0] for row in table.rows][: len(storage.READ_NAMES)] == list(storage.READ_NAMES)
+
+
+def test_instruction_count_benchmark_weighs_each_step_of_a_tasks_life():
+    table = instructions.run(rounds=2, batch=3, subscribers=1)
+    rows = {row[0]: float(row[1].replace(",", "")) for row in table.rows}
+    assert list(rows) == ["create", "claim and finish", "delete", "the whole life"]
+    # A script call alone costs Redis some 20,000 instructions: each step is at least that.
+    assert all(value > 20_000 for value in rows.values()), rows
 
 
 @pytest.mark.parametrize(
