@@ -54,6 +54,10 @@ async def test_redis_killed_and_restarted_under_load(processes, tmp_path):
         ids = flow.acknowledged
         await eventually(lambda: count_finished(client, ids) == len(ids), timeout=60, message="every acknowledged task to finish")
         drained_s = time.monotonic() - back
+        # A take that Redis ran just before it was killed, whose reply the worker never got,
+        # strands ids in the processing list; recovery puts them back after its grace (5 s)
+        # and a claim drops those whose task is finished. The audit below then finds none.
+        await eventually(lambda: client.llen("a2a:processing") == 0, timeout=30, message="recovery to empty the processing list")
         for worker in workers:
             assert worker.stop() == 0
         assert server.stop() == 0
