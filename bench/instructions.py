@@ -110,7 +110,7 @@ def run(rounds: int, batch: int, subscribers: int) -> Table:
         out.add(step, fmt(value))
     out.add("the whole life", fmt(whole["delete"]))
     out.notes.append("valgrind --tool=callgrind on redis-server; user-space instructions only, the difference between a run of 1 round and one of rounds + 1")
-    out.notes.append("claim and finish: take, lease and finish as a worker does them, each a script call for the whole batch; delete: one call per task, as retention deletes")
+    out.notes.append("claim and finish: take, lease and finish as a worker does them, each a script call for the whole batch; delete: retention's way, a script call for the tasks deleted in one turn of the event loop")
     return out
 
 

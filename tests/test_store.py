@@ -6,6 +6,7 @@ fast unit run and the integration run prove the same thing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -267,6 +268,38 @@ async def test_delete_removes_every_trace(any_store):
     assert await any_store.get(other.id) is not None
     with pytest.raises(TaskNotFound):
         await any_store.delete(record.id)
+
+
+async def test_deletes_asked_for_together_go_in_one_call_and_each_gets_its_own_answer(any_store):
+    r, k = any_store.redis, any_store.keys
+    done = [await finish_as(any_store, TaskState.COMPLETED, context_id="shared") for _ in range(2)]
+    failed = await finish_as(any_store, TaskState.FAILED, "boom")
+    waiting = await create(any_store, context_id="shared")
+    pubsub = r.pubsub()
+    await pubsub.subscribe(k.notify)
+    await pubsub.get_message(timeout=1)
+    outcomes = await asyncio.gather(
+        *(any_store.delete(task_id, only_finished=True) for task_id in [done[0].id, "no-such-task", waiting.id, failed.id, done[1].id]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is TaskState.COMPLETED and outcomes[3] is TaskState.FAILED and outcomes[4] is TaskState.COMPLETED
+    assert isinstance(outcomes[1], TaskNotFound) and isinstance(outcomes[2], InvalidTransition)
+    # One call: one message naming the three deleted tasks, with the queue length of the end.
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None
+    await pubsub.aclose()
+    assert [(n["task_id"], n["event"], n["queue_length"]) for n in json.loads(message["data"])] == [
+        (done[0].id, "deleted", 1),
+        (failed.id, "deleted", 1),
+        (done[1].id, "deleted", 1),
+    ]
+    for record in [*done, failed]:
+        assert await any_store.get(record.id) is None
+    assert await r.zrange(k.index_context("shared"), 0, -1) == [waiting.id]  # the context keeps its waiting task
+    assert await r.zcard(k.index_history_state("completed")) == 0 and await r.zcard(k.index_history_state("failed")) == 0
+    counts = await r.hgetall(k.counts)
+    assert counts["completed"] == "0" and counts["failed"] == "0" and counts["submitted"] == "1"
+    assert await r.lrange(k.queue, 0, -1) == [waiting.id]
 
 
 async def test_deleting_a_contexts_last_task_removes_the_context_set_earlier_versions_kept(any_store):

@@ -156,14 +156,10 @@ class RetryArgs(TypedDict):
 
 
 class DeleteKeys(TypedDict):
-    active: str
-    deadletter: str
-    legacy_context: str  # the set of a context's task ids that earlier versions kept
-    context_index: str
+    """What every delete of one call shares; each task's own keys are its item's."""
+
     contexts: str
     counts: str
-    events: str
-    push_configs: str
     queue: str
     leases: str
     processing: str
@@ -171,14 +167,26 @@ class DeleteKeys(TypedDict):
     context_owners: str
     active_index: str
     history_indexes: PerState
+
+
+class DeleteArgs(TypedDict):
+    channel: str
+
+
+class DeleteItemKeys(TypedDict):
+    active: str
+    deadletter: str
+    legacy_context: str  # the set of a context's task ids that earlier versions kept
+    context_index: str
+    events: str
+    push_configs: str
     owner_active_index: str
     owner_history_indexes: PerState
 
 
-class DeleteArgs(TypedDict):
+class DeleteItemArgs(TypedDict):
     task_id: str
     context_id: str
-    channel: str
     only_finished: str  # '1' to refuse an unfinished task
 
 
@@ -268,7 +276,7 @@ CREATE: Script[CreateKeys, CreateArgs, NoItem, NoItem] = Script("create", Create
 UPDATE: Script[UpdateKeys, UpdateArgs, NoItem, NoItem] = Script("update", UpdateKeys, UpdateArgs, rest=True)
 FINISH: Script[FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs] = Script("finish", FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs)
 RETRY: Script[RetryKeys, RetryArgs, NoItem, NoItem] = Script("retry", RetryKeys, RetryArgs)
-DELETE: Script[DeleteKeys, DeleteArgs, NoItem, NoItem] = Script("delete", DeleteKeys, DeleteArgs)
+DELETE: Script[DeleteKeys, DeleteArgs, DeleteItemKeys, DeleteItemArgs] = Script("delete", DeleteKeys, DeleteArgs, DeleteItemKeys, DeleteItemArgs)
 TAKE: Script[TakeKeys, TakeArgs, NoItem, NoItem] = Script("take", TakeKeys, TakeArgs)
 LEASE: Script[LeaseKeys, LeaseArgs, LeaseItemKeys, TaskToken] = Script("lease", LeaseKeys, LeaseArgs, LeaseItemKeys, TaskToken)
 HEARTBEAT: Script[HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken] = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken)

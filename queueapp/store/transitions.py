@@ -11,13 +11,14 @@ from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
 from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S
 from queueapp.store.batch import ItemBatch
-from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, TaskNotFound, check
+from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, check
 from queueapp.store.reads import Reads
 from queueapp.store.scripts import (
     CREATE,
     CreateArgs,
     CreateKeys,
-    DeleteArgs,
+    DeleteItemArgs,
+    DeleteItemKeys,
     DeleteKeys,
     FinishArgs,
     FinishItemArgs,
@@ -318,18 +319,40 @@ class Transitions(Reads):
         log.info("Task requeued for retry, task_id=%s, queue_length=%s", task_id, result[1])
 
     async def delete(self, task_id: str, *, only_finished: bool = False) -> TaskState:
-        """Remove a task and every trace of it. Returns the state it had."""
+        """Remove a task and every trace of it. Returns the state it had.
+
+        The deletes asked for in one turn of the event loop (a retention batch) go to Redis in
+        one script call.
+        """
         context_id, identity = await self.context_and_owner(task_id)
         k = self.keys
-        keys: DeleteKeys = {
+        keys: DeleteItemKeys = {
             "active": k.active(task_id),
             "deadletter": k.deadletter(task_id),
             "legacy_context": k.legacy_context(context_id),
             "context_index": k.index_context(context_id),
-            "contexts": k.contexts,
-            "counts": k.counts,
             "events": k.events(task_id),
             "push_configs": k.push_configs(task_id),
+            "owner_active_index": k.index_owner_active(identity),
+            "owner_history_indexes": k.index_owner_history_states(identity),
+        }
+        args: DeleteItemArgs = {"task_id": task_id, "context_id": context_id, "only_finished": "1" if only_finished else "0"}
+        result = await self._deleting.add((keys, args))
+        if int(result[0]) == -3:
+            raise InvalidTransition(f"task {task_id} is not finished; cancel it first")
+        check(result, task_id)
+        return TaskState.parse(result[1]) if result[1] else TaskState.UNKNOWN  # no state: a damaged hash
+
+    @cached_property
+    def _deleting(self) -> ItemBatch[tuple[DeleteItemKeys, DeleteItemArgs], list[Any]]:
+        return ItemBatch(self._send_deletes)
+
+    async def _send_deletes(self, items: list[tuple[DeleteItemKeys, DeleteItemArgs]]) -> list[list[Any]]:
+        """One delete script call for the tasks of a batch."""
+        k = self.keys
+        keys: DeleteKeys = {
+            "contexts": k.contexts,
+            "counts": k.counts,
             "queue": k.queue,
             "leases": k.leases,
             "processing": k.processing,
@@ -337,13 +360,6 @@ class Transitions(Reads):
             "context_owners": k.context_owners,
             "active_index": k.index_active,
             "history_indexes": k.index_history_states,
-            "owner_active_index": k.index_owner_active(identity),
-            "owner_history_indexes": k.index_owner_history_states(identity),
         }
-        args: DeleteArgs = {"task_id": task_id, "context_id": context_id, "channel": k.notify, "only_finished": "1" if only_finished else "0"}
-        result = await self.scripts.delete(keys, args)
-        if int(result[0]) == -1:
-            raise TaskNotFound(f"task {task_id} not found")
-        if int(result[0]) == -3:
-            raise InvalidTransition(f"task {task_id} is not finished; cancel it first")
-        return TaskState.parse(result[1])
+        rows: list[list[Any]] = await self.scripts.delete(keys, {"channel": k.notify}, items=items)
+        return rows

@@ -166,6 +166,20 @@ local function index_score(seq_key, now)
   return score
 end
 
+local function for_all(command, key, values)
+  -- One command for what a call on many tasks collected for one key: ZADD with score/member
+  -- pairs, ZREM, SREM or HDEL with members. A call per task would cost a command each; chunks
+  -- keep unpack well inside Lua's stack (1000 is even, so no pair is split).
+  for i = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, i, math.min(i + 999, #values)))
+  end
+end
+
+local function append_pair(list, a, b)
+  -- A score/member pair for for_all('ZADD', ...).
+  list[#list + 1], list[#list + 2] = a, b
+end
+
 local function zrem_all(keys, id)
   -- Remove id from each of the sorted sets (one index per finished state, say).
   for _, key in ipairs(keys) do

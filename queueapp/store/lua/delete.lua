@@ -1,32 +1,62 @@
--- Delete a task and every trace of it.
--- Returns {1, old state}, {-1} when there is no such task, {-3} when it is unfinished and
--- only finished tasks may be deleted.
--- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
-local key = K.deadletter
-if redis.call('EXISTS', K.deadletter) == 0 then
-  if redis.call('EXISTS', K.active) == 0 then
-    return {-1}
+-- Delete tasks and every trace of them: one for the dashboard, a batch for retention. What
+-- the deletes of one call share (the counts, the active and history indexes, the leases, the
+-- cancel set, the notices' queue length) is written once per call rather than once per task.
+-- Returns, per item: {1, old state}, {-1} when there is no such task, {-3} when it is
+-- unfinished and only finished tasks may be deleted, {-4, error} when its data broke the script.
+-- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
+local counts, notices, gone = {}, {}, {}
+
+local function delete_one(key, item_arg)
+  local id = item_arg.task_id
+  local hash = key.deadletter
+  if redis.call('EXISTS', key.deadletter) == 0 then
+    if redis.call('EXISTS', key.active) == 0 then
+      return {-1}
+    end
+    if item_arg.only_finished == '1' then
+      return {-3}
+    end
+    hash = key.active
+    -- Only an unfinished task can still be waiting or taken (finish.lua took a finished one
+    -- out of both lists); LREM scans the whole list, so a finished task's delete skips it.
+    redis.call('LREM', K.queue, 0, id)
+    redis.call('LREM', K.processing, 0, id)
   end
-  if A.only_finished == '1' then
-    return {-3}
+  local fields = redis.call('HMGET', hash, 'state', 'identity')
+  local state, owner = fields[1], fields[2]
+  redis.call('DEL', hash, key.events, key.push_configs)
+  gone[#gone + 1] = id  -- collected once the task is gone: it leaves the shared indexes below
+  if state then
+    add_to(counts, state, -1)
   end
-  key = K.active
+  redis.call('ZREM', key.context_index, id)
+  if redis.call('ZCARD', key.context_index) == 0 then
+    redis.call('DEL', key.legacy_context)
+    redis.call('ZREM', K.contexts, item_arg.context_id)
+    redis.call('HDEL', K.context_owners, item_arg.context_id)
+  end
+  owner_index(owner, {key.owner_active_index, unpack(key.owner_history_indexes)}, nil, 0, id)
+  notices[#notices + 1] = notice(id, item_arg.context_id, state or '', 'deleted')  -- its queue_length comes last
+  return {1, state or ''}
 end
-local state = redis.call('HGET', key, 'state')
-local owner = redis.call('HGET', key, 'identity')
-redis.call('DEL', key, K.events, K.push_configs)
-redis.call('HINCRBY', K.counts, state, -1)
-redis.call('ZREM', K.context_index, A.task_id)
-if redis.call('ZCARD', K.context_index) == 0 then
-  redis.call('DEL', K.legacy_context)
-  redis.call('ZREM', K.contexts, A.context_id)
-  redis.call('HDEL', K.context_owners, A.context_id)
+
+local results = {}
+for n = 1, ITEMS do
+  -- A task whose data breaks its delete (a key of the wrong type) fails alone, {-4, why}.
+  local ok, result = pcall(delete_one, item(n))
+  results[n] = ok and result or {-4, tostring(result)}
 end
-owner_index(owner, {K.owner_active_index, unpack(K.owner_history_indexes)}, nil, 0, A.task_id)
-zrem_all({K.active_index, unpack(K.history_indexes)}, A.task_id)
-redis.call('LREM', K.queue, 0, A.task_id)
-redis.call('ZREM', K.leases, A.task_id)
-redis.call('LREM', K.processing, 0, A.task_id)
-redis.call('SREM', K.cancels, A.task_id)
-notify(A.channel, K.queue, A.task_id, A.context_id, state, 'deleted')
-return {1, state}
+for _, index in ipairs({K.active_index, unpack(K.history_indexes)}) do
+  for_all('ZREM', index, gone)
+end
+for_all('ZREM', K.leases, gone)
+for_all('SREM', K.cancels, gone)
+write_totals(K.counts, counts)
+if #notices > 0 then
+  local qlen = redis.call('LLEN', K.queue)
+  for _, each in ipairs(notices) do
+    each.queue_length = qlen
+  end
+  notify_all(A.channel, notices)
+end
+return results

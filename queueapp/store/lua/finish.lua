@@ -15,6 +15,10 @@ local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identi
   token = true, progress = true, status = true, updated_ms = true, rev = true}
 local next_score, save_score = index_scores(K.index_seq, A.now_ms)
 local counts, stats, notices = {}, {}, {}
+-- What every finish writes to the shared keys, written once for the call after the loop:
+-- the ids that leave the active index, the leases and the cancel set; the contexts' scores;
+-- each history index's score/member pairs.
+local ended, context_scores, history_scores = {}, {}, {}
 
 local function finish_one(key, item_arg)
   local id = item_arg.task_id
@@ -64,11 +68,13 @@ local function finish_one(key, item_arg)
   redis.call('HSET', key.deadletter, unpack(history))
   tally_move(counts, active.state, state)
   add_to(counts, 'total_' .. state, 1)
-  redis.call('ZREM', K.active_index, id)
+  -- Collected before anything below can fail: a finished task always leaves the active index.
   local score = next_score()
+  ended[#ended + 1] = id
+  append_pair(context_scores, score, active.context_id)
+  history_scores[key.history_index] = history_scores[key.history_index] or {}
+  append_pair(history_scores[key.history_index], score, id)
   redis.call('ZADD', key.context_index, score, id)
-  redis.call('ZADD', K.contexts, score, active.context_id)
-  redis.call('ZADD', key.history_index, score, id)
   owner_index(active.identity, {key.owner_active_index}, key.owner_history_index, score, id)
   if item_arg.guard_kind ~= 'token' then
     -- Only an unclaimed task can still be waiting or taken; LREM scans the whole queue, so a
@@ -78,8 +84,6 @@ local function finish_one(key, item_arg)
     redis.call('LREM', K.processing, 0, id)
     redis.call('HDEL', K.processing_seen, id)
   end
-  redis.call('ZREM', K.leases, id)
-  redis.call('SREM', K.cancels, id)
   push_event(key.events, A.now_ms, item_arg.event_json, A.events_maxlen)
   redis.call('PEXPIRE', key.events, A.events_ttl_ms)
   add_to(stats, state, 1)
@@ -102,6 +106,13 @@ for n = 1, ITEMS do
   -- of the call are finished and counted.
   local ok, result = pcall(finish_one, item(n))
   results[n] = ok and result or {-4, tostring(result)}
+end
+for_all('ZREM', K.active_index, ended)
+for_all('ZREM', K.leases, ended)
+for_all('SREM', K.cancels, ended)
+for_all('ZADD', K.contexts, context_scores)
+for history_index, scores in pairs(history_scores) do
+  for_all('ZADD', history_index, scores)
 end
 save_score()
 write_totals(K.counts, counts)

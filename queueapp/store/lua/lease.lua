@@ -24,11 +24,13 @@ local paused = redis.call('EXISTS', K.paused) == 1
 local next_score, save_score = index_scores(K.index_seq, A.now_ms)
 local qlen
 local counts, notices = {}, {}
+-- What every claim writes to the shared keys, written once for the call after the loop.
+local unseen, leases, active_scores = {}, {}, {}
 local function claim_one(key, claim)
   -- The claim's row, or nil for an id that is not claimed (gone, not waiting, or paused).
   local id, token = claim.task_id, claim.token
   local was_taken = redis.call('LREM', K.processing, 1, id) == 1
-  redis.call('HDEL', K.processing_seen, id)
+  unseen[#unseen + 1] = id
   local fields = redis.call('HMGET', key.active, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token',
     'status', 'identity', 'trace')
   if fields[1] and fields[7] == token then
@@ -44,8 +46,9 @@ local function claim_one(key, claim)
     redis.call('HSET', key.active, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
       'status', status, 'updated_ms', A.now_ms, 'attempts', attempts, 'rev', rev)
     tally_move(counts, fields[1], STATE.WORKING)  -- right after the state it counts is written
-    redis.call('ZADD', K.leases, A.deadline_ms, id)
-    redis.call('ZADD', K.active_index, next_score(), id)
+    -- Collected before anything below can fail: a claim that got this far keeps its lease.
+    append_pair(leases, A.deadline_ms, id)
+    append_pair(active_scores, next_score(), id)
     push_event(key.events, A.now_ms, '{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
       .. ',"status":' .. status .. '}}', A.events_maxlen)
     local row = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
@@ -71,6 +74,9 @@ for n = 1, ITEMS do
     claimed[#claimed + 1] = row
   end
 end
+for_all('HDEL', K.processing_seen, unseen)
+for_all('ZADD', K.leases, leases)
+for_all('ZADD', K.active_index, active_scores)
 save_score()
 write_totals(K.counts, counts)
 notify_all(A.channel, notices)
