@@ -36,28 +36,29 @@ local function finish_one(key, item_arg)
   if #all == 0 then
     return {-1}
   end
-  local active = {}
+  -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
+  -- the rest of the bookkeeping (rev, attempts, times, worker, the caller's extra fields...)
+  -- as one JSON field, 'meta': a hash of few fields takes far less memory. The claim token and
+  -- progress end with the task, the claim's status field is in the task JSON now, and
+  -- updated_ms is finished_ms. One pass sorts the hash's fields into the two.
+  local active, meta = {}, {finished_ms = A.now_ms}
   for i = 1, #all, 2 do
-    active[all[i]] = all[i + 1]
+    if HISTORY_OWN_FIELDS[all[i]] then
+      active[all[i]] = all[i + 1]
+    else
+      meta[all[i]] = all[i + 1]
+    end
   end
   if item_arg.guard_kind ~= 'cancel' and not guard_ok(item_arg.guard_kind, item_arg.guard_value, active.token, active.rev) then
     return {-2}
   end
   local state = item_arg.state
-  -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
-  -- the rest of the bookkeeping (rev, attempts, times, worker, the caller's extra fields...)
-  -- as one JSON field, 'meta': a hash of few fields takes far less memory. The claim token and
-  -- progress end with the task, the claim's status field is in the task JSON now, and
-  -- updated_ms is finished_ms.
-  local meta = {finished_ms = A.now_ms, rev = tostring((tonumber(active.rev) or 0) + 1)}
-  for name, value in pairs(active) do
-    if not HISTORY_OWN_FIELDS[name] then
-      meta[name] = value
-    end
-  end
-  for name, value in pairs(cjson.decode(item_arg.extra_json)) do
-    if not HISTORY_OWN_FIELDS[name] then
-      meta[name] = value
+  meta.rev = tostring((tonumber(active.rev) or 0) + 1)
+  if item_arg.extra_json ~= '{}' then  -- most finishes have no extra fields: no decode
+    for name, value in pairs(cjson.decode(item_arg.extra_json)) do
+      if not HISTORY_OWN_FIELDS[name] then
+        meta[name] = value
+      end
     end
   end
   local history = {'state', state, 'context_id', active.context_id, 'task', item_arg.task_json, 'meta', cjson.encode(meta)}
