@@ -39,13 +39,16 @@ class Reads(StoreBase):
             raise TaskNotFound(f"task {task_id} not found")
         return record
 
-    async def context_and_owner(self, task_id: str) -> tuple[str, str | None]:
-        """A task's context id and owner, read without its JSON (deleting it needs no more)."""
+    async def context_and_owner(self, task_id: str, *, finished_only: bool = False) -> tuple[str, str | None]:
+        """A task's context id and owner, read without its JSON (deleting it needs no more).
+
+        ``finished_only`` reads the finished hash alone first (retention deletes only finished tasks).
+        """
         k = self.keys
         fields = ("context_id", "identity")
-        active, finished = await self.scripts.pipeline.call_many([("HMGET", k.active(task_id), *fields), ("HMGET", k.deadletter(task_id), *fields)])
-        for context_id, identity in (finished, active):  # as get_many, the finished hash first
-            if context_id is not None:
+        hashes = [k.deadletter(task_id)] if finished_only else [k.deadletter(task_id), k.active(task_id)]
+        for context_id, identity in await self.scripts.pipeline.call_many([("HMGET", key, *fields) for key in hashes]):
+            if context_id is not None:  # as get_many, the finished hash first
                 return context_id, identity or None
         record = await self.require(task_id)  # no such task, or a hash without those fields
         return record.context_id, record.identity

@@ -324,7 +324,7 @@ class Transitions(Reads):
         The deletes asked for in one turn of the event loop (a retention batch) go to Redis in
         one script call.
         """
-        context_id, identity = await self.context_and_owner(task_id)
+        context_id, identity = await self.context_and_owner(task_id, finished_only=only_finished)
         k = self.keys
         keys: DeleteItemKeys = {
             "active": k.active(task_id),
