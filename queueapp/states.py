@@ -42,6 +42,9 @@ class TaskState(StrEnum):
     @classmethod
     def parse(cls, text: str) -> TaskState:
         """Accept the 0.3 spelling, the 1.0 spelling, or the enum name."""
+        stored = _BY_VALUE.get(text)  # the spelling Redis holds: every task read parses one
+        if stored is not None:
+            return stored
         cleaned = text.strip()
         if cleaned.upper().startswith("TASK_STATE_"):
             cleaned = cleaned[len("TASK_STATE_") :]
@@ -52,6 +55,8 @@ class TaskState(StrEnum):
             cleaned = "canceled"
         return cls(cleaned)
 
+
+_BY_VALUE = {state.value: state for state in TaskState}
 
 # The finished states in one fixed order: each has its own history index (keys.py), per-minute
 # counter (store.stats), retention limit and metric, and the Lua scripts get the same list.
