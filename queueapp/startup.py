@@ -7,6 +7,7 @@ the management commands turn a :class:`StartError` into Django's one-line Comman
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -92,17 +93,21 @@ class PlainFormatter(logging.Formatter):
 
 
 class TurnBufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """logging's StreamHandler, writing the lines one turn of the event loop logs in one write.
+    """logging's StreamHandler, writing the INFO lines one turn of the event loop logs in one write.
 
-    A worker logs a line per task; a write and a flush per line was the largest cost of a
-    busy worker after the event loop itself. Lines logged with no running loop (start-up, a
-    thread) are written at once, after any that wait; the rest wait at most until the end of
-    the turn, and ``flush`` (logging's shutdown calls it at exit) writes what is left.
+    A worker logs two lines per task; a write and a flush per line was the largest cost of a
+    busy worker after the event loop itself. A line logged with no running loop (start-up,
+    a thread) or at WARNING and above is written at once, after any that wait, so the lines
+    that explain a hang are out before the hang; the others wait at most until the end of
+    the turn. ``flush`` runs at exit too (registered here, since a server that configures
+    logging again drops the handler from logging's own shutdown list).
     """
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
         self._waiting: list[str] = []
+        self._flush_due_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
+        atexit.register(self._flush_at_exit)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -114,14 +119,23 @@ class TurnBufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if loop is None or record.levelno >= logging.WARNING:
             self.flush()
-            return
-        if len(self._waiting) == 1:
+        elif self._flush_due_on is not loop:  # none scheduled, or on a loop that has stopped since
+            self._flush_due_on = loop
             loop.call_soon(self.flush)
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except (OSError, ValueError):  # the stream closed first, as logging.shutdown allows
+            pass
 
     def flush(self) -> None:
         self.acquire()
         try:
+            self._flush_due_on = None
             if self._waiting:
                 lines, self._waiting = "".join(self._waiting), []
                 try:

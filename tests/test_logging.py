@@ -63,3 +63,35 @@ def test_lines_still_waiting_when_the_loop_ends_are_written_by_flush():
     loop.close()
     handler.flush()  # logging.shutdown does this at exit
     assert stream.getvalue() == "INFO stopping\n"
+
+
+def test_a_warning_is_written_at_once_after_the_lines_that_wait():
+    stream, logger, _ = handler_and_logger("test.warning")
+
+    async def work() -> str:
+        logger.info("task claimed")
+        logger.warning("Redis unavailable")
+        return stream.getvalue()
+
+    assert asyncio.run(work()) == "INFO task claimed\nWARNING Redis unavailable\n"
+
+
+def test_lines_keep_coming_on_a_new_loop_after_one_closed_with_a_flush_pending():
+    stream, logger, handler = handler_and_logger("test.newloop")
+
+    async def log(text: str) -> None:
+        logger.info(text)
+        asyncio.get_running_loop().stop()  # the flush scheduled on this loop never runs
+
+    first = asyncio.new_event_loop()
+    first.create_task(log("on the first loop"))
+    first.run_forever()
+    first.close()
+    assert stream.getvalue() == ""
+
+    async def later() -> None:
+        logger.info("on the second loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert stream.getvalue() == "INFO on the first loop\nINFO on the second loop\n"

@@ -65,12 +65,12 @@ local function finish_one(key, item_arg)
   if active.identity then
     history[#history + 1], history[#history + 2] = 'identity', active.identity
   end
+  local score = next_score()  -- before the move: it reads index_seq, which can fail
   redis.call('DEL', key.active, key.deadletter)
   redis.call('HSET', key.deadletter, unpack(history))
   tally_move(counts, active.state, state)
   add_to(counts, 'total_' .. state, 1)
   -- Collected before anything below can fail: a finished task always leaves the active index.
-  local score = next_score()
   ended[#ended + 1] = id
   append_pair(context_scores, score, active.context_id)
   history_scores[key.history_index] = history_scores[key.history_index] or {}
@@ -108,13 +108,14 @@ for n = 1, ITEMS do
   local ok, result = pcall(finish_one, item(n))
   results[n] = ok and result or {-4, tostring(result)}
 end
+-- The history indexes first: a task missing from its history index would never be retained.
+for history_index, scores in pairs(history_scores) do
+  for_all('ZADD', history_index, scores)
+end
 for_all('ZREM', K.active_index, ended)
 for_all('ZREM', K.leases, ended)
 for_all('SREM', K.cancels, ended)
 for_all('ZADD', K.contexts, context_scores)
-for history_index, scores in pairs(history_scores) do
-  for_all('ZADD', history_index, scores)
-end
 save_score()
 write_totals(K.counts, counts)
 -- A field the minute did not have yet may be the hash's first: then it gets its TTL.

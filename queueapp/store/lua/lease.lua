@@ -74,9 +74,10 @@ for n = 1, ITEMS do
     claimed[#claimed + 1] = row
   end
 end
-for_all('HDEL', K.processing_seen, unseen)
+-- The leases first: a claim without its lease would never be reaped.
 for_all('ZADD', K.leases, leases)
 for_all('ZADD', K.active_index, active_scores)
+for_all('HDEL', K.processing_seen, unseen)
 save_score()
 write_totals(K.counts, counts)
 notify_all(A.channel, notices)
