@@ -42,7 +42,7 @@ class TaskState(StrEnum):
     @classmethod
     def parse(cls, text: str) -> TaskState:
         """Accept the 0.3 spelling, the 1.0 spelling, or the enum name."""
-        stored = _BY_VALUE.get(text)  # the spelling Redis holds: every task read parses one
+        stored = _BY_VALUE.get(text)  # every task read parses one or two of these
         if stored is not None:
             return stored
         cleaned = text.strip()
@@ -56,7 +56,8 @@ class TaskState(StrEnum):
         return cls(cleaned)
 
 
-_BY_VALUE = {state.value: state for state in TaskState}
+# The spellings a task read meets: the stored value, and the 1.0 spelling of a task's status.
+_BY_VALUE = {**{state.value: state for state in TaskState}, **{state.v1: state for state in TaskState}}
 
 # The finished states in one fixed order: each has its own history index (keys.py), per-minute
 # counter (store.stats), retention limit and metric, and the Lua scripts get the same list.

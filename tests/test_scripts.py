@@ -51,6 +51,8 @@ def test_a_script_call_with_a_missing_or_unknown_name_is_refused():
         scripts.TAKE.flatten({"queue": "q", "processing": "p"}, {"count": 3})  # type: ignore[typeddict-item]
     with pytest.raises(TypeError, match="unknown \\['limit'\\]"):
         scripts.TAKE.flatten(keys, {"count": 3, "limit": 1})  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(TypeError, match="missing \\['paused'\\], unknown \\['pause'\\]"):  # as many names, one misspelt
+        scripts.TAKE.flatten({"queue": "q", "processing": "p", "pause": "x"}, {"count": 3})  # type: ignore[typeddict-item, typeddict-unknown-key]
     with pytest.raises(TypeError, match="history_indexes needs 4 keys"):
         scripts.RETRY.flatten({**dict.fromkeys(scripts.RetryKeys.__annotations__, "k"), "history_indexes": ["a"]}, {})  # type: ignore[arg-type]
 
