@@ -31,6 +31,21 @@ local function notify_all(channel, notices)
   end
 end
 
+local function notify_all_with_length(channel, queue_key, notices)
+  -- Notices a call collected without the queue's length (a finish, a delete: the queue is
+  -- not read per task) get it here, read once, and go out as notify_all sends them.
+  -- Returns the length, or nil when there was nothing to publish.
+  if #notices == 0 then
+    return nil
+  end
+  local qlen = redis.call('LLEN', queue_key)
+  for _, each in ipairs(notices) do
+    each.queue_length = qlen
+  end
+  notify_all(channel, notices)
+  return qlen
+end
+
 local function set_fields(key, argv, first)
   -- argv[first..] are field/value pairs to store on the task hash.
   for i = first, #argv, 2 do

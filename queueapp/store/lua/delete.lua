@@ -52,11 +52,5 @@ end
 for_all('ZREM', K.leases, gone)
 for_all('SREM', K.cancels, gone)
 write_totals(K.counts, counts)
-if #notices > 0 then
-  local qlen = redis.call('LLEN', K.queue)
-  for _, each in ipairs(notices) do
-    each.queue_length = qlen
-  end
-  notify_all(A.channel, notices)
-end
+notify_all_with_length(A.channel, K.queue, notices)
 return results

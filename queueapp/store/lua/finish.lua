@@ -122,12 +122,8 @@ write_totals(K.counts, counts)
 if write_totals(K.stats_minute, stats) then
   redis.call('EXPIRE', K.stats_minute, A.stats_ttl_s)
 end
-if #notices > 0 then
-  local qlen = redis.call('LLEN', K.queue)
-  for _, each in ipairs(notices) do
-    each.queue_length = qlen
-  end
-  notify_all(A.channel, notices)
+local qlen = notify_all_with_length(A.channel, K.queue, notices)
+if qlen then
   for _, result in ipairs(results) do
     if result[1] == 1 then
       result[2] = qlen
