@@ -314,6 +314,29 @@ async def test_deleting_a_contexts_last_task_removes_the_context_set_earlier_ver
     assert await r.zscore(k.contexts, "old") is None
 
 
+async def test_deleting_the_last_tasks_of_two_contexts_together_removes_both_contexts(any_store):
+    r, k = any_store.redis, any_store.keys
+    first = await finish_as(any_store, TaskState.COMPLETED, context_id="one", identity="alice")
+    second = await finish_as(any_store, TaskState.COMPLETED, context_id="two", identity="bob")
+    kept = await finish_as(any_store, TaskState.COMPLETED, context_id="three", identity="alice")
+    await asyncio.gather(any_store.delete(first.id, only_finished=True), any_store.delete(second.id, only_finished=True))
+    assert await r.zrange(k.contexts, 0, -1) == ["three"]
+    assert await r.hgetall(k.context_owners) == {"three": "alice"}
+    assert await r.zrange(k.index_owner_history_state("alice", "completed"), 0, -1) == [kept.id]
+    assert await r.exists(k.index_owner_history_state("bob", "completed")) == 0
+
+
+async def test_a_finished_task_whose_state_field_is_lost_is_still_deleted_as_finished(any_store):
+    # A damaged finished hash: it is the one deleted (state unknown), even by retention's
+    # finished-only delete, and nothing of the task is left in the indexes.
+    r, k = any_store.redis, any_store.keys
+    record = await finish_as(any_store, TaskState.COMPLETED)
+    await r.hdel(k.deadletter(record.id), "state")
+    assert await any_store.delete(record.id, only_finished=True) is TaskState.UNKNOWN
+    assert await r.exists(k.deadletter(record.id), k.events(record.id)) == 0
+    assert await r.zscore(k.index_history_state("completed"), record.id) is None
+
+
 async def test_delete_of_unfinished_task_can_be_refused(any_store):
     record = await create(any_store)
     with pytest.raises(InvalidTransition):

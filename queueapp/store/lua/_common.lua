@@ -205,12 +205,15 @@ end
 local function owner_index(owner, remove, add, score, id)
   -- A task with an owner (auth on) is also in its owner's own copy of the index of its
   -- place: active, or one history state. So one identity's ListTasks reads its own tasks
-  -- only. 'remove' lists the owner indexes the task leaves; 'add' is the one it enters.
+  -- only. 'remove' is the owner index the task leaves, a list of them, or nil; 'add' is the
+  -- one it enters. (Keys, not a list built per call: most tasks have no owner.)
   if not owner or owner == '' then
     return
   end
-  for _, key in ipairs(remove) do
-    redis.call('ZREM', key, id)
+  if type(remove) == 'table' then
+    zrem_all(remove, id)
+  elseif remove then
+    redis.call('ZREM', remove, id)
   end
   if add then
     redis.call('ZADD', add, score, id)

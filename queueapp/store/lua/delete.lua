@@ -5,11 +5,16 @@
 -- unfinished and only finished tasks may be deleted, {-4, error} when its data broke the script.
 -- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
 local counts, notices, gone = {}, {}, {}
+-- The contexts whose last task went: they leave the contexts index and the owners hash.
+local emptied = {}
 
 local function delete_one(key, item_arg)
   local id = item_arg.task_id
   local hash = key.deadletter
-  if redis.call('EXISTS', key.deadletter) == 0 then
+  -- One read answers both "is it finished?" and what the delete needs; a finished hash always
+  -- has a state, so only a missing one asks whether the hash is there (damaged) or active.
+  local fields = redis.call('HMGET', hash, 'state', 'identity')
+  if not fields[1] and redis.call('EXISTS', key.deadletter) == 0 then
     if redis.call('EXISTS', key.active) == 0 then
       return {-1}
     end
@@ -21,8 +26,8 @@ local function delete_one(key, item_arg)
     -- out of both lists); LREM scans the whole list, so a finished task's delete skips it.
     redis.call('LREM', K.queue, 0, id)
     redis.call('LREM', K.processing, 0, id)
+    fields = redis.call('HMGET', hash, 'state', 'identity')
   end
-  local fields = redis.call('HMGET', hash, 'state', 'identity')
   local state, owner = fields[1], fields[2]
   redis.call('DEL', hash, key.events, key.push_configs)
   gone[#gone + 1] = id  -- collected once the task is gone: it leaves the shared indexes below
@@ -32,10 +37,10 @@ local function delete_one(key, item_arg)
   redis.call('ZREM', key.context_index, id)
   if redis.call('ZCARD', key.context_index) == 0 then
     redis.call('DEL', key.legacy_context)
-    redis.call('ZREM', K.contexts, item_arg.context_id)
-    redis.call('HDEL', K.context_owners, item_arg.context_id)
+    emptied[#emptied + 1] = item_arg.context_id
   end
-  owner_index(owner, {key.owner_active_index, unpack(key.owner_history_indexes)}, nil, 0, id)
+  owner_index(owner, key.owner_active_index, nil, 0, id)
+  owner_index(owner, key.owner_history_indexes, nil, 0, id)
   notices[#notices + 1] = notice(id, item_arg.context_id, state or '', 'deleted')  -- its queue_length comes last
   return {1, state or ''}
 end
@@ -51,6 +56,8 @@ for _, index in ipairs({K.active_index, unpack(K.history_indexes)}) do
 end
 for_all('ZREM', K.leases, gone)
 for_all('SREM', K.cancels, gone)
+for_all('ZREM', K.contexts, emptied)
+for_all('HDEL', K.context_owners, emptied)
 write_totals(K.counts, counts)
 notify_all_with_length(A.channel, K.queue, notices)
 return results

@@ -76,7 +76,7 @@ local function finish_one(key, item_arg)
   history_scores[key.history_index] = history_scores[key.history_index] or {}
   append_pair(history_scores[key.history_index], score, id)
   redis.call('ZADD', key.context_index, score, id)
-  owner_index(active.identity, {key.owner_active_index}, key.owner_history_index, score, id)
+  owner_index(active.identity, key.owner_active_index, key.owner_history_index, score, id)
   if item_arg.guard_kind ~= 'token' then
     -- Only an unclaimed task can still be waiting or taken; LREM scans the whole queue, so a
     -- worker's finish skips these: its claim (lease.lua) took the id out of the queue, the
