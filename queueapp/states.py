@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -78,14 +79,27 @@ _TONES = {
 }
 
 
-def lua_constants() -> str:
-    """The states as Lua locals, put in front of every script (scripts.py).
+def lua_constants(source: str) -> str:
+    """The states a script's ``source`` names, as Lua locals put in front of it (scripts.py).
 
     ``STATE.SUBMITTED`` is ``'submitted'``, ``STATE_V1.WORKING`` is ``'TASK_STATE_WORKING'`` and so on; ``FINISHED`` lists the finished states in
     the order of :data:`FINISHED`, so a script that takes one key per finished state loops over
     ``#FINISHED`` keys instead of a count written by hand.
+
+    Only the names the script uses are defined: Redis runs these lines on every call, and a
+    table of every state costs more than many a script's own work. A name that is not a state
+    fails here, when the scripts load, rather than as a nil in Redis.
     """
-    names = ", ".join(f"{state.name} = '{state.value}'" for state in TaskState)
-    v1 = ", ".join(f"{state.name} = '{state.v1}'" for state in TaskState)
-    finished = ", ".join(f"'{state.value}'" for state in FINISHED)
-    return f"-- Generated from queueapp/states.py.\nlocal STATE = {{{names}}}\nlocal STATE_V1 = {{{v1}}}\nlocal FINISHED = {{{finished}}}\n"
+    code = re.sub(r"--[^\n]*", "", source)  # a state named in a comment is not used
+    lines = ["-- Generated from queueapp/states.py."]
+    for table, spelling in (("STATE", "value"), ("STATE_V1", "v1")):
+        used = sorted(set(re.findall(rf"\b{table}\.(\w+)", code)))
+        unknown = [name for name in used if name not in TaskState.__members__]
+        if unknown:
+            raise ValueError(f"{table}.{unknown[0]} is not a task state")
+        if used:
+            entries = ", ".join(f"{name} = '{getattr(TaskState[name], spelling)}'" for name in used)
+            lines.append(f"local {table} = {{{entries}}}")
+    if re.search(r"\bFINISHED\b", code):
+        lines.append("local FINISHED = {" + ", ".join(f"'{state.value}'" for state in FINISHED) + "}")
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,25 @@ def test_lua_scripts_spell_no_state_and_get_the_states_from_states_py():
     for script in scripts.ALL:
         body = script.body
         assert not [s for s in TaskState if f"'{s.value}'" in body], script.name
-    assert "FINISHED = {'completed', 'failed', 'canceled', 'rejected'}" in scripts.DELETE.source
+    assert "local STATE = {SUBMITTED = 'submitted', WORKING = 'working'}" in scripts.LEASE.source
+    assert "local STATE_V1 = {WORKING = 'TASK_STATE_WORKING'}" in scripts.LEASE.source
+
+
+def test_a_script_carries_only_the_states_and_helpers_it_uses():
+    # Redis runs a script's whole text on every call: what it does not use is not there.
+    from queueapp.states import lua_constants
+    from queueapp.store import scripts
+
+    assert (
+        lua_constants("return #FINISHED -- STATE.WORKING")
+        == "-- Generated from queueapp/states.py.\nlocal FINISHED = {'completed', 'failed', 'canceled', 'rejected'}\n"
+    )
+    with pytest.raises(ValueError, match="STATE.DONE is not a task state"):
+        lua_constants("return STATE.DONE")
+    defined = set(re.findall(r"^local function (\w+)", scripts.CREATE.source, re.MULTILINE))
+    assert {"notify", "publish", "notice", "index_score", "index_scores"} <= defined  # notify calls publish and notice
+    assert not defined & {"for_all", "push_event", "write_totals", "notify_all"}  # create calls none of these
+    assert "local function" not in scripts.TAKE.source and "local STATE" not in scripts.TAKE.source
 
 
 @pytest.mark.parametrize("name", [s.name for s in __import__("queueapp.store.scripts").store.scripts.ALL])

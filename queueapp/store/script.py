@@ -8,6 +8,7 @@ gives the Lua locals ``K`` and ``A`` that read them back by the same names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +19,34 @@ from queueapp.states import FINISHED, lua_constants
 from queueapp.store.pipelining import AutoPipeline, PipelinedScript
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+
+
+def _helper_blocks() -> list[tuple[str, str]]:
+    """``_common.lua`` cut into its functions, in file order: (name, the function's text)."""
+    text = (LUA_DIR / "_common.lua").read_text()
+    starts = [m.start() for m in re.finditer(r"^local function ", text, re.MULTILINE)]
+    blocks = [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True)]
+    return [(re.match(r"local function (\w+)", block).group(1), block) for block in blocks]  # type: ignore[union-attr]
+
+
+_HELPERS = _helper_blocks()
+
+
+def common_helpers(body: str) -> str:
+    """The helpers of ``_common.lua`` that ``body`` calls, with the ones they call, in file order.
+
+    Redis runs a script's whole text on every call, and defining a helper costs as much as a
+    few commands' worth of Lua; a script carries only what it uses.
+    """
+    needed: set[str] = set()
+    pending = [body]
+    while pending:
+        text = re.sub(r"--[^\n]*", "", pending.pop())  # a helper named in a comment is not called
+        for name, block in _HELPERS:
+            if name not in needed and re.search(rf"\b{name}\b", text):
+                needed.add(name)
+                pending.append(block)
+    return "".join(block for name, block in _HELPERS if name in needed)
 
 
 class PerFinishedState:
@@ -132,7 +161,8 @@ class Script(Generic[KeysT, ArgsT, ItemKeysT, ItemArgsT]):
     @cached_property
     def source(self) -> str:
         """What Redis runs: the state constants, the preamble, the shared helpers, then the body."""
-        return lua_constants() + self.preamble() + (LUA_DIR / "_common.lua").read_text() + "\n" + self.body
+        helpers = common_helpers(self.body)
+        return lua_constants(helpers + self.body) + self.preamble() + helpers + "\n" + self.body
 
     def flatten(
         self,
