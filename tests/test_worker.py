@@ -110,6 +110,29 @@ async def test_worker_takes_tasks_concurrently(store, config):
             assert (await finished(store, task_id)).state.value == "completed"
 
 
+async def test_a_task_whose_end_is_being_written_frees_its_slot_for_the_next_claim(store, config, monkeypatch):
+    # The next claim goes out while Redis records the last task's end, not after; but no
+    # more ends than the concurrency wait at once.
+    ids = await submit(store, 3, "plain text")
+    written = asyncio.Event()
+    finish = store.finish
+
+    async def held_finish(*args, **kwargs):
+        await written.wait()
+        return await finish(*args, **kwargs)
+
+    monkeypatch.setattr(store, "finish", held_finish)
+    async with running_worker(store, config.replace(worker_concurrency=1), "echo"):
+        await in_state(store, ids[1], "working")  # claimed while the first task's end is held
+        assert (await store.require(ids[0])).state.value == "working"
+        await asyncio.sleep(0.5)
+        assert (await store.require(ids[2])).state.value == "submitted"  # two ends held: no third claim
+        written.set()
+        for task_id in ids:
+            assert (await finished(store, task_id)).state.value == "completed"
+    assert_clean(sync_client(store), ids)
+
+
 async def test_reaper_requeues_then_fails_after_max_attempts(store, config):
     cfg = config.replace(worker_max_attempts=2)
     [task_id] = await submit(store, 1, "unlucky")

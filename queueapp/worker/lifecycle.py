@@ -105,7 +105,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while not self.stopping.is_set():
-            free = self.config.worker_concurrency - len(self.running)
+            free = self._free_slots()
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -120,6 +120,17 @@ class Worker:
                 continue
             for claim in claims:
                 self._start(claim)
+
+    def _free_slots(self) -> int:
+        """How many tasks to claim now: the concurrency less the tasks whose agent still runs.
+
+        A task whose end is being written holds no slot, so the next claim goes out while Redis
+        records the ends of the last ones instead of after; at most as many ends as the
+        concurrency wait at once (a slow or unreachable Redis stops the claims too).
+        """
+        concurrency = self.config.worker_concurrency
+        agents = sum(1 for running in self.running.values() if not running.ending)
+        return min(concurrency - agents, 2 * concurrency - len(self.running))
 
     async def _claim(self, free: int) -> list[Claim]:
         ids, remaining = await self.store.take(free)
@@ -143,7 +154,7 @@ class Worker:
         return claims
 
     def _start(self, claim: Claim) -> None:
-        running = RunningTask(claim)
+        running = RunningTask(claim, on_ending=self._slot_free.set)
         self.running[claim.record.id] = running
         running.asyncio_task = asyncio.create_task(self._execute(running), name=f"task-{claim.record.id}")
 

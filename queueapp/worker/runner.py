@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,14 @@ class RunningTask:
     lost: bool = False
     returning: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # The agent is done and the task's end is being written: its slot can take the next claim.
+    ending: bool = False
+    on_ending: Callable[[], None] | None = None  # the worker's: a slot is free
+
+    def end_being_written(self) -> None:
+        self.ending = True
+        if self.on_ending is not None:
+            self.on_ending()
 
     def cancel_run(self) -> None:
         """Cancel the agent's run, once it has started."""
@@ -69,7 +77,7 @@ async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout
 async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook], lease: float) -> None:
     claim = running.claim
     task_id = claim.record.id
-    updater = ClaimUpdater(store, claim, hooks, write_patience=lease)
+    updater = ClaimUpdater(store, claim, hooks, write_patience=lease, on_end=running.end_being_written)
     try:
         with tracing.span("a2a.claim", start_ms=claim.record.started_ms, attributes={"a2a.task.state": "TASK_STATE_WORKING"}):
             await updater.claimed()
