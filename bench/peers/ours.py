@@ -53,7 +53,7 @@ def worker_env(url: str, **extra: str) -> dict[str, str]:
 
 class OurSide(Side):
     name = "ours"
-    setup = "ours: `manage.py runworker --agent noop`, one asyncio process each, A2A_WORKER_CONCURRENCY tasks at a time"
+    setup = "ours: `manage.py runworker --agent noop`, one asyncio process each, A2A_WORKER_CONCURRENCY agents at a time; a task whose end is being written gives its slot to the next claim (dramatiq's consumer thread, likewise, fetches the next messages while its worker threads run)"
 
     def enqueue(self, url: str, count: int) -> float:
         precompile()
