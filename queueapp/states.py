@@ -28,7 +28,7 @@ class TaskState(StrEnum):
     @property
     def v1(self) -> str:
         """The A2A 1.0 spelling, such as ``TASK_STATE_INPUT_REQUIRED``."""
-        return "TASK_STATE_" + ("UNSPECIFIED" if self is TaskState.UNKNOWN else self.name)
+        return _V1[self]  # every status a worker records spells its state so
 
     @property
     def tone(self) -> str:
@@ -56,6 +56,8 @@ class TaskState(StrEnum):
             cleaned = "canceled"
         return cls(cleaned)
 
+
+_V1 = {state: "TASK_STATE_" + ("UNSPECIFIED" if state is TaskState.UNKNOWN else state.name) for state in TaskState}
 
 # The spellings a task read meets: the stored value, and the 1.0 spelling of a task's status.
 _BY_VALUE = {**{state.value: state for state in TaskState}, **{state.v1: state for state in TaskState}}

@@ -211,6 +211,7 @@ class Transitions(Reads):
         state = model.task_state(record.task)
         if state not in TERMINAL:
             raise InvalidTransition(f"finish needs a terminal state, not {state.value}")
+        value = state.value  # an enum's .value is a Python-level property: read it once
         ms = model.now_ms()
         wait_ms = (record.started_ms - record.enqueued_ms) if record.started_ms and record.enqueued_ms else -1
         run_ms = (ms - record.started_ms) if record.started_ms else -1
@@ -220,16 +221,16 @@ class Transitions(Reads):
             "deadletter": k.deadletter(record.id),
             "context_index": k.index_context(record.context_id),
             "events": k.events(record.id),
-            "history_index": k.index_history_state(state.value),
+            "history_index": k.index_history_state(value),
             "push_configs": k.push_configs(record.id),
             "owner_active_index": k.index_owner_active(record.identity),
-            "owner_history_index": k.index_owner_history_state(record.identity, state.value),
+            "owner_history_index": k.index_owner_history_state(record.identity, value),
         }
         args: FinishItemArgs = {
             "task_id": record.id,
             "guard_kind": guard_kind,
             "guard_value": guard_value,
-            "state": state.value,
+            "state": value,
             "task_json": model.pack_task(record.task),
             "event_json": model.dumps(event),
             "wait_ms": wait_ms,
@@ -238,7 +239,7 @@ class Transitions(Reads):
             "run_bucket": histogram.field(histogram.RUN, run_ms),
             "extra_json": model.dumps({name: str(value) for name, value in (extra or {}).items()}),
         }
-        result, finished_ms = await self._finishing.add((keys, args))
+        result, finished_ms = await self._finishing.submit((keys, args))
         check(result, record.id)
         if int(result[0]) == 2:
             return record
