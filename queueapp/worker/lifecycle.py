@@ -237,7 +237,7 @@ class Worker:
         log.info("Task cancel requested, task_id=%s", running.claim.record.id)
 
         def interrupt() -> None:
-            if not running.done.is_set():
+            if not running.done:
                 running.cancel_run()
 
         asyncio.get_running_loop().call_later(CANCEL_GRACE_S, interrupt)
