@@ -38,14 +38,14 @@ def common_helpers(body: str) -> str:
     Redis runs a script's whole text on every call, and defining a helper costs as much as a
     few commands' worth of Lua; a script carries only what it uses.
     """
+    blocks = dict(_HELPERS)
     needed: set[str] = set()
     pending = [body]
     while pending:
-        text = re.sub(r"--[^\n]*", "", pending.pop())  # a helper named in a comment is not called
-        for name, block in _HELPERS:
-            if name not in needed and re.search(rf"\b{name}\b", text):
-                needed.add(name)
-                pending.append(block)
+        code = re.sub(r"--[^\n]*", "", pending.pop())  # a helper named in a comment is not called
+        for name in set(re.findall(r"\w+", code)) & blocks.keys() - needed:
+            needed.add(name)
+            pending.append(blocks[name])
     return "".join(block for name, block in _HELPERS if name in needed)
 
 
@@ -216,7 +216,12 @@ class BoundScript(Generic[KeysT, ArgsT, ItemKeysT, ItemArgsT]):
 
     def __init__(self, script: Script[KeysT, ArgsT, ItemKeysT, ItemArgsT], pipeline: AutoPipeline):
         self.script = script
-        self._call = PipelinedScript(pipeline, script.source)
+        self._pipeline = pipeline
+
+    @cached_property
+    def _call(self) -> PipelinedScript:
+        # Assembled at the first call: a worker's first claim waits for two scripts, not twelve.
+        return PipelinedScript(self._pipeline, self.script.source)
 
     async def __call__(self, keys: KeysT, args: ArgsT, *, items: Sequence[tuple[ItemKeysT, ItemArgsT]] = (), rest: Sequence[str] = ()) -> Any:
         flat_keys, flat_args = self.script.flatten(keys, args, items, rest)
