@@ -90,7 +90,8 @@ def lua_constants(source: str) -> str:
 
     Only the names the script uses are defined: Redis runs these lines on every call, and a
     table of every state costs more than many a script's own work. A name that is not a state
-    fails here, when the scripts load, rather than as a nil in Redis.
+    fails here, when the script's text is assembled (``tests/test_scripts.py`` assembles every
+    one), rather than as a nil in Redis.
     """
     code = re.sub(r"--[^\n]*", "", source)  # a state named in a comment is not used
     lines = ["-- Generated from queueapp/states.py."]

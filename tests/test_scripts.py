@@ -23,6 +23,17 @@ def test_lua_scripts_spell_no_state_and_get_the_states_from_states_py():
     assert "local STATE_V1 = {WORKING = 'TASK_STATE_WORKING'}" in scripts.LEASE.source
 
 
+def test_no_lua_string_holds_a_comment_marker():
+    # The loader finds the states and helpers a script uses in its code with comments cut at
+    # '--'; a '--' inside a string would cut real code and hide a name it uses.
+    from queueapp.store.script import LUA_DIR
+
+    for path in LUA_DIR.glob("*.lua"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            before = line.split("--", 1)[0]
+            assert before.count("'") % 2 == 0 and before.count('"') % 2 == 0, f"{path.name}:{number}"
+
+
 def test_a_script_carries_only_the_states_and_helpers_it_uses():
     # Redis runs a script's whole text on every call: what it does not use is not there.
     from queueapp.states import lua_constants

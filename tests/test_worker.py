@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from queueapp.store import QueueStore
+from queueapp.store import QueueStore, TaskNotFound
 from queueapp.worker import reap
 from tests.agents import runs_key
 from tests.faults.audit import assert_clean
@@ -131,6 +131,23 @@ async def test_a_task_whose_end_is_being_written_frees_its_slot_for_the_next_cla
         for task_id in ids:
             assert (await finished(store, task_id)).state.value == "completed"
     assert_clean(sync_client(store), ids)
+
+
+async def test_an_agent_that_works_on_after_its_end_holds_its_slot_again_once_the_end_is_written(store):
+    # The slot is lent only while the end's write is in flight; the updater says when it starts and when it is done.
+    from queueapp.worker.updater import ClaimUpdater
+
+    await submit(store, 2, "plain text")
+    ids, _ = await store.take(2)
+    done, rejected = await store.lease(ids, "w1", 30)
+    told: list[bool] = []
+    await ClaimUpdater(store, done, on_end_write=told.append).complete("done")
+    assert told == [True, False] and (await store.require(done.record.id)).state.value == "completed"
+    await store.delete(rejected.record.id)  # the write fails: the slot is still given back
+    told.clear()
+    with pytest.raises(TaskNotFound):
+        await ClaimUpdater(store, rejected, on_end_write=told.append, write_patience=0.1).reject("no")
+    assert told == [True, False]
 
 
 async def test_reaper_requeues_then_fails_after_max_attempts(store, config):

@@ -124,9 +124,10 @@ class Worker:
     def _free_slots(self) -> int:
         """How many tasks to claim now: the concurrency less the tasks whose agent still runs.
 
-        A task whose end is being written holds no slot, so the next claim goes out while Redis
-        records the ends of the last ones instead of after; at most as many ends as the
-        concurrency wait at once (a slow or unreachable Redis stops the claims too).
+        A task whose end is being written holds no slot while the write is in flight, so the
+        next claim goes out while Redis records the ends of the last ones instead of after; at
+        most as many ends as the concurrency wait at once (a slow or unreachable Redis stops
+        the claims too).
         """
         concurrency = self.config.worker_concurrency
         agents = sum(1 for running in self.running.values() if not running.ending)
@@ -216,7 +217,7 @@ class Worker:
             "started_ms": self.started_ms,
             "agent": self.agent.name,
             "concurrency": self.config.worker_concurrency,
-            "tasks": [r.claim.record.id for r in running],
+            "tasks": [r.claim.record.id for r in running if not r.ending],  # an end being written holds no slot
             "processed": self.processed,
         }
         lost, cancel = await self.store.heartbeat(self.id, info, [r.claim for r in running], self.config.worker_lease)

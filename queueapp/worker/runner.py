@@ -29,13 +29,14 @@ class RunningTask:
     lost: bool = False
     returning: bool = False
     done: bool = False  # a flag only (nothing waits for it): an Event per task cost 0.6 us
-    # The agent is done and the task's end is being written: its slot can take the next claim.
+    # The agent's end is being written: while the write is in flight its slot serves the
+    # next claim. An agent that goes on working after its end counts again once it lands.
     ending: bool = False
     on_ending: Callable[[], None] | None = None  # the worker's: a slot is free
 
-    def end_being_written(self) -> None:
-        self.ending = True
-        if self.on_ending is not None:
+    def end_being_written(self, writing: bool) -> None:
+        self.ending = writing
+        if writing and self.on_ending is not None:
             self.on_ending()
 
     def cancel_run(self) -> None:
@@ -77,7 +78,7 @@ async def execute(store: QueueStore, agent: Agent, running: RunningTask, timeout
 async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeout: float, hooks: list[EventHook], lease: float) -> None:
     claim = running.claim
     task_id = claim.record.id
-    updater = ClaimUpdater(store, claim, hooks, write_patience=lease, on_end=running.end_being_written)
+    updater = ClaimUpdater(store, claim, hooks, write_patience=lease, on_end_write=running.end_being_written)
     try:
         with tracing.span("a2a.claim", start_ms=claim.record.started_ms, attributes={"a2a.task.state": "TASK_STATE_WORKING"}):
             await updater.claimed()

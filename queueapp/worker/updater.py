@@ -59,13 +59,14 @@ class ClaimUpdater:
     """Implements :class:`queueapp.agents.TaskUpdater` for one claimed task."""
 
     def __init__(
-        self, store: QueueStore, claim: Claim, hooks: list[EventHook] | None = None, *, write_patience: float = 30.0, on_end: Callable[[], None] | None = None
+        self, store: QueueStore, claim: Claim, hooks: list[EventHook] | None = None, *, write_patience: float = 30.0, on_end_write: Callable[[bool], None] | None = None
     ):
         self.store = store
         self.claim = claim
         self.hooks = hooks or []
         self.write_patience = write_patience
-        self.on_end = on_end  # called as the agent's last word (an end or a question) starts its write
+        # Told True as the agent's last word (an end or a question) starts its write, False once it is done.
+        self.on_end_write = on_end_write
         self.final_state: TaskState | None = None
 
     @property
@@ -126,13 +127,17 @@ class ClaimUpdater:
         self.record.task["status"] = model.status(state, model.now_ms(), msg)
         event = {"message": msg} if message_event else model.status_event(self.record.task)
         self.final_state = state
-        if self.on_end is not None:
-            self.on_end()
-        if state.is_terminal:
-            extra = {"error": text} if state is TaskState.FAILED and text else None
-            await self._write(lambda: self.store.finish(self.record, event, token=self.claim.token, extra=extra))
-        else:
-            await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, action="release"))
+        if self.on_end_write is not None:
+            self.on_end_write(True)
+        try:
+            if state.is_terminal:
+                extra = {"error": text} if state is TaskState.FAILED and text else None
+                await self._write(lambda: self.store.finish(self.record, event, token=self.claim.token, extra=extra))
+            else:
+                await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, action="release"))
+        finally:
+            if self.on_end_write is not None:
+                self.on_end_write(False)
         await self._emit(event)
 
     async def _write(self, write: Callable[[], Awaitable[Any]]) -> None:

@@ -1,5 +1,6 @@
--- Shared helpers, prepended to every script when the scripts are loaded, after the state
--- constants generated from queueapp/states.py (STATE.*, FINISHED: see states.lua_constants).
+-- Shared helpers: a script gets the ones it calls (script.common_helpers), after the state
+-- constants it names, generated from queueapp/states.py (STATE.*, FINISHED: see states.lua_constants).
+-- Each helper is a top-level `local function`: that is how they are cut apart.
 
 local function publish(channel, message)
   -- A hash-tag channel ('{a2a}:queue:notify') is a shard channel: on a Cluster the notice
