@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from queueapp.agents import load_agent
 from queueapp.store import QueueStore, TaskNotFound
 from queueapp.worker import reap
 from tests.agents import runs_key
@@ -48,6 +49,26 @@ async def test_worker_completes_a_task_and_logs_it(store, config, caplog):
     assert f"Task dequeued for processing, task_id={task_id}, remaining_queue_length=0" in caplog.text
     assert f"Task completed successfully, task_id={task_id}" in caplog.text
     assert_clean(sync_client(store), [task_id])
+
+
+async def test_a_stop_does_not_wait_out_the_blocking_read_of_an_idle_worker(store, config, monkeypatch):
+    # The grace counts from the stop: a worker blocked waiting for work must not first sit out
+    # its BLMOVE (made 30 s long here, so a stop that waited for it would time out).
+    from queueapp.worker import lifecycle
+
+    monkeypatch.setattr(lifecycle, "WAIT_TIMEOUT_S", 30.0)
+    worker = lifecycle.Worker(store, load_agent("echo", config), config, run_maintenance=False)
+    job = asyncio.create_task(worker.run())
+    await eventually(lambda: _blocked_clients(store), message="the worker to block waiting for work")
+    worker.stop()
+    await asyncio.wait_for(job, 5)
+    [task_id] = await submit(store, 1, "plain text")
+    assert await store.redis.lrange(store.keys.queue, 0, -1) == [task_id]  # the closed read took nothing
+    assert await store.redis.llen(store.keys.processing) == 0
+
+
+async def _blocked_clients(store: QueueStore) -> bool:
+    return (await store.redis.info("clients"))["blocked_clients"] >= 1
 
 
 async def test_a_task_sent_while_paused_waits_in_the_queue_until_resumed(store, config):

@@ -25,7 +25,7 @@ from queueapp.worker.updater import EventHook, through_outage
 log = logging.getLogger("queueapp.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # the first lets running tasks finish, a second hurries
-WAIT_TIMEOUT_S = 1.0  # how long one BLMOVE blocks, so that stop requests are seen promptly
+WAIT_TIMEOUT_S = 1.0  # how long one BLMOVE blocks: the claim loop looks at the pause about this often
 CANCEL_GRACE_S = 2.0  # how long an agent may take to notice a cancel before it is interrupted
 STOP_RETRY_S = 0.5  # how often a stopping worker re-cancels a background loop that is still alive
 # An id sits in the processing list only between a take and its lease (normally well under
@@ -139,7 +139,7 @@ class Worker:
             await self._sleep(WAIT_TIMEOUT_S)
             return []
         if not ids:
-            task_id = await self.store.wait_take(WAIT_TIMEOUT_S)
+            task_id = await self._wait_take()
             if task_id is None:
                 return []
             # Paused while this worker was blocked: the lease gives the id back (lease.lua).
@@ -156,6 +156,25 @@ class Worker:
         for claim in claims:
             log.info("Task dequeued for processing, task_id=%s, remaining_queue_length=%s", claim.record.id, remaining)
         return claims
+
+    async def _wait_take(self) -> str | None:
+        """Block for the next waiting id (BLMOVE) until one comes, the wait times out or a stop.
+
+        A stop does not wait out the blocking read: the shutdown grace counts from the signal,
+        and an idle worker exits at once. Cancelling the read closes its connection; an id
+        that Redis moved just before is left in the processing list, where recovery returns
+        it to the queue (PROCESSING_GRACE_S), as for a worker killed at that moment.
+        """
+        take = asyncio.ensure_future(self.store.wait_take(WAIT_TIMEOUT_S))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait((take, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not take.done():
+                take.cancel()
+                await asyncio.wait((take,))  # its connection is closed before the next claim
+        return None if take.cancelled() else take.result()
 
     def _start(self, claim: Claim) -> None:
         running = RunningTask(claim, on_ending=self._slot_free.set)
