@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections import Counter
 
 import pytest
+import redis
 
 from queueapp.agents import load_agent
 from queueapp.store import QueueStore, TaskNotFound
@@ -65,6 +67,33 @@ async def test_a_stop_does_not_wait_out_the_blocking_read_of_an_idle_worker(stor
     [task_id] = await submit(store, 1, "plain text")
     assert await store.redis.lrange(store.keys.queue, 0, -1) == [task_id]  # the closed read took nothing
     assert await store.redis.llen(store.keys.processing) == 0
+
+
+async def test_a_failed_blocking_read_that_meets_a_cancel_is_not_reported_as_lost(store, config, monkeypatch):
+    # The read fails (Redis went away) in the same turn as the worker's task is cancelled:
+    # the error must not surface later as "Task exception was never retrieved".
+    from queueapp.worker import lifecycle
+
+    reported: list[dict] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+    gate = asyncio.Event()
+
+    async def failing_wait_take(timeout: float) -> str | None:
+        await gate.wait()
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(store, "wait_take", failing_wait_take)
+    worker = lifecycle.Worker(store, load_agent("echo", config), config, run_maintenance=False)
+    job = asyncio.create_task(worker._wait_take())
+    await asyncio.sleep(0.05)  # blocked in the read
+    gate.set()
+    job.cancel()  # runs after the read has failed
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    del job
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == []
 
 
 async def _blocked_clients(store: QueueStore) -> bool:

@@ -161,9 +161,10 @@ class Worker:
         """Block for the next waiting id (BLMOVE) until one comes, the wait times out or a stop.
 
         A stop does not wait out the blocking read: the shutdown grace counts from the signal,
-        and an idle worker exits at once. Cancelling the read closes its connection; an id
-        that Redis moved just before is left in the processing list, where recovery returns
-        it to the queue (PROCESSING_GRACE_S), as for a worker killed at that moment.
+        and an idle worker exits at once. Cancelling the read closes its connection. An id that
+        Redis moved in the instant before is left in the processing list, as it would be by a
+        worker killed at that moment: any worker's reaper returns it to the queue after
+        PROCESSING_GRACE_S (with no worker running, the next one to start does).
         """
         take = asyncio.ensure_future(self.store.wait_take(WAIT_TIMEOUT_S))
         stop = asyncio.ensure_future(self.stopping.wait())
@@ -174,6 +175,8 @@ class Worker:
             if not take.done():
                 take.cancel()
                 await asyncio.wait((take,))  # its connection is closed before the next claim
+            if not take.cancelled():
+                take.exception()  # read: an error that ends the read as this one is cancelled is not reported as lost
         return None if take.cancelled() else take.result()
 
     def _start(self, claim: Claim) -> None:
