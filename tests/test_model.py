@@ -57,3 +57,18 @@ def test_timestamps_are_iso_8601_utc_with_milliseconds():
     assert model.iso_from_ms(951_782_400_007) == "2000-02-29T00:00:00.007Z"  # a leap day
     assert model.iso_from_ms(1_798_761_599_999) == "2026-12-31T23:59:59.999Z"
     assert model.iso_from_ms(1_798_761_599_999.6) == "2026-12-31T23:59:59.999Z"  # whole milliseconds only
+
+
+def test_ids_are_time_ordered_uuids_that_only_go_up_even_when_the_clock_steps_back(monkeypatch):
+    # The time indexes order writes of one ms by id: ids made later must sort later.
+    import time
+    import uuid
+
+    clock = iter([1_800_000_000_005_000_000] * 3 + [1_800_000_000_001_000_000] * 2 + [1_800_000_000_009_000_000])
+    monkeypatch.setattr(model, "_last_id_time", 0)
+    monkeypatch.setattr(time, "time_ns", lambda: next(clock))
+    ids = [model.new_id() for _ in range(6)]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert [u.int >> 80 for u in parsed] == [1_800_000_000_005] * 5 + [1_800_000_000_009]  # the ms, never back

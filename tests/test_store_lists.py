@@ -32,7 +32,7 @@ async def test_list_tasks_newest_first_with_cursor(any_store):
 async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_store):
     finished = []
     for state in (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.COMPLETED):
-        finished.append(await finish_as(any_store, state))  # the history is in finish order, even within one ms
+        finished.append(await finish_as(any_store, state))  # made one after another: creation order is finish order
     # Created in one go, so several share a millisecond: the cursor must break those ties.
     waiting = await asyncio.gather(*(create(any_store, f"w{i}") for i in range(9)))
     expected = {r.id for r in [*finished, *waiting]}
@@ -53,7 +53,7 @@ async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_sto
     assert [r.id for r in rest.items] == [finished[0].id] and rest.next_cursor == ""
 
 
-async def test_tasks_of_one_millisecond_list_in_the_order_they_happened(any_store, monkeypatch):
+async def test_tasks_of_one_millisecond_list_in_creation_order_and_page_without_loss(any_store, monkeypatch):
     monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_000)  # every write in the same ms
     finished = [await finish_as(any_store, TaskState.CANCELED) for _ in range(7)]
     seen, cursor = [], ""
@@ -65,16 +65,30 @@ async def test_tasks_of_one_millisecond_list_in_the_order_they_happened(any_stor
             break
     assert seen == [r.id for r in reversed(finished)]  # newest first, none twice, none lost
     scores = await any_store.redis.zrange(any_store.keys.index_history_state("canceled"), 0, -1, withscores=True)
-    assert len({s for _, s in scores}) == 7 and all(int(s) == 1_800_000_000_000 for _, s in scores)
+    assert {s for _, s in scores} == {1_800_000_000_000}  # the score is the time in whole ms; ties sort by id
 
 
-async def test_a_writer_whose_clock_is_behind_never_ties_a_score(any_store, monkeypatch):
-    clocks = iter([1_800_000_000_005, 1_800_000_000_003, 1_800_000_000_003, 1_800_000_000_005])
-    monkeypatch.setattr(model, "now_ms", lambda: next(clocks))
-    for i in range(4):
-        await create(any_store, f"t{i}")
-    scores = [s for _, s in await any_store.redis.zrange(any_store.keys.index_active, 0, -1, withscores=True)]
-    assert len(set(scores)) == 4 and sorted(int(s) for s in scores) == [1_800_000_000_003] * 2 + [1_800_000_000_005] * 2
+async def test_scores_of_earlier_versions_page_among_whole_ms_ones(any_store, monkeypatch):
+    # Earlier versions scored an index write 'ms.n' (n counting the writes of that ms). An
+    # index that holds both kinds after an upgrade still lists newest first, each task once.
+    clock = iter([1_800_000_000_001, 1_800_000_000_003, 1_800_000_000_005])
+    monkeypatch.setattr(model, "now_ms", lambda: next(clock))
+    new = [(await create(any_store, f"new{i}")).id for i in range(3)]
+    old_scores = {"1800000000000.001": "t-old-a", "1800000000003.002": "t-old-b", "1800000000004.000": "t-old-c"}
+    monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_006)
+    for score, name in old_scores.items():
+        record = await create(any_store, name)
+        await any_store.redis.zadd(any_store.keys.index_active, {record.id: score})
+        old_scores[score] = record.id
+    seen, cursor = [], ""
+    while True:
+        page = await any_store.list_tasks(limit=2, cursor=cursor)
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    a, b, c = old_scores.values()
+    assert seen == [new[2], c, b, new[1], new[0], a]
 
 
 async def test_finished_tasks_feed_per_minute_histograms_of_wait_and_run_time(any_store, monkeypatch):

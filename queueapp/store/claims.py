@@ -44,7 +44,6 @@ class Claims(Reads):
             "counts": k.counts,
             "active_index": k.index_active,
             "queue": k.queue,
-            "index_seq": k.index_seq,
             "paused": k.paused,
         }
         args: LeaseArgs = {

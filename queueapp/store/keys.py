@@ -68,11 +68,11 @@ class Keys:
 
     @property
     def index_active(self) -> str:
-        """Sorted set of unfinished task ids, scored by last status time (ms, see ``index_seq``)."""
+        """Sorted set of unfinished task ids, scored by last status time (whole ms, ``index_score`` in ``_common.lua``)."""
         return self._k("idx", "active")
 
     def index_history_state(self, state: str) -> str:
-        """Sorted set of finished task ids in one terminal state, scored by finish time (ms, see ``index_seq``)."""
+        """Sorted set of finished task ids in one terminal state, scored by finish time (whole ms, ``index_score`` in ``_common.lua``)."""
         return self._k("idx", "history", state)
 
     @property
@@ -81,18 +81,13 @@ class Keys:
         return [self.index_history_state(state.value) for state in FINISHED]
 
     def index_context(self, context_id: str) -> str:
-        """Sorted set of a context's task ids, scored by last status time (ms, see ``index_seq``)."""
+        """Sorted set of a context's task ids, scored by last status time (whole ms, ``index_score`` in ``_common.lua``)."""
         return self._k("idx", "context", context_id)
 
     @property
     def contexts(self) -> str:
-        """Sorted set of context ids, scored by last activity (ms, see ``index_seq``)."""
+        """Sorted set of context ids, scored by last activity (whole ms, ``index_score`` in ``_common.lua``)."""
         return self._k("contexts")
-
-    @property
-    def index_seq(self) -> str:
-        """String ``ms:n`` of the last index write, so no two writes share a score (``_common.lua``)."""
-        return self._k("idx", "seq")
 
     @property
     def context_owners(self) -> str:

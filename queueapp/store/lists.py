@@ -22,7 +22,7 @@ def valid_cursor(cursor: str) -> bool:
 
 
 def _score(score: float) -> str:
-    """An index score as Redis reads it back exactly: ms with three decimals."""
+    """An index score as Redis reads it back exactly: ms with three decimals (earlier versions wrote ``ms.n``)."""
     return f"{score:.3f}"
 
 
@@ -30,11 +30,11 @@ class Lists(Reads):
     async def _page_from_indexes(self, indexes: list[str], cursor: str, limit: int, predicate: Predicate | None = None) -> Page:
         """Newest first from one or more sorted sets, continuing after an opaque cursor ``score:id``.
 
-        Several indexes (every finished state, say) are merged as if they were one. Scores
-        are unique within a queue (``index_score`` in ``_common.lua``: ms plus a thousandth per
-        write in that ms), so the cursor names one position; should two ever tie, they come in
-        reverse id order and the cursor's id breaks the tie. Reads one page from each index
-        (plus what the predicate drops), never a whole index.
+        Several indexes (every finished state, say) are merged as if they were one. A score
+        is the write's time in whole ms (``index_score`` in ``_common.lua``), so writes of one
+        ms tie: they come in reverse id order (ids are time-ordered, ``model.new_id``) and the
+        cursor's id breaks the tie. Reads one page from each index (plus what the predicate
+        drops, and the ties before the cursor), never a whole index.
         """
         pipe = self.redis.pipeline(transaction=False)
         for index in indexes:

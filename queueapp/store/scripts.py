@@ -37,7 +37,6 @@ class CreateKeys(TypedDict):
     counts: str
     events: str
     message_id: str  # the idempotency key of the message id
-    index_seq: str
     context_owners: str
     owner_active_index: str
 
@@ -65,7 +64,6 @@ class UpdateKeys(TypedDict):
     leases: str
     processing: str
     push_configs: str
-    index_seq: str
     owner_active_index: str
 
 
@@ -94,7 +92,6 @@ class FinishKeys(TypedDict):
     processing_seen: str
     cancels: str
     stats_minute: str
-    index_seq: str
 
 
 class FinishArgs(TypedDict):
@@ -139,7 +136,6 @@ class RetryKeys(TypedDict):
     contexts: str
     counts: str
     events: str
-    index_seq: str
     owner_active_index: str
     history_indexes: PerState
     owner_history_indexes: PerState
@@ -207,7 +203,6 @@ class LeaseKeys(TypedDict):
     counts: str
     active_index: str
     queue: str
-    index_seq: str
     paused: str
 
 

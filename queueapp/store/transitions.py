@@ -84,7 +84,6 @@ class Transitions(Reads):
             "counts": k.counts,
             "events": k.events(task_id),
             "message_id": message_key,
-            "index_seq": k.index_seq,
             "context_owners": k.context_owners,
             "owner_active_index": k.index_owner_active(identity),
         }
@@ -178,7 +177,6 @@ class Transitions(Reads):
             "leases": k.leases,
             "processing": k.processing,
             "push_configs": k.push_configs(record.id),
-            "index_seq": k.index_seq,
             "owner_active_index": k.index_owner_active(record.identity),
         }
         args: UpdateArgs = {
@@ -269,7 +267,6 @@ class Transitions(Reads):
             "processing_seen": k.processing_seen,
             "cancels": k.cancels,
             "stats_minute": k.stats_minute(ms // 60000),
-            "index_seq": k.index_seq,
         }
         args: FinishArgs = {"now_ms": ms, "channel": k.notify, "events_maxlen": EVENTS_MAXLEN, "events_ttl_ms": self.events_ttl_ms, "stats_ttl_s": STATS_TTL_S}
         rows = await self.scripts.finish(keys, args, items=items)
@@ -301,7 +298,6 @@ class Transitions(Reads):
             "contexts": k.contexts,
             "counts": k.counts,
             "events": k.events(task_id),
-            "index_seq": k.index_seq,
             "owner_active_index": k.index_owner_active(record.identity),
             "history_indexes": k.index_history_states,
             "owner_history_indexes": k.index_owner_history_states(record.identity),

@@ -140,46 +140,14 @@ local function guard_ok(kind, value, token, rev)
   return true
 end
 
-local function index_scores(seq_key, now)
-  -- The scores of writes in the time indexes: their time in ms plus n/1000, n counting the
-  -- queue's index writes within that millisecond, in order. Two writes never share a score
-  -- (so lists order by when things happened, and a cursor names one position), and the
-  -- integer part stays the time, so retention and "last activity" read scores as ms.
-  -- A writer whose clock is behind the last write keeps counting, so it cannot tie either.
-  -- seq_key holds 'ms:n' of the last write. A double keeps 3 decimals exactly until 2248.
-  -- Returns next() for one score after another, and save() to record the last one given:
-  -- a claim of many tasks reads and writes seq_key once.
-  local ms = math.floor(tonumber(now))
-  local last_ms, n, read = -1, -1, false
-  local function next()
-    if not read then
-      read = true
-      local last = redis.call('GET', seq_key)
-      if last then
-        local a, b = string.match(last, '^(%d+):(%d+)$')
-        last_ms, n = tonumber(a), tonumber(b)
-      end
-      if ms > last_ms then
-        n = -1
-      end
-    end
-    n = math.min(n + 1, 999)  -- over 1000 writes in one ms: ties fall back to member order
-    return string.format('%d.%03d', ms, n)
-  end
-  local function save()
-    if read then
-      redis.call('SET', seq_key, string.format('%d:%d', math.max(ms, last_ms), n))
-    end
-  end
-  return next, save
-end
-
-local function index_score(seq_key, now)
-  -- One score (see index_scores), recorded at once.
-  local next, save = index_scores(seq_key, now)
-  local score = next()
-  save()
-  return score
+local function index_score(now)
+  -- The score of a write in the time indexes: its time in whole ms. Writes of the same ms tie
+  -- and sort by member: ids are time-ordered (model.new_id), so tasks created in one ms still
+  -- list in creation order, and a cursor 'score:id' still names one position (store/lists.py).
+  -- Whole numbers, because Redis keeps a small sorted set's scores as text and a fraction costs
+  -- a strtod and a printf at every write: a sixth of a task's Redis instructions when scores
+  -- were 'ms.n' (earlier versions; their scores sort among these by their whole ms).
+  return string.format('%d', tonumber(now))
 end
 
 local function for_all(command, key, values)

@@ -32,7 +32,7 @@ if owner ~= '' then
   end
 end
 set_fields(K.active, ARGV, REST)
-local score = index_score(K.index_seq, now)
+local score = index_score(now)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, A.context_id)
 redis.call('ZADD', K.active_index, score, A.task_id)

@@ -1,7 +1,7 @@
 -- Finish tasks: move each from active to the history (deadletter), all in one step.
 -- The store sends the finishes asked for in one turn of its event loop together, so the
 -- bookkeeping they share is written once per call rather than once per task: the counts,
--- the minute's stats, the index sequence and the queue length of the notices.
+-- the minute's stats and the queue length of the notices.
 -- Returns, per item: {1, queue length, 1 if the task has push configs else 0}, {-1} when the
 -- task is not active, {-2} when the guard fails, {2} when a 'cancel' flagged a claimed task
 -- instead, {-4, error} when its data broke the script.
@@ -13,7 +13,7 @@
 -- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
 local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identity = true,
   token = true, progress = true, status = true, updated_ms = true, rev = true}
-local next_score, save_score = index_scores(K.index_seq, A.now_ms)
+local score = index_score(A.now_ms)
 local counts, stats, notices = {}, {}, {}
 -- What every finish writes to the shared keys, written once for the call after the loop:
 -- the ids that leave the active index, the leases and the cancel set; the contexts' scores;
@@ -65,7 +65,6 @@ local function finish_one(key, item_arg)
   if active.identity then
     history[#history + 1], history[#history + 2] = 'identity', active.identity
   end
-  local score = next_score()  -- before the move: it reads index_seq, which can fail
   redis.call('DEL', key.active, key.deadletter)
   redis.call('HSET', key.deadletter, unpack(history))
   tally_move(counts, active.state, state)
@@ -116,7 +115,6 @@ for_all('ZREM', K.active_index, ended)
 for_all('ZREM', K.leases, ended)
 for_all('SREM', K.cancels, ended)
 for_all('ZADD', K.contexts, context_scores)
-save_score()
 write_totals(K.counts, counts)
 -- A field the minute did not have yet may be the hash's first: then it gets its TTL.
 if write_totals(K.stats_minute, stats) then

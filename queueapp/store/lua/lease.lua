@@ -19,9 +19,9 @@
 local claimed = {}
 local given_back = {}
 local paused = redis.call('EXISTS', K.paused) == 1
--- Read once for all the ids: the index sequence, and the queue's length for the notices (the
--- queue does not change until the ids given back go in, last).
-local next_score, save_score = index_scores(K.index_seq, A.now_ms)
+-- One score for all the ids; the queue's length for the notices is read once too (the queue
+-- does not change until the ids given back go in, last).
+local score = index_score(A.now_ms)
 local qlen
 local counts, notices = {}, {}
 -- What every claim writes to the shared keys, written once for the call after the loop.
@@ -48,7 +48,7 @@ local function claim_one(key, claim)
     tally_move(counts, fields[1], STATE.WORKING)  -- right after the state it counts is written
     -- Collected before anything below can fail: a claim that got this far keeps its lease.
     append_pair(leases, A.deadline_ms, id)
-    append_pair(active_scores, next_score(), id)
+    append_pair(active_scores, score, id)
     push_event(key.events, A.now_ms, '{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
       .. ',"status":' .. status .. '}}', A.events_maxlen)
     local row = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
@@ -78,7 +78,6 @@ end
 for_all('ZADD', K.leases, leases)
 for_all('ZADD', K.active_index, active_scores)
 for_all('HDEL', K.processing_seen, unseen)
-save_score()
 write_totals(K.counts, counts)
 notify_all(A.channel, notices)
 for i = #given_back, 1, -1 do

@@ -23,7 +23,7 @@ redis.call('HSET', K.active, 'state', STATE.SUBMITTED, 'task', A.task_json, 'upd
   'enqueued_ms', now, 'attempts', 0)
 redis.call('HDEL', K.active, 'finished_ms', 'token', 'worker', 'error', 'started_ms')
 zrem_all(K.history_indexes, A.task_id)
-local score = index_score(K.index_seq, now)
+local score = index_score(now)
 redis.call('ZADD', K.active_index, score, A.task_id)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])

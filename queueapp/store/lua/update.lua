@@ -16,7 +16,7 @@ redis.call('HSET', K.active, 'state', A.state, 'task', A.task_json, 'updated_ms'
 redis.call('HDEL', K.active, 'status')  -- the claim's working status, now in the task JSON
 set_fields(K.active, ARGV, REST)
 move_count(K.counts, fields[1], A.state)
-local score = index_score(K.index_seq, now)
+local score = index_score(now)
 redis.call('ZADD', K.active_index, score, A.task_id)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])
