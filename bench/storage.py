@@ -50,7 +50,7 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[:8]}"  # shaped like a real worker's
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[-8:]}"  # shaped like a real worker's
 
 
 async def finished_tasks(store: QueueStore, count: int, context_id: str | None = None, identity: str | None = None) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 import uuid
@@ -60,6 +61,21 @@ def new_id() -> str:
     ms, sub = stamp >> 12, stamp & 0xFFF
     value = ms << 80 | 0x7 << 76 | sub << 64 | 0b10 << 62 | int.from_bytes(os.urandom(8)) >> 2
     return str(uuid.UUID(int=value))
+
+
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def short_id(value: str) -> str:
+    """Eight characters that tell ids apart at a glance (the full id goes in a title or a link).
+
+    A UUID's last eight hex digits: its first ones are the time in version 7 (new_id), the
+    same for every id of a minute, and the last ones random in versions 4 and 7. Any other id
+    (a client's own context id, say) keeps its beginning.
+    """
+    if UUID_TEXT.fullmatch(value):
+        return value[-8:]
+    return value[:8] if len(value) > 12 else value
 
 
 def dumps(value: Any) -> str:

@@ -171,12 +171,12 @@ def test_plain_output_logs_each_change_once():
 def test_live_output_redraws_the_progress_block_in_place():
     out = io.StringIO()
     display = Display(out, live=True)
-    first, second = Tracked(number=1, text="a", context_id="c", task_id="aaaaaaaa-1"), Tracked(number=2, text="b", context_id="c", task_id="bbbbbbbb-2")
+    first, second = Tracked(number=1, text="a", context_id="c", task_id="01a22a43-0000-7000-8000-0000aaaaaaaa"), Tracked(number=2, text="b", context_id="c", task_id="01a22a43-0000-7001-8000-0000bbbbbbbb")
     display.tracked = [first, second]
     display.update(first)
     first.apply_status({"state": "working", "message": {"role": "agent", "parts": [{"kind": "text", "text": "busy"}], "metadata": {"progress": 0.5}}})
     display.update(first)
-    second.apply_task({"id": "bbbbbbbb-2", "status": {"state": "completed"}, "history": [{"role": "ROLE_AGENT", "parts": [{"text": "all done"}]}]})
+    second.apply_task({"id": "01a22a43-0000-7001-8000-0000bbbbbbbb", "status": {"state": "completed"}, "history": [{"role": "ROLE_AGENT", "parts": [{"text": "all done"}]}]})
     display.update(second)
     text = out.getvalue()
     assert text.count("\x1b[2F\x1b[J") == 2  # the block of two lines was redrawn twice

@@ -72,3 +72,10 @@ def test_ids_are_time_ordered_uuids_that_only_go_up_even_when_the_clock_steps_ba
     parsed = [uuid.UUID(i) for i in ids]
     assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
     assert [u.int >> 80 for u in parsed] == [1_800_000_000_005] * 5 + [1_800_000_000_009]  # the ms, never back
+
+
+def test_short_ids_tell_apart_ids_made_in_the_same_millisecond():
+    ids = [model.new_id() for _ in range(50)]  # their first digits are the same time
+    assert len({model.short_id(i) for i in ids}) == 50 and all(len(model.short_id(i)) == 8 for i in ids)
+    assert model.short_id(ids[0]) == ids[0][-8:]
+    assert model.short_id("support-ticket-4711") == "support-" and model.short_id("ctx-1") == "ctx-1"

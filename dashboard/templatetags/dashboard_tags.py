@@ -99,8 +99,7 @@ def state_badge(state: Any) -> str:
 
 @register.filter
 def short_id(value: Any) -> str:
-    text = str(value or "")
-    return text[:8] if len(text) > 12 else text
+    return model.short_id(str(value or ""))
 
 
 @register.filter

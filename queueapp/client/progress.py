@@ -134,7 +134,7 @@ class Display:
             filled = int(item.progress * 10)
             bar = "[" + "#" * filled + "." * (10 - filled) + f"] {item.progress:4.0%} "
         chunks = f" {item.chunks} chunks" if item.chunks else ""
-        ident = item.task_id[:8] or "--------"
+        ident = model.short_id(item.task_id) or "--------"
         return f"  {mark:>4} {item.number:>2}. {ident} {item.state.value:<14} {elapsed:5.1f}s {bar}{preview(item.detail)[:60]}{chunks}"
 
     def _clear(self) -> None:

@@ -55,7 +55,7 @@ class Worker:
         self.store = store
         self.agent = agent
         self.config = config
-        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[:8]}"
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[-8:]}"
         self.hooks = hooks or []
         self.run_maintenance = run_maintenance
         self.running: dict[str, RunningTask] = {}

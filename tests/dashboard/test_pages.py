@@ -143,7 +143,7 @@ async def test_history_pages_by_cursor_newest_first_without_repeats(server, user
         finished.append(await dash_store.request_cancel(record.id))
     client = await staff_client(server, users)
     first = (await client.get("/dashboard/history/")).text
-    assert first.index(finished[-1].id[:8]) < first.index(finished[-2].id[:8])
+    assert first.index(model.short_id(finished[-1].id)) < first.index(model.short_id(finished[-2].id))
     cursor = html.unescape(first.split("cursor=")[1].split('"')[0])
     second = (await client.get("/dashboard/history/", params={"cursor": unquote(cursor)})).text
     seen_first = {r.id for r in finished if f"/dashboard/tasks/{r.id}/" in first}

@@ -152,7 +152,7 @@ def alice(live) -> dict:
     caller = Caller(live, "alice", "jsonrpc-1.0")
     task = task_of(caller.send("ask what colour?"))
     assert state_of(task) == "input-required"
-    config_id = f"alice-hook-{new_id()[:8]}"
+    config_id = f"alice-hook-{new_id()[-8:]}"
     result(live.rpc("CreateTaskPushNotificationConfig", {"taskId": task["id"], "id": config_id, "url": HOOK, "token": SECRET}, headers=auth("alice")))
     return {"task": task, "config_id": config_id, "message_id": task["history"][0]["messageId"]}
 
