@@ -42,6 +42,8 @@ def _iso_second(seconds: int) -> str:
 
 _last_id_time = 0
 _id_lock = threading.Lock()
+# A child forked while another thread held the lock would wait for it forever.
+os.register_at_fork(after_in_child=lambda: globals().update(_id_lock=threading.Lock()))
 
 
 def new_id() -> str:

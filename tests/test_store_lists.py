@@ -68,6 +68,23 @@ async def test_tasks_of_one_millisecond_list_in_creation_order_and_page_without_
     assert {s for _, s in scores} == {1_800_000_000_000}  # the score is the time in whole ms; ties sort by id
 
 
+async def test_pages_through_a_large_group_of_tied_scores_even_when_the_cursors_task_leaves(any_store, monkeypatch):
+    # A claim or finish of many tasks scores them all with the same ms: a page boundary falls
+    # inside the group. A cursor whose task is deleted meanwhile still continues where it was.
+    monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_000)
+    ids = [(await create(any_store, f"t{i}")).id for i in range(40)]
+    seen, cursor, pages = [], "", 0
+    while True:
+        page = await any_store.active_tasks(limit=7, cursor=cursor)
+        seen += [r.id for r in page.items]
+        cursor, pages = page.next_cursor, pages + 1
+        if pages == 2:
+            assert await any_store.delete(cursor.partition(":")[2])  # the task the cursor names
+        if not cursor:
+            break
+    assert seen == list(reversed(ids)) and pages == 6  # newest first, none twice, none lost
+
+
 async def test_scores_of_earlier_versions_page_among_whole_ms_ones(any_store, monkeypatch):
     # Earlier versions scored an index write 'ms.n' (n counting the writes of that ms). An
     # index that holds both kinds after an upgrade still lists newest first, each task once.

@@ -2,7 +2,7 @@
 
 A worker finishes many tasks at once. Sent one script call each, every finish pays the
 call's own overhead and writes the bookkeeping the finishes share (counts, the minute's
-stats, the index sequence) once per task. :class:`ItemBatch` gathers the items added in
+stats, the queue length of the notices) once per task. :class:`ItemBatch` gathers the items added in
 the same turn of the loop and hands them to one ``send`` at the end of the turn; each
 caller awaits its own result (a result that is an exception is raised to its caller
 alone), and every caller of a batch whose send failed gets the error. A caller that awaits

@@ -61,12 +61,28 @@ class Lists(Reads):
         """The ``count`` newest members of the indexes together that come after the cursor."""
 
         async def from_one(index: str) -> list[tuple[str, float]]:
-            rows: list[tuple[str, float]] = []
-            offset = 0
+            # One round trip reads the first chunk at or below the cursor's score and, with a
+            # cursor, where the cursor's member stands. Writes of one ms tie (a claim or finish
+            # of many tasks scores them all alike), and the chunk's first rows may be the
+            # cursor's tie group: when they take the whole chunk, the rows after the member are
+            # read by rank instead of chunk after chunk through the group.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrevrangebyscore(index, max_score, "-inf", start=0, num=count, withscores=True)
+            if after is not None:
+                pipe.zrevrank(index, after)
+                pipe.zscore(index, after)
+            chunk, *position = await pipe.execute()
+            rows = [(m, s) for m, s in chunk if after is None or s < float(max_score) or m < after]
+            if len(rows) == count or len(chunk) < count:
+                return rows
+            rank, score = position
+            if rank is not None and score == float(max_score):  # the member is still where the cursor left it
+                return list(await self.redis.zrevrange(index, rank + 1, rank + count, withscores=True))
+            offset = len(chunk)  # the member moved or left: walk on through the ties
             while len(rows) < count:
                 chunk = await self.redis.zrevrangebyscore(index, max_score, "-inf", start=offset, num=count, withscores=True)
                 offset += len(chunk)
-                rows += [(m, s) for m, s in chunk if after is None or s < float(max_score) or m < after]
+                rows += [(m, s) for m, s in chunk if s < float(max_score) or m < after]
                 if len(chunk) < count:
                     break
             return rows[:count]
