@@ -1,6 +1,8 @@
 -- Shared helpers: a script gets the ones it calls (script.common_helpers), after the state
 -- constants it names, generated from queueapp/states.py (STATE.*, FINISHED: see states.lua_constants).
 -- Each helper is a top-level `local function`: that is how they are cut apart.
+-- Values go to redis.call as text where they can ('1', A.now_ms, string.format('%d', n)):
+-- Redis prints a Lua number argument with snprintf('%.17g'), about 3,600 instructions each.
 
 local function publish(channel, message)
   -- A hash-tag channel ('{a2a}:queue:notify') is a shard channel: on a Cluster the notice
@@ -123,8 +125,8 @@ end
 
 local function move_count(counts, old_state, new_state)
   if old_state ~= new_state then
-    if old_state then redis.call('HINCRBY', counts, old_state, -1) end
-    redis.call('HINCRBY', counts, new_state, 1)
+    if old_state then redis.call('HINCRBY', counts, old_state, '-1') end
+    redis.call('HINCRBY', counts, new_state, '1')
   end
 end
 
@@ -140,14 +142,15 @@ local function guard_ok(kind, value, token, rev)
   return true
 end
 
-local function index_score(now)
-  -- The score of a write in the time indexes: its time in whole ms. Writes of the same ms tie
+local function index_score(now_ms)
+  -- The score of a write in the time indexes: its time in whole ms, the text the caller sent
+  -- as now_ms (ARGV, so no number is printed here). Writes of the same ms tie
   -- and sort by member: ids are time-ordered (model.new_id), so tasks created in one ms still
   -- list in creation order, and a cursor 'score:id' still names one position (store/lists.py).
   -- Whole numbers, because Redis keeps a small sorted set's scores as text and a fraction costs
   -- a strtod and a printf at every write: a sixth of a task's Redis instructions when scores
   -- were 'ms.n' (earlier versions; their scores sort among these by their whole ms).
-  return string.format('%d', tonumber(now))
+  return now_ms
 end
 
 local function for_all(command, key, values)

@@ -2,7 +2,6 @@
 -- Returns {1, task id, queue length}, {0, existing task id} for a repeated message id,
 -- {-1} when the task id is taken, or {-3} when the context is not the owner's to use.
 -- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
-local now = tonumber(A.now_ms)
 local owner = A.owner
 -- The context's owner is checked before anything else is read, so a context (or a message id
 -- in it) of someone else's is refused exactly like a context that does not exist.
@@ -24,7 +23,7 @@ if redis.call('EXISTS', K.active, K.deadletter) > 0 then  -- the id is taken, by
   return {-1}
 end
 redis.call('HSET', K.active, 'state', STATE.SUBMITTED, 'context_id', A.context_id, 'task', A.task_json,
-  'rev', 1, 'attempts', 0, 'created_ms', now, 'updated_ms', now, 'enqueued_ms', now)
+  'rev', '1', 'attempts', '0', 'created_ms', A.now_ms, 'updated_ms', A.now_ms, 'enqueued_ms', A.now_ms)
 if owner ~= '' then
   redis.call('HSET', K.active, 'identity', owner)
   if not context_known then
@@ -32,7 +31,7 @@ if owner ~= '' then
   end
 end
 set_fields(K.active, ARGV, REST)
-local score = index_score(now)
+local score = index_score(A.now_ms)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, A.context_id)
 redis.call('ZADD', K.active_index, score, A.task_id)

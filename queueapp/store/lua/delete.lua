@@ -24,8 +24,8 @@ local function delete_one(key, item_arg)
     hash = key.active
     -- Only an unfinished task can still be waiting or taken (finish.lua took a finished one
     -- out of both lists); LREM scans the whole list, so a finished task's delete skips it.
-    redis.call('LREM', K.queue, 0, id)
-    redis.call('LREM', K.processing, 0, id)
+    redis.call('LREM', K.queue, '0', id)
+    redis.call('LREM', K.processing, '0', id)
     fields = redis.call('HMGET', hash, 'state', 'identity')
   end
   local state, owner = fields[1], fields[2]

@@ -53,7 +53,7 @@ local function finish_one(key, item_arg)
     return {-2}
   end
   local state = item_arg.state
-  meta.rev = tostring((tonumber(active.rev) or 0) + 1)
+  meta.rev = string.format('%d', (tonumber(active.rev) or 0) + 1)
   if item_arg.extra_json ~= '{}' then  -- most finishes have no extra fields: no decode
     for name, value in pairs(cjson.decode(item_arg.extra_json)) do
       if not HISTORY_OWN_FIELDS[name] then
@@ -80,8 +80,8 @@ local function finish_one(key, item_arg)
     -- Only an unclaimed task can still be waiting or taken; LREM scans the whole queue, so a
     -- worker's finish skips these: its claim (lease.lua) took the id out of the queue, the
     -- processing list and the processing-seen hash.
-    redis.call('LREM', K.queue, 0, id)
-    redis.call('LREM', K.processing, 0, id)
+    redis.call('LREM', K.queue, '0', id)
+    redis.call('LREM', K.processing, '0', id)
     redis.call('HDEL', K.processing_seen, id)
   end
   push_event(key.events, A.now_ms, item_arg.event_json, A.events_maxlen)

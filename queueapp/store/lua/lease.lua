@@ -29,7 +29,7 @@ local unseen, leases, active_scores = {}, {}, {}
 local function claim_one(key, claim)
   -- The claim's row, or nil for an id that is not claimed (gone, not waiting, or paused).
   local id, token = claim.task_id, claim.token
-  local was_taken = redis.call('LREM', K.processing, 1, id) == 1
+  local was_taken = redis.call('LREM', K.processing, '1', id) == 1
   unseen[#unseen + 1] = id
   local fields = redis.call('HMGET', key.active, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token',
     'status', 'identity', 'trace')
@@ -40,8 +40,8 @@ local function claim_one(key, claim)
   elseif was_taken and paused then
     given_back[#given_back + 1] = id
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
-    local attempts = (tonumber(fields[4]) or 0) + 1
-    local rev = (tonumber(fields[3]) or 0) + 1
+    local attempts = string.format('%d', (tonumber(fields[4]) or 0) + 1)
+    local rev = string.format('%d', (tonumber(fields[3]) or 0) + 1)
     local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(A.now_iso) .. '}'
     redis.call('HSET', key.active, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
       'status', status, 'updated_ms', A.now_ms, 'attempts', attempts, 'rev', rev)

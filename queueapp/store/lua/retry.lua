@@ -10,7 +10,6 @@ local meta = fields[3] and cjson.decode(fields[3]) or {}
 if (fields[4] or meta.rev) ~= A.rev then
   return {-2}
 end
-local now = tonumber(A.now_ms)
 redis.call('RENAME', K.deadletter, K.active)
 if fields[3] then
   redis.call('HDEL', K.active, 'meta')
@@ -18,12 +17,12 @@ if fields[3] then
     redis.call('HSET', K.active, name, value)
   end
 end
-redis.call('HINCRBY', K.active, 'rev', 1)
-redis.call('HSET', K.active, 'state', STATE.SUBMITTED, 'task', A.task_json, 'updated_ms', now,
-  'enqueued_ms', now, 'attempts', 0)
+redis.call('HINCRBY', K.active, 'rev', '1')
+redis.call('HSET', K.active, 'state', STATE.SUBMITTED, 'task', A.task_json, 'updated_ms', A.now_ms,
+  'enqueued_ms', A.now_ms, 'attempts', '0')
 redis.call('HDEL', K.active, 'finished_ms', 'token', 'worker', 'error', 'started_ms')
 zrem_all(K.history_indexes, A.task_id)
-local score = index_score(now)
+local score = index_score(A.now_ms)
 redis.call('ZADD', K.active_index, score, A.task_id)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])

@@ -10,13 +10,12 @@ end
 if not guard_ok(A.guard_kind, A.guard_value, fields[4], fields[5]) then
   return {-2}
 end
-local now = tonumber(A.now_ms)
-local rev = (tonumber(fields[5]) or 0) + 1
-redis.call('HSET', K.active, 'state', A.state, 'task', A.task_json, 'updated_ms', now, 'rev', rev)
+local rev = string.format('%d', (tonumber(fields[5]) or 0) + 1)
+redis.call('HSET', K.active, 'state', A.state, 'task', A.task_json, 'updated_ms', A.now_ms, 'rev', rev)
 redis.call('HDEL', K.active, 'status')  -- the claim's working status, now in the task JSON
 set_fields(K.active, ARGV, REST)
 move_count(K.counts, fields[1], A.state)
-local score = index_score(now)
+local score = index_score(A.now_ms)
 redis.call('ZADD', K.active_index, score, A.task_id)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])
@@ -28,9 +27,9 @@ local action = A.action
 if action ~= '' then
   redis.call('HDEL', K.active, 'token', 'worker')
   redis.call('ZREM', K.leases, A.task_id)
-  redis.call('LREM', K.processing, 0, A.task_id)
+  redis.call('LREM', K.processing, '0', A.task_id)
   if action == 'requeue' then
-    redis.call('HSET', K.active, 'enqueued_ms', now)
+    redis.call('HSET', K.active, 'enqueued_ms', A.now_ms)
     redis.call('LPUSH', K.queue, A.task_id)
   elseif action == 'requeue_front' then
     redis.call('RPUSH', K.queue, A.task_id)
