@@ -1,8 +1,8 @@
 -- Shared helpers: a script gets the ones it calls (script.common_helpers), after the state
 -- constants it names, generated from queueapp/states.py (STATE.*, FINISHED: see states.lua_constants).
 -- Each helper is a top-level `local function`: that is how they are cut apart.
--- Values go to redis.call as text where they can ('1', A.now_ms, string.format('%d', n)):
--- Redis prints a Lua number argument with snprintf('%.17g'), about 3,600 instructions each.
+-- Values go to redis.call as text ('1', A.now_ms, string.format('%d', n)), not as Lua numbers:
+-- Redis 7.0 prints a number argument with snprintf('%.17g'), about 3,600 instructions each.
 
 local function publish(channel, message)
   -- A hash-tag channel ('{a2a}:queue:notify') is a shard channel: on a Cluster the notice
@@ -79,8 +79,8 @@ local function push_event(key, now_ms, event_json, maxlen)
   end
   local excess = length - 1 - tonumber(maxlen)
   if excess > 0 then
-    local trimmed = tonumber(redis.call('LINDEX', key, 0)) + excess
-    redis.call('LTRIM', key, excess + 1, -1)
+    local trimmed = tonumber(redis.call('LINDEX', key, '0')) + excess
+    redis.call('LTRIM', key, string.format('%d', excess + 1), '-1')
     redis.call('LPUSH', key, string.format('%d', trimmed))
   end
 end
@@ -116,7 +116,7 @@ local function write_totals(key, totals)
   -- One HINCRBY per counter that changed. Returns whether one of them is new to the hash.
   local new_field = false
   for field, n in pairs(totals) do
-    if n ~= 0 and redis.call('HINCRBY', key, field, n) == n then
+    if n ~= 0 and redis.call('HINCRBY', key, field, string.format('%d', n)) == n then
       new_field = true
     end
   end

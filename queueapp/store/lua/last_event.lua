@@ -7,4 +7,4 @@ local length = trimmed and redis.call('LLEN', K.events) or 0
 if length < 2 then
   return '0-0'
 end
-return string.match(redis.call('LINDEX', K.events, -1), '^(%d+):') .. '-' .. string.format('%d', trimmed + length - 1)
+return string.match(redis.call('LINDEX', K.events, '-1'), '^(%d+):') .. '-' .. string.format('%d', trimmed + length - 1)

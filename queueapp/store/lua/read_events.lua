@@ -8,6 +8,6 @@ if not trimmed then
 end
 local after = tonumber(string.match(A.after, '%-(%d+)$')) or 0
 local first = math.max(after - trimmed, 0) + 1  -- event n is at index n - trimmed
-local rows = redis.call('LRANGE', K.events, first, first + tonumber(A.count) - 1)
+local rows = redis.call('LRANGE', K.events, string.format('%d', first), string.format('%d', first + tonumber(A.count) - 1))
 table.insert(rows, 1, trimmed + first)
 return rows

@@ -5,16 +5,16 @@
 local now = tonumber(A.now_ms)
 local present = {}
 local returned = {}
-for _, id in ipairs(redis.call('LRANGE', K.processing, 0, -1)) do
+for _, id in ipairs(redis.call('LRANGE', K.processing, '0', '-1')) do
   present[id] = true
   if redis.call('ZSCORE', K.leases, id) then
-    redis.call('LREM', K.processing, 0, id)
+    redis.call('LREM', K.processing, '0', id)
   else
     local seen = redis.call('HGET', K.processing_seen, id)
     if not seen then
-      redis.call('HSET', K.processing_seen, id, now)
+      redis.call('HSET', K.processing_seen, id, A.now_ms)
     elseif now - tonumber(seen) > tonumber(A.grace_ms) then
-      redis.call('LREM', K.processing, 0, id)
+      redis.call('LREM', K.processing, '0', id)
       redis.call('RPUSH', K.queue, id)
       redis.call('HDEL', K.processing_seen, id)
       returned[#returned + 1] = id
