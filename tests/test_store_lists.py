@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from queueapp import histogram, model
 from queueapp.states import FINISHED, TaskState
+from queueapp.store.results import Page
 from queueapp.worker.updater import ClaimUpdater
 from tests.store_support import claim_one, create, finish_as
+
+
+async def every_page(read: Callable[[str], Awaitable[Page]]) -> AsyncIterator[Page]:
+    """The pages ``read(cursor)`` gives, from the first until one has no next cursor."""
+    cursor = ""
+    while True:
+        page = await read(cursor)
+        yield page
+        cursor = page.next_cursor
+        if not cursor:
+            return
 
 
 async def test_list_tasks_newest_first_with_cursor(any_store):
     ids = []
     for i in range(7):
         ids.append((await create(any_store, f"t{i}", context_id="c1" if i % 2 else "c2")).id)  # often in one ms: still in order
-    seen, cursor = [], ""
-    while True:
-        page = await any_store.list_tasks(limit=3, cursor=cursor)
+    seen = []
+    async for page in every_page(lambda cursor: any_store.list_tasks(limit=3, cursor=cursor)):
         assert page.total == 7
         seen += [r.id for r in page.items]
-        cursor = page.next_cursor
-        if not cursor:
-            break
     assert seen == list(reversed(ids))
     in_c1 = await any_store.list_tasks(context_id="c1")
     assert [r.id for r in in_c1.items] == [ids[5], ids[3], ids[1]]
@@ -36,15 +45,11 @@ async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_sto
     # Created in one go, so several share a millisecond: the cursor must break those ties.
     waiting = await asyncio.gather(*(create(any_store, f"w{i}") for i in range(9)))
     expected = {r.id for r in [*finished, *waiting]}
-    seen, cursor, scores = [], "", []
-    while True:
-        page = await any_store.list_tasks(limit=4, cursor=cursor)
+    seen, scores = [], []
+    async for page in every_page(lambda cursor: any_store.list_tasks(limit=4, cursor=cursor)):
         assert page.total == len(expected)
         seen += [r.id for r in page.items]
         scores += [(r.updated_ms, r.id) for r in page.items]
-        cursor = page.next_cursor
-        if not cursor:
-            break
     assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
     assert [ms for ms, _ in scores] == sorted((ms for ms, _ in scores), reverse=True)
     history = await any_store.history(limit=3)
@@ -56,13 +61,7 @@ async def test_list_tasks_merges_waiting_and_finished_tasks_page_by_page(any_sto
 async def test_tasks_of_one_millisecond_list_in_creation_order_and_page_without_loss(any_store, monkeypatch):
     monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_000)  # every write in the same ms
     finished = [await finish_as(any_store, TaskState.CANCELED) for _ in range(7)]
-    seen, cursor = [], ""
-    while True:
-        page = await any_store.history(limit=2, cursor=cursor)
-        seen += [r.id for r in page.items]
-        cursor = page.next_cursor
-        if not cursor:
-            break
+    seen = [r.id async for page in every_page(lambda cursor: any_store.history(limit=2, cursor=cursor)) for r in page.items]
     assert seen == [r.id for r in reversed(finished)]  # newest first, none twice, none lost
     scores = await any_store.redis.zrange(any_store.keys.index_history_state("canceled"), 0, -1, withscores=True)
     assert {s for _, s in scores} == {1_800_000_000_000}  # the score is the time in whole ms; ties sort by id
@@ -73,15 +72,12 @@ async def test_pages_through_a_large_group_of_tied_scores_even_when_the_cursors_
     # inside the group. A cursor whose task is deleted meanwhile still continues where it was.
     monkeypatch.setattr(model, "now_ms", lambda: 1_800_000_000_000)
     ids = [(await create(any_store, f"t{i}")).id for i in range(40)]
-    seen, cursor, pages = [], "", 0
-    while True:
-        page = await any_store.active_tasks(limit=7, cursor=cursor)
+    seen, pages = [], 0
+    async for page in every_page(lambda cursor: any_store.active_tasks(limit=7, cursor=cursor)):
         seen += [r.id for r in page.items]
-        cursor, pages = page.next_cursor, pages + 1
-        if pages == 2:
-            assert await any_store.delete(cursor.partition(":")[2])  # the task the cursor names
-        if not cursor:
-            break
+        pages += 1
+        if pages == 2:  # before the next page is read: the task its cursor names
+            assert await any_store.delete(page.next_cursor.partition(":")[2])
     assert seen == list(reversed(ids)) and pages == 6  # newest first, none twice, none lost
 
 
@@ -97,13 +93,7 @@ async def test_scores_of_earlier_versions_page_among_whole_ms_ones(any_store, mo
         record = await create(any_store, name)
         await any_store.redis.zadd(any_store.keys.index_active, {record.id: score})
         old_scores[score] = record.id
-    seen, cursor = [], ""
-    while True:
-        page = await any_store.list_tasks(limit=2, cursor=cursor)
-        seen += [r.id for r in page.items]
-        cursor = page.next_cursor
-        if not cursor:
-            break
+    seen = [r.id async for page in every_page(lambda cursor: any_store.list_tasks(limit=2, cursor=cursor)) for r in page.items]
     a, b, c = old_scores.values()
     assert seen == [new[2], c, b, new[1], new[0], a]
 
