@@ -50,8 +50,10 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
     high = next(((t, d) for t, d in samples if d >= 0.9 * total), None)
     if low and high and high[0] > low[0]:
         return (high[1] - low[1]) / (high[0] - low[0])
-    started = next(((t, d) for t, d in samples if d > 0), samples[0])
-    end = samples[-1]
+    # From the last sample before the first job was done: a small run can finish every job
+    # between two samples, and the first sample with any done is then also the last.
+    first_done = next((i for i, (_, d) in enumerate(samples) if d > 0), 0)
+    started, end = samples[max(first_done - 1, 0)], samples[-1]
     return (end[1] - started[1]) / (end[0] - started[0]) if end[0] > started[0] else float("nan")
 
 

@@ -69,6 +69,12 @@ class FailingSide(Side):
         return 0
 
 
+def test_a_run_too_short_to_split_still_gets_a_rate():
+    # Every job done between two samples: the rate is taken over the interval that holds them.
+    assert throughput.steady_rate([(0.0, 0), (0.1, 0), (0.2, 20)], 20) == pytest.approx(200)
+    assert throughput.steady_rate([(0.0, 0), (1.0, 10), (2.0, 20)], 100) == pytest.approx(10)
+
+
 def test_a_side_that_cannot_run_is_an_error_row_and_fails_the_run(redis_server, monkeypatch, capsys):
     sides = [all_sides()[0], FailingSide()]
     table, results = throughput.run(redis_server, sides, tasks=20, rounds=2, processes=1, concurrency=2)
