@@ -68,6 +68,20 @@ async def test_fifo_order(any_store):
     assert page.items == [] and page.total == 0
 
 
+async def test_a_batch_take_leaves_processing_as_one_move_at_a_time_would(any_store):
+    r, k = any_store.redis, any_store.keys
+    ids = [(await create(any_store, f"task {i}")).id for i in range(5)]
+    assert await any_store.take(0) == ([], 5)
+    assert await r.lrange(k.processing, 0, -1) == []
+    taken, left = await any_store.take(3)
+    assert taken == ids[:3] and left == 2
+    # The oldest deepest: the order BLMOVE leaves, which recovery reads back.
+    assert await r.lrange(k.processing, 0, -1) == ids[2::-1]
+    assert await any_store.take(10) == (ids[3:], 0)
+    assert await r.lrange(k.processing, 0, -1) == ids[::-1]
+    assert await r.exists(k.queue) == 0
+
+
 async def test_queue_page_lists_in_the_order_tasks_will_be_taken(any_store):
     ids = [(await create(any_store, f"task {i}")).id for i in range(5)]
     page = await any_store.queue_page(0, 3)
