@@ -9,7 +9,7 @@ different sizes, so that start-up and shutdown cancel out. Kernel time (network 
 calls, page faults) is not counted: compare versions with it, and read CPU time from the
 other benchmarks.
 
-    python -m bench.instructions [--rounds 50] [--batch 10] [--subscribers 0]
+    python -m bench.instructions [--rounds 50] [--batch 10] [--subscribers 0] [--reply-bytes 0]
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
 
 from bench.common import Table, fmt
-from bench.storage import KEY_NAMES, finished_tasks
+from bench.storage import KEY_NAMES, REPLY, finished_tasks
 from queueapp import model
 from queueapp.store import QueueStore
 from tests.support import free_port, redis_server_binary
@@ -35,7 +36,18 @@ WARM_UP = 20  # tasks finished before counting starts: scripts loaded, keys crea
 MODES = ("create", "claim and finish", "delete")
 
 
-async def _work(port: int, mode: str, rounds: int, batch: int, subscribers: int) -> None:
+@dataclass(frozen=True)
+class Load:
+    batch: int = 10  # tasks per script call, as a worker of this concurrency sends them
+    subscribers: int = 0  # connections subscribed to the notify channel
+    reply: str = REPLY  # the agent's answer: a finish passes it twice, in the task and in its event
+
+    def describe(self) -> str:
+        size = "a one-line reply" if self.reply == REPLY else f"a reply of {len(self.reply):,} bytes"
+        return f"batches of {self.batch}, {self.subscribers} notify subscribers, {size}"
+
+
+async def _work(port: int, mode: str, rounds: int, load: Load) -> None:
     client = aioredis.Redis(port=port, decode_responses=True)
     for _ in range(600):  # valgrind starts redis-server slowly
         try:
@@ -44,17 +56,17 @@ async def _work(port: int, mode: str, rounds: int, batch: int, subscribers: int)
         except (OSError, redis.ConnectionError):
             await asyncio.sleep(0.1)
     store = QueueStore(client, KEY_NAMES)
-    listeners = [client.pubsub() for _ in range(subscribers)]
+    listeners = [client.pubsub() for _ in range(load.subscribers)]
     for listener in listeners:
         await listener.subscribe(KEY_NAMES.notify)
     readers = [asyncio.ensure_future(_drain(listener)) for listener in listeners]
-    await finished_tasks(store, WARM_UP)
+    await finished_tasks(store, WARM_UP, reply=load.reply)
     question = model.message("user", [model.text_part("What is the weather in Lisbon today?")])
     for _ in range(rounds):
         if mode == "create":
-            await asyncio.gather(*(store.create_task({**question, "messageId": model.new_id()}) for _ in range(batch)))
+            await asyncio.gather(*(store.create_task({**question, "messageId": model.new_id()}) for _ in range(load.batch)))
             continue
-        ids = await finished_tasks(store, batch)
+        ids = await finished_tasks(store, load.batch, reply=load.reply)
         if mode == "delete":
             await asyncio.gather(*(store.delete(task_id, only_finished=True) for task_id in ids))
     await asyncio.sleep(0.5)  # the subscribers read what was published
@@ -71,7 +83,7 @@ async def _drain(listener: aioredis.client.PubSub) -> None:
         await listener.get_message(timeout=1)
 
 
-def instructions(mode: str, rounds: int, batch: int, subscribers: int) -> int:
+def instructions(mode: str, rounds: int, load: Load) -> int:
     """Instructions redis-server executed in a whole run: start, warm-up, the work, shutdown."""
     folder = Path(tempfile.mkdtemp(prefix="a2a-bench-instructions-"))
     port = free_port()
@@ -82,7 +94,7 @@ def instructions(mode: str, rounds: int, batch: int, subscribers: int) -> int:
         stderr=subprocess.DEVNULL,
     )
     try:
-        asyncio.run(_work(port, mode, rounds, batch, subscribers))
+        asyncio.run(_work(port, mode, rounds, load))
         server.wait(120)
         for line in out.read_text().splitlines():
             if line.startswith("summary:"):
@@ -94,18 +106,18 @@ def instructions(mode: str, rounds: int, batch: int, subscribers: int) -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def per_task(mode: str, rounds: int, batch: int, subscribers: int) -> float:
-    small, large = instructions(mode, 1, batch, subscribers), instructions(mode, rounds + 1, batch, subscribers)
-    return (large - small) / (rounds * batch)
+def per_task(mode: str, rounds: int, load: Load) -> float:
+    small, large = instructions(mode, 1, load), instructions(mode, rounds + 1, load)
+    return (large - small) / (rounds * load.batch)
 
 
-def run(rounds: int, batch: int, subscribers: int) -> Table:
+def run(rounds: int, load: Load) -> Table:
     if not shutil.which("valgrind"):
         raise RuntimeError("valgrind is not installed (apt-get install -y valgrind)")
-    whole = {mode: per_task(mode, rounds, batch, subscribers) for mode in MODES}
+    whole = {mode: per_task(mode, rounds, load) for mode in MODES}
     # Each mode repeats the one before it and adds a step: the step's cost is the difference.
     steps = {"create": whole["create"], "claim and finish": whole["claim and finish"] - whole["create"], "delete": whole["delete"] - whole["claim and finish"]}
-    out = Table(f"Redis instructions per task: {rounds * batch} tasks in batches of {batch}, {subscribers} notify subscribers", ["step", "instructions per task"])
+    out = Table(f"Redis instructions per task: {rounds * load.batch} tasks, {load.describe()}", ["step", "instructions per task"])
     for step, value in steps.items():
         out.add(step, fmt(value))
     out.add("the whole life", fmt(whole["delete"]))
@@ -119,8 +131,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=50, help="batches counted (default 50)")
     parser.add_argument("--batch", type=int, default=10, help="tasks per batch (default 10, a worker's default concurrency)")
     parser.add_argument("--subscribers", type=int, default=0, help="connections subscribed to the notify channel, as serve processes are (default 0)")
+    parser.add_argument("--reply-bytes", type=int, default=0, help="the agent's reply, in bytes (default 0: one short line)")
     args = parser.parse_args(argv)
-    print(run(args.rounds, args.batch, args.subscribers).render())
+    if args.reply_bytes < 0 or args.batch < 1 or args.rounds < 1:
+        parser.error("--rounds and --batch must be at least 1, --reply-bytes at least 0")
+    reply = "x" * args.reply_bytes if args.reply_bytes else REPLY
+    print(run(args.rounds, Load(args.batch, args.subscribers, reply)).render())
     return 0
 
 

@@ -53,8 +53,11 @@ def parse_sizes(text: str) -> list[int]:
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{model.new_id()[-8:]}"  # shaped like a real worker's
 
 
-async def finished_tasks(store: QueueStore, count: int, context_id: str | None = None, identity: str | None = None) -> list[str]:
-    """Small text tasks, created, claimed and completed the way a worker does it.
+REPLY = "Sunny, 24 degrees, light wind from the north."
+
+
+async def finished_tasks(store: QueueStore, count: int, context_id: str | None = None, identity: str | None = None, reply: str = REPLY) -> list[str]:
+    """Text tasks, created, claimed and completed with ``reply`` the way a worker does it.
 
     The queue must hold nothing else: the claim takes the oldest waiting ids.
     """
@@ -64,7 +67,7 @@ async def finished_tasks(store: QueueStore, count: int, context_id: str | None =
     )
     ids, _ = await store.take(count)
     claims = await store.lease(ids, WORKER_ID, 60)
-    await asyncio.gather(*(ClaimUpdater(store, claim).complete("Sunny, 24 degrees, light wind from the north.") for claim in claims))
+    await asyncio.gather(*(ClaimUpdater(store, claim).complete(reply) for claim in claims))
     return ids
 
 

@@ -152,7 +152,7 @@ def test_storage_benchmark_reads_and_weighs_finished_tasks(redis_server):
 
 
 def test_instruction_count_benchmark_weighs_each_step_of_a_tasks_life():
-    table = instructions.run(rounds=2, batch=3, subscribers=1)
+    table = instructions.run(rounds=2, load=instructions.Load(batch=3, subscribers=1))
     rows = {row[0]: float(row[1].replace(",", "")) for row in table.rows}
     assert list(rows) == ["create", "claim and finish", "delete", "the whole life"]
     # A script call alone costs Redis some 20,000 instructions: each step is at least that.

@@ -78,7 +78,7 @@ class Reads(StoreBase):
         first, *rows = await self.scripts.read_events({"events": self.keys.events(task_id)}, {"after": after, "count": count})
         events = []
         for n, row in enumerate(rows, start=first):
-            ms, event = row.split(":", 1)
+            ms, event = row.split(":", 1)  # written by base.event_entry
             events.append((f"{ms}-{n}", model.loads(event)))
         return events
 

@@ -9,7 +9,7 @@ from typing import Any
 from queueapp import histogram, model
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
-from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S
+from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S, event_entry
 from queueapp.store.batch import ItemBatch
 from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, check
 from queueapp.store.reads import Reads
@@ -93,7 +93,7 @@ class Transitions(Reads):
             "task_json": model.pack_task(task),
             "now_ms": ms,
             "message_id_ttl_ms": ttl,
-            "event_json": model.dumps({"task": task}),
+            "event": event_entry(ms, {"task": task}),
             "channel": k.notify,
             "owner": identity or "",
             "context_must_exist": "1" if context_must_exist else "0",
@@ -164,7 +164,7 @@ class Transitions(Reads):
         ``requeue_front``). Raises :class:`Conflict` if the guard fails.
         """
         state = model.task_state(record.task)
-        k = self.keys
+        k, ms = self.keys, model.now_ms()
         guard_kind, guard_value = _guard(record, token)
         keys: UpdateKeys = {
             "active": k.active(record.id),
@@ -185,8 +185,8 @@ class Transitions(Reads):
             "guard_value": guard_value,
             "state": state.value,
             "task_json": model.pack_task(record.task),
-            "now_ms": model.now_ms(),
-            "event_json": model.dumps(event) if event else "",
+            "now_ms": ms,
+            "event": event_entry(ms, event) if event else "",
             "action": action,
             "channel": k.notify,
             "events_maxlen": EVENTS_MAXLEN,
@@ -230,7 +230,7 @@ class Transitions(Reads):
             "guard_value": guard_value,
             "state": value,
             "task_json": model.pack_task(record.task),
-            "event_json": model.dumps(event),
+            "event": event_entry(ms, event),
             "wait_ms": wait_ms,
             "run_ms": run_ms,
             "wait_bucket": histogram.field(histogram.WAIT, wait_ms),
@@ -307,7 +307,7 @@ class Transitions(Reads):
             "rev": record.rev,
             "task_json": model.pack_task(record.task),
             "now_ms": ms,
-            "event_json": model.dumps(model.status_event(record.task)),
+            "event": event_entry(ms, model.status_event(record.task)),
             "channel": k.notify,
             "events_maxlen": EVENTS_MAXLEN,
         }

@@ -56,14 +56,14 @@ local function set_fields(key, argv, first)
   end
 end
 
-local function push_event(key, now_ms, event_json, maxlen)
+local function push_event(key, entry, maxlen)
   -- Append one event to a task's events: a list whose first element is how many of the task's
-  -- events were trimmed away (the oldest, past maxlen), then one '<ms>:<event JSON>' per event.
+  -- events were trimmed away (the oldest, past maxlen), then one entry '<ms>:<event JSON>' per
+  -- event (the caller's: store/base.event_entry).
   -- So the event numbered n (from 1) is at index n minus that offset, and an event id 'ms-n'
   -- is a reader's cursor that trimming never moves (read_events.lua). A list, not a stream:
   -- Redis 7 allocates a new stream's first node at stream-node-max-bytes (4 KB) up front, two
   -- thirds of what a small task took in its first minutes.
-  local entry = now_ms .. ':' .. event_json
   local ok, length = pcall(redis.call, 'RPUSH', key, entry)
   if not ok then
     -- A stream that an earlier version wrote starts over as a list; anything else is damage.

@@ -38,7 +38,7 @@ redis.call('ZADD', K.active_index, score, A.task_id)
 owner_index(owner, nil, K.owner_active_index, score, A.task_id)
 move_count(K.counts, nil, STATE.SUBMITTED)
 redis.call('LPUSH', K.queue, A.task_id)
-redis.call('RPUSH', K.events, '0', A.now_ms .. ':' .. A.event_json)  -- the first event, none trimmed (push_event)
+redis.call('RPUSH', K.events, '0', A.event)  -- the first event, none trimmed (push_event)
 if tonumber(A.message_id_ttl_ms) > 0 then
   redis.call('SET', K.message_id, A.task_id, 'PX', A.message_id_ttl_ms)
 end

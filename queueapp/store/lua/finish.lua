@@ -84,7 +84,7 @@ local function finish_one(key, item_arg)
     redis.call('LREM', K.processing, '0', id)
     redis.call('HDEL', K.processing_seen, id)
   end
-  push_event(key.events, A.now_ms, item_arg.event_json, A.events_maxlen)
+  push_event(key.events, item_arg.event, A.events_maxlen)
   redis.call('PEXPIRE', key.events, A.events_ttl_ms)
   add_to(stats, state, 1)
   -- How many waits were measured is the sum of the histogram's buckets (histogram.py).

@@ -20,8 +20,8 @@ redis.call('ZADD', K.active_index, score, A.task_id)
 redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])
 owner_index(fields[3], nil, K.owner_active_index, score, A.task_id)
-if A.event_json ~= '' then
-  push_event(K.events, A.now_ms, A.event_json, A.events_maxlen)
+if A.event ~= '' then
+  push_event(K.events, A.event, A.events_maxlen)
 end
 local action = A.action
 if action ~= '' then
