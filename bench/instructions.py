@@ -44,7 +44,7 @@ class Load:
 
     def describe(self) -> str:
         size = "a one-line reply" if self.reply == REPLY else f"a reply of {len(self.reply):,} bytes"
-        return f"batches of {self.batch}, {self.subscribers} notify subscribers, {size}"
+        return f"batches of {self.batch}, {self.subscribers or 'no'} notify subscribers, {size}"
 
 
 async def _work(port: int, mode: str, rounds: int, load: Load) -> None:
@@ -129,13 +129,13 @@ def run(rounds: int, load: Load) -> Table:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=50, help="batches counted (default 50)")
-    parser.add_argument("--batch", type=int, default=10, help="tasks per batch (default 10, a worker's default concurrency)")
-    parser.add_argument("--subscribers", type=int, default=0, help="connections subscribed to the notify channel, as serve processes are (default 0)")
-    parser.add_argument("--reply-bytes", type=int, default=0, help="the agent's reply, in bytes (default 0: one short line)")
+    parser.add_argument("--batch", type=int, default=Load.batch, help=f"tasks per batch (default {Load.batch}, a worker's default concurrency)")
+    parser.add_argument("--subscribers", type=int, default=Load.subscribers, help="connections subscribed to the notify channel, as serve processes are (default none)")
+    parser.add_argument("--reply-bytes", type=int, help="the agent's reply, in bytes (default: one short line)")
     args = parser.parse_args(argv)
-    if args.reply_bytes < 0 or args.batch < 1 or args.rounds < 1:
-        parser.error("--rounds and --batch must be at least 1, --reply-bytes at least 0")
-    reply = "x" * args.reply_bytes if args.reply_bytes else REPLY
+    if args.rounds < 1 or args.batch < 1 or args.subscribers < 0 or (args.reply_bytes is not None and args.reply_bytes < 1):
+        parser.error("--rounds, --batch and --reply-bytes must be at least 1, --subscribers at least 0")
+    reply = REPLY if args.reply_bytes is None else "x" * args.reply_bytes
     print(run(args.rounds, Load(args.batch, args.subscribers, reply)).render())
     return 0
 

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Self
 
 from redis.asyncio.client import PubSub
 
-from queueapp import model
 from queueapp.ha import subscribe
 from queueapp.model import Json
 from queueapp.store.keys import Keys
@@ -17,15 +16,6 @@ if TYPE_CHECKING:
     from queueapp.connection import RedisClient
 
 EVENTS_MAXLEN = 1000
-
-
-def event_entry(ms: int, event: Json) -> str:
-    """An event as a task's events list keeps it: '<ms>:<event JSON>' (push_event in _common.lua).
-
-    Made here, not in the script: every byte a script is given or makes is hashed by Redis's
-    Lua, and an event carries the task's output.
-    """
-    return f"{ms}:{model.dumps(event)}"
 STATS_TTL_S = 2 * 3600
 REPLICA_ACK_TIMEOUT_MS = 1000
 

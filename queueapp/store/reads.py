@@ -10,6 +10,15 @@ from queueapp.store.base import StoreBase
 from queueapp.store.errors import TaskNotFound
 
 
+def event_entry(ms: int, event: Json) -> str:
+    """An event as a task's events list keeps it: '<ms>:<event JSON>' (push_event in _common.lua).
+
+    Made here, not in the scripts: Redis's Lua hashes every byte of each string it makes, and
+    an event carries the task's output. :meth:`Reads.read_events` reads it back.
+    """
+    return f"{ms}:{model.dumps(event)}"
+
+
 class Reads(StoreBase):
     async def get(self, task_id: str) -> TaskRecord | None:
         records = await self.get_many([task_id])
@@ -78,7 +87,7 @@ class Reads(StoreBase):
         first, *rows = await self.scripts.read_events({"events": self.keys.events(task_id)}, {"after": after, "count": count})
         events = []
         for n, row in enumerate(rows, start=first):
-            ms, event = row.split(":", 1)  # written by base.event_entry
+            ms, event = row.split(":", 1)  # see event_entry
             events.append((f"{ms}-{n}", model.loads(event)))
         return events
 

@@ -47,7 +47,7 @@ class CreateArgs(TypedDict):
     task_json: str
     now_ms: int
     message_id_ttl_ms: int  # 0: no message id to remember
-    event: str  # the first event, as stored (base.event_entry)
+    event: str  # the first event, as stored (reads.event_entry)
     channel: str
     owner: str  # '' with auth off
     context_must_exist: str  # '1' for a context the client named with auth on
@@ -74,7 +74,7 @@ class UpdateArgs(TypedDict):
     state: str
     task_json: str
     now_ms: int
-    event: str  # as stored (base.event_entry), '' for none
+    event: str  # as stored (reads.event_entry), '' for none
     action: str  # '' | 'release' | 'requeue' | 'requeue_front'
     channel: str
     events_maxlen: int
@@ -119,7 +119,7 @@ class FinishItemArgs(TypedDict):
     guard_value: str
     state: str
     task_json: str
-    event: str  # as stored (base.event_entry)
+    event: str  # as stored (reads.event_entry)
     wait_ms: int  # -1 when not measured
     run_ms: int  # -1 when not measured
     wait_bucket: str  # the histogram field (histogram.py), '' when not measured
@@ -146,7 +146,7 @@ class RetryArgs(TypedDict):
     rev: str  # the revision the caller read
     task_json: str
     now_ms: int
-    event: str  # as stored (base.event_entry)
+    event: str  # as stored (reads.event_entry)
     channel: str
     events_maxlen: int
 

@@ -9,10 +9,10 @@ from typing import Any
 from queueapp import histogram, model
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
-from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S, event_entry
+from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S
 from queueapp.store.batch import ItemBatch
 from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, check
-from queueapp.store.reads import Reads
+from queueapp.store.reads import Reads, event_entry
 from queueapp.store.scripts import (
     CREATE,
     CreateArgs,
@@ -255,7 +255,10 @@ class Transitions(Reads):
         return ItemBatch(self._send_finishes)
 
     async def _send_finishes(self, items: list[tuple[FinishItemKeys, FinishItemArgs]]) -> list[tuple[list[Any], int]]:
-        """One finish script call for the tasks of a batch; the shared keys and time are the call's."""
+        """One finish script call for the tasks of a batch; the shared keys and time are the call's.
+
+        (Each task's event keeps the time of its own finish, a turn of the event loop earlier at most.)
+        """
         k, ms = self.keys, model.now_ms()
         keys: FinishKeys = {
             "counts": k.counts,

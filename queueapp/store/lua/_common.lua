@@ -59,7 +59,7 @@ end
 local function push_event(key, entry, maxlen)
   -- Append one event to a task's events: a list whose first element is how many of the task's
   -- events were trimmed away (the oldest, past maxlen), then one entry '<ms>:<event JSON>' per
-  -- event (the caller's: store/base.event_entry).
+  -- event, made by store/reads.event_entry (lease.lua makes a claim's small one itself).
   -- So the event numbered n (from 1) is at index n minus that offset, and an event id 'ms-n'
   -- is a reader's cursor that trimming never moves (read_events.lua). A list, not a stream:
   -- Redis 7 allocates a new stream's first node at stream-node-max-bytes (4 KB) up front, two

@@ -49,6 +49,7 @@ local function claim_one(key, claim)
     -- Collected before anything below can fail: a claim that got this far keeps its lease.
     append_pair(leases, A.deadline_ms, id)
     append_pair(active_scores, score, id)
+    -- The entry as reads.event_entry makes it: this event is small and built here anyway.
     push_event(key.events, A.now_ms .. ':{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
       .. ',"status":' .. status .. '}}', A.events_maxlen)
     local row = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
