@@ -128,7 +128,7 @@ def run(rounds: int, load: Load) -> Table:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=50, help="batches counted (default 50)")
+    parser.add_argument("--rounds", type=int, default=50, help="batches counted (default 50; with few, Lua's garbage collection falls unevenly between the steps, the whole life much less)")
     parser.add_argument("--batch", type=int, default=Load.batch, help=f"tasks per batch (default {Load.batch}, a worker's default concurrency)")
     parser.add_argument("--subscribers", type=int, default=Load.subscribers, help="connections subscribed to the notify channel, as serve processes are (default none)")
     parser.add_argument("--reply-bytes", type=int, help="the agent's reply, in bytes (default: one short line)")

@@ -182,7 +182,7 @@ def _stop_if_unused(config: Config) -> None:
     try:
         others = other_clients(config)
         if others:
-            log.info("Embedded Redis left running: %s other client(s) use it, socket=%s", others, sock)
+            log.info("Embedded Redis left running: %s other connection(s) use it, socket=%s", others, sock)
             return
         client = _client(sock)
         try:

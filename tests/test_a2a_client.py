@@ -89,7 +89,7 @@ def test_url_defaults_from_the_server_settings_and_text_is_sent_once(processes, 
     assert code == 0, output
     assert f"Waiting for the server, url=http://127.0.0.1:{server.port}" in output
     assert output.count("text='just once'") == 1
-    assert "All 1 tasks completed" in output
+    assert "The task completed" in output
 
 
 def test_url_defaults_to_the_public_url_when_set(processes, redis_url):
@@ -204,4 +204,4 @@ def test_the_readmes_sleep_example_works_as_the_readme_says(processes, redis_url
     server = processes.serve(redis_url, A2A_AGENT="demo")
     code, output = run_client(processes, redis_url, *args[1:], A2A_SERVER_PORT=str(server.port))
     assert code == 0, output
-    assert "state=working" in output and "All 1 tasks completed" in output
+    assert "state=working" in output and "The task completed" in output

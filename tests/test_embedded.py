@@ -92,7 +92,7 @@ def test_serve_stops_the_embedded_redis_unless_another_process_still_uses_it(pro
         worker = processes.worker(None)
         wait_until(lambda: "Worker started" in worker.output, message="the worker to start")
         assert server.stop() == 0
-        assert "Embedded Redis left running" in server.output and "other client(s) use it" in server.output
+        assert "Embedded Redis left running" in server.output and "other connection(s) use it" in server.output
         assert pingable(cfg)  # the separate worker still has its queue
 
         assert worker.stop() == 0  # the last user

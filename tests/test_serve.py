@@ -38,6 +38,14 @@ def test_sigterm_stops_serve_cleanly_with_exit_code_zero(processes, redis_url, s
     wait_until(lambda: "Worker stopped" in serve.output, message="the embedded worker to stop")
 
 
+def test_a_serve_without_embedded_workers_says_it_has_none_to_drain(processes, redis_url):
+    serve = processes.serve(redis_url, A2A_EMBEDDED_WORKERS="0")
+    serve.signal(signal.SIGINT)
+    assert serve.wait(30) == 0
+    assert "Shutting down: no new requests" in serve.output
+    assert "draining" not in serve.output and "Worker st" not in serve.output
+
+
 def test_machine_paths_skip_the_browser_middleware(processes, redis_url):
     """The endpoint answers without session, CSRF or frame middleware; the dashboard keeps them."""
     serve = processes.serve(redis_url)

@@ -80,4 +80,4 @@ class Command(BaseCommand):
         failures = report(tracked, display)
         if failures:
             raise CommandError(f"{failures} of {len(tracked)} tasks did not complete")
-        display.log(f"All {len(tracked)} tasks completed")
+        display.log("The task completed" if len(tracked) == 1 else f"All {len(tracked)} tasks completed")

@@ -184,7 +184,10 @@ class _Stopping:
                 worker.stop(now=True)
             return
         self.requested = True
-        log.info("Shutting down: no new requests, draining embedded workers (a second Ctrl-C stops at once)")
+        if self.workers:
+            log.info("Shutting down: no new requests, draining embedded workers (a second Ctrl-C stops at once)")
+        else:
+            log.info("Shutting down: no new requests")
         self.stop_http()
 
 
