@@ -309,11 +309,14 @@ class Config(SettingFields):
         return dataclasses.replace(self, **changes)
 
 
+ENV_FILE_VARIABLE = "A2A_ENV_FILE"  # names the file of settings to read instead of .env (not a setting itself)
+
+
 def load_env_file(path: Path | None = None) -> dict[str, str]:
     """Values from a ``.env`` file, if there is one. The process environment wins over it."""
     from dotenv import dotenv_values
 
-    env_file = path or Path(os.environ.get("A2A_ENV_FILE", BASE_DIR / ".env"))
+    env_file = path or Path(os.environ.get(ENV_FILE_VARIABLE, BASE_DIR / ".env"))
     if not env_file.is_file():
         return {}
     return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
