@@ -254,6 +254,25 @@ class TaskRecord:
     trace: str | None = None
     """The W3C traceparent of the call that created the task, when tracing was on there."""
 
+    def history_meta(self, extra: dict[str, Any] | None = None) -> str:
+        """The ``meta`` JSON a finish through this task's claim stores, but its ``rev`` and ``finished_ms``.
+
+        The same fields finish.lua keeps when it reads the active hash itself: every field of
+        the hash that is not one of the history's own (HISTORY_OWN_FIELDS there), as the create
+        and the claim wrote them, then the caller's ``extra``. The script puts the revision and
+        the finish time first, since only it knows them. :meth:`from_hash` reads them back.
+        """
+        held = {
+            "attempts": self.attempts,
+            "created_ms": self.created_ms,
+            "enqueued_ms": self.enqueued_ms,
+            "started_ms": self.started_ms,
+            "worker": self.worker,
+            "trace": self.trace,
+            **(extra or {}),
+        }
+        return dumps({name: str(value) for name, value in held.items() if value is not None})
+
     @classmethod
     def from_hash(cls, task_id: str, fields: dict[str, str], finished: bool) -> TaskRecord:
         if "meta" in fields:  # a finished task keeps its bookkeeping in one field (finish.lua)

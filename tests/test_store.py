@@ -193,6 +193,35 @@ async def test_finish_moves_the_task_to_the_history(any_store, state):
         assert stats.per_minute[-1][state.value] == 1
 
 
+@pytest.mark.parametrize("trace", [None, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
+async def test_a_workers_finish_keeps_the_same_bookkeeping_as_the_hash_held(any_store, trace):
+    # A worker's finish sends the history's meta from its claim instead of reading the hash:
+    # it must be the hash's own fields all the same, so that a retry or a read finds them.
+    r, k = any_store.redis, any_store.keys
+    record = await create(any_store, identity="alice", trace=trace)
+    claim = await claim_one(any_store)
+    updater = ClaimUpdater(any_store, claim)
+    await updater.working("on it", progress=0.5)
+    held = await r.hgetall(k.active(record.id))
+    await updater.fail("it broke")
+    stored = await r.hgetall(k.deadletter(record.id))
+    meta = json.loads(stored["meta"])
+    history_own = {"state", "context_id", "task", "identity", "token", "progress", "status", "updated_ms", "rev"}
+    expected = {name: value for name, value in held.items() if name not in history_own}
+    assert int(meta.pop("finished_ms")) >= int(held["updated_ms"])
+    assert meta == {**expected, "rev": str(int(held["rev"]) + 1), "error": "it broke"}
+    assert ("trace" in meta) == bool(trace) and meta["worker"] == "w1"
+    assert stored["identity"] == "alice" and stored["context_id"] == record.context_id
+    finished = await any_store.require(record.id)
+    assert (finished.created_ms, finished.enqueued_ms, finished.started_ms, finished.attempts) == (
+        record.created_ms,
+        record.enqueued_ms,
+        claim.record.started_ms,
+        1,
+    )
+    assert finished.error == "it broke" and finished.trace == trace
+
+
 async def test_a_finished_task_cannot_be_written_by_its_old_worker(any_store):
     await create(any_store)
     claim = await claim_one(any_store)

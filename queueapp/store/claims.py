@@ -59,7 +59,7 @@ class Claims(Reads):
         ]
         rows = await self.scripts.lease(keys, args, items=items)
         claims = []
-        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace in rows:
+        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace, created_ms in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
             record = TaskRecord(
                 id=task_id,
@@ -68,7 +68,7 @@ class Claims(Reads):
                 task=task,
                 rev=str(rev),
                 attempts=int(attempts),
-                created_ms=0,
+                created_ms=int(created_ms or 0),
                 updated_ms=ms,
                 enqueued_ms=int(enqueued_ms) if enqueued_ms else None,
                 started_ms=ms,

@@ -125,6 +125,7 @@ class FinishItemArgs(TypedDict):
     wait_bucket: str  # the histogram field (histogram.py), '' when not measured
     run_bucket: str
     extra_json: str  # a JSON object of extra fields kept with the task ('{}' for none)
+    meta_json: str  # with guard 'token': the history's bookkeeping from the claim (TaskRecord.history_meta), extra fields included; else ''
 
 
 class RetryKeys(TypedDict):

@@ -235,7 +235,9 @@ class Transitions(Reads):
             "run_ms": run_ms,
             "wait_bucket": histogram.field(histogram.WAIT, wait_ms),
             "run_bucket": histogram.field(histogram.RUN, run_ms),
-            "extra_json": model.dumps({name: str(value) for name, value in (extra or {}).items()}),
+            # A worker's claim knows the bookkeeping the history keeps, so the script need not read it.
+            "extra_json": "{}" if token else model.dumps({name: str(value) for name, value in (extra or {}).items()}),
+            "meta_json": record.history_meta(extra) if token else "",
         }
         result, finished_ms = await self._finishing.submit((keys, args))
         check(result, record.id)

@@ -20,21 +20,31 @@ local counts, stats, notices = {}, {}, {}
 -- each history index's score/member pairs.
 local ended, context_scores, history_scores = {}, {}, {}
 
-local function finish_one(key, item_arg)
-  local id = item_arg.task_id
-  if item_arg.guard_kind == 'cancel' then
-    if redis.call('HGET', key.active, 'rev') ~= item_arg.guard_value then
-      return {-2}
+local function history_meta(active_rev, rest_json)
+  -- The history's 'meta': the task's next revision and its finish time, which only this call
+  -- knows, then the bookkeeping in rest_json, a JSON object of at least one field.
+  return '{"rev":"' .. string.format('%d', (tonumber(active_rev) or 0) + 1) .. '","finished_ms":"' .. A.now_ms .. '",'
+    .. string.sub(rest_json, 2)
+end
+
+local function read_active(key, item_arg)
+  -- The active hash's fields the finish needs (state, context_id, identity, token, rev) and the
+  -- history's meta JSON; nil when the task is not active.
+  if item_arg.guard_kind == 'token' and item_arg.meta_json ~= '' then
+    -- A worker's finish: its claim holds the task's bookkeeping (TaskRecord.history_meta), and
+    -- nobody else changes those fields while the claim's token is on the hash (the guard). So
+    -- the hash is not read whole: that read, sorting it and encoding its meta took a fifth of
+    -- a finish's instructions.
+    local f = redis.call('HMGET', key.active, 'state', 'context_id', 'identity', 'token', 'rev')
+    if not f[1] then
+      return nil
     end
-    if redis.call('HEXISTS', key.active, 'token') == 1 then
-      redis.call('SADD', K.cancels, id)
-      return {2}
-    end
+    return {state = f[1], context_id = f[2], identity = f[3], token = f[4], rev = f[5]}, history_meta(f[5], item_arg.meta_json)
   end
   -- The whole hash in one read: the guard, the fields the history keeps, and the rest.
   local all = redis.call('HGETALL', key.active)
   if #all == 0 then
-    return {-1}
+    return nil
   end
   -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
   -- the rest of the bookkeeping (rev, attempts, times, worker, the caller's extra fields...)
@@ -49,10 +59,6 @@ local function finish_one(key, item_arg)
       meta[all[i]] = all[i + 1]
     end
   end
-  if item_arg.guard_kind ~= 'cancel' and not guard_ok(item_arg.guard_kind, item_arg.guard_value, active.token, active.rev) then
-    return {-2}
-  end
-  local state = item_arg.state
   meta.rev = string.format('%d', (tonumber(active.rev) or 0) + 1)
   if item_arg.extra_json ~= '{}' then  -- most finishes have no extra fields: no decode
     for name, value in pairs(cjson.decode(item_arg.extra_json)) do
@@ -61,7 +67,29 @@ local function finish_one(key, item_arg)
       end
     end
   end
-  local history = {'state', state, 'context_id', active.context_id, 'task', item_arg.task_json, 'meta', cjson.encode(meta)}
+  return active, cjson.encode(meta)
+end
+
+local function finish_one(key, item_arg)
+  local id = item_arg.task_id
+  if item_arg.guard_kind == 'cancel' then
+    if redis.call('HGET', key.active, 'rev') ~= item_arg.guard_value then
+      return {-2}
+    end
+    if redis.call('HEXISTS', key.active, 'token') == 1 then
+      redis.call('SADD', K.cancels, id)
+      return {2}
+    end
+  end
+  local active, meta = read_active(key, item_arg)
+  if not active then
+    return {-1}
+  end
+  if item_arg.guard_kind ~= 'cancel' and not guard_ok(item_arg.guard_kind, item_arg.guard_value, active.token, active.rev) then
+    return {-2}
+  end
+  local state = item_arg.state
+  local history = {'state', state, 'context_id', active.context_id, 'task', item_arg.task_json, 'meta', meta}
   if active.identity then
     history[#history + 1], history[#history + 2] = 'identity', active.identity
   end

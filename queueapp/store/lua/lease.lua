@@ -1,7 +1,7 @@
 -- Claim ids that are in the processing list: give each a token and a lease, and mark it
 -- working (state, status, counts, index, an event and a notice) in the same step.
 -- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
--- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or ''}.
+-- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or '', created_ms}.
 -- An id whose task is gone or no longer waiting is dropped from processing and skipped,
 -- and so is an id no longer in processing (the reaper gave it back to the queue): it is
 -- claimed only by whoever takes it next.
@@ -24,6 +24,8 @@ local paused = redis.call('EXISTS', K.paused) == 1
 local score = index_score(A.now_ms)
 local qlen
 local counts, notices = {}, {}
+-- The working status is the same for every claim of the call.
+local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(A.now_iso) .. '}'
 -- What every claim writes to the shared keys, written once for the call after the loop.
 local unseen, leases, active_scores = {}, {}, {}
 local function claim_one(key, claim)
@@ -32,17 +34,16 @@ local function claim_one(key, claim)
   local was_taken = redis.call('LREM', K.processing, '1', id) == 1
   unseen[#unseen + 1] = id
   local fields = redis.call('HMGET', key.active, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token',
-    'status', 'identity', 'trace')
+    'status', 'identity', 'trace', 'created_ms')
   if fields[1] and fields[7] == token then
     -- Already ours: this is a resend after the first reply was lost on a dropped connection.
     return {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '', redis.call('EXISTS', key.push_configs),
-      fields[9] or '', fields[10] or ''}
+      fields[9] or '', fields[10] or '', fields[11] or ''}
   elseif was_taken and paused then
     given_back[#given_back + 1] = id
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
     local attempts = string.format('%d', (tonumber(fields[4]) or 0) + 1)
     local rev = string.format('%d', (tonumber(fields[3]) or 0) + 1)
-    local status = '{"state":"' .. STATE_V1.WORKING .. '","timestamp":' .. cjson.encode(A.now_iso) .. '}'
     redis.call('HSET', key.active, 'token', token, 'worker', A.worker_id, 'started_ms', A.now_ms, 'state', STATE.WORKING,
       'status', status, 'updated_ms', A.now_ms, 'attempts', attempts, 'rev', rev)
     tally_move(counts, fields[1], STATE.WORKING)  -- right after the state it counts is written
@@ -53,7 +54,7 @@ local function claim_one(key, claim)
     push_event(key.events, A.now_ms .. ':{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
       .. ',"status":' .. status .. '}}', A.events_maxlen)
     local row = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
-      fields[9] or '', fields[10] or ''}
+      fields[9] or '', fields[10] or '', fields[11] or ''}
     qlen = qlen or redis.call('LLEN', K.queue)
     notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update', qlen)  -- last: the claim is made
     return row
