@@ -164,3 +164,33 @@ async def test_the_listener_wakes_the_followers_of_every_task_a_batch_names(any_
             await follower.aclose()
     finally:
         await listener.stop()
+
+
+async def test_notices_and_the_working_event_keep_a_context_id_that_json_must_escape(any_store):
+    # The scripts write ids into JSON as they are unless they hold a quote, a backslash or a
+    # control character: a client may choose a context id with any of them.
+    context_id = 'quote " backslash \\ newline \n tab \t end'
+    record = await create(any_store, context_id=context_id)
+    pubsub = any_store.redis.pubsub()
+    await pubsub.subscribe("a2a:queue:notify")
+    await pubsub.get_message(timeout=1)
+    claim = await claim_one(any_store)
+    await ClaimUpdater(any_store, claim).complete("done")
+    await any_store.delete(record.id)
+    notices = await notices_heard(pubsub, 3)
+    await pubsub.aclose()
+    assert [(n["task_id"], n["context_id"], n["event"]) for n in notices] == [
+        (record.id, context_id, "update"),
+        (record.id, context_id, "finished"),
+        (record.id, context_id, "deleted"),
+    ]
+    assert [n["queue_length"] for n in notices] == [0, 0, 0]
+
+
+async def test_the_working_event_keeps_a_context_id_that_json_must_escape(any_store):
+    context_id = 'quote " backslash \\ control \x01'
+    record = await create(any_store, context_id=context_id)
+    await claim_one(any_store)
+    events = [event for _, event in await any_store.read_events(record.id)]
+    assert events[-1]["statusUpdate"]["contextId"] == context_id
+    assert events[-1]["statusUpdate"]["status"]["state"] == TaskState.WORKING.v1
