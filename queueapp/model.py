@@ -254,13 +254,14 @@ class TaskRecord:
     trace: str | None = None
     """The W3C traceparent of the call that created the task, when tracing was on there."""
 
-    def history_meta(self, extra: dict[str, Any] | None = None) -> str:
-        """The ``meta`` JSON a finish through this task's claim stores, but its ``rev`` and ``finished_ms``.
+    def history_meta(self, error: str | None = None) -> str:
+        """The ``meta`` JSON a finish through this task's claim stores, except its ``rev`` and ``finished_ms``.
 
-        The same fields finish.lua keeps when it reads the active hash itself: every field of
-        the hash that is not one of the history's own (HISTORY_OWN_FIELDS there), as the create
-        and the claim wrote them, then the caller's ``extra``. The script puts the revision and
-        the finish time first, since only it knows them. :meth:`from_hash` reads them back.
+        These are the bookkeeping fields the create and the claim write to the active hash
+        besides the history's own (HISTORY_OWN_FIELDS in finish.lua), as the claim returned
+        them, and the error of a failed task. finish.lua checks that the hash holds nothing
+        else (or reads it whole), and puts the revision and the finish time first, since only
+        it knows them. :meth:`from_hash` reads them back.
         """
         held = {
             "attempts": self.attempts,
@@ -269,7 +270,7 @@ class TaskRecord:
             "started_ms": self.started_ms,
             "worker": self.worker,
             "trace": self.trace,
-            **(extra or {}),
+            "error": error,
         }
         return dumps({name: str(value) for name, value in held.items() if value is not None})
 

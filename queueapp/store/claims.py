@@ -59,8 +59,9 @@ class Claims(Reads):
         ]
         rows = await self.scripts.lease(keys, args, items=items)
         claims = []
-        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace, created_ms in rows:
+        for task_id, task_json, rev, attempts, enqueued_ms, context_id, status_json, has_push, identity, trace, created_ms, started_ms in rows:
             task = model.unpack_task(task_json, task_id, context_id, status_json)
+            started = int(started_ms) if started_ms else ms  # a resent claim's is the first call's
             record = TaskRecord(
                 id=task_id,
                 context_id=context_id,
@@ -69,9 +70,9 @@ class Claims(Reads):
                 rev=str(rev),
                 attempts=int(attempts),
                 created_ms=int(created_ms or 0),
-                updated_ms=ms,
+                updated_ms=started,
                 enqueued_ms=int(enqueued_ms) if enqueued_ms else None,
-                started_ms=ms,
+                started_ms=started,
                 worker=worker_id,
                 identity=identity or None,
                 has_push_configs=bool(has_push),

@@ -124,8 +124,8 @@ class FinishItemArgs(TypedDict):
     run_ms: int  # -1 when not measured
     wait_bucket: str  # the histogram field (histogram.py), '' when not measured
     run_bucket: str
-    extra_json: str  # a JSON object of extra fields kept with the task ('{}' for none)
-    meta_json: str  # with guard 'token': the history's bookkeeping from the claim (TaskRecord.history_meta), extra fields included; else ''
+    extra_json: str  # a JSON object of fields the history keeps besides the hash's ('{}' for none): the error of a failed task
+    meta_json: str  # with guard 'token': the history's bookkeeping from the claim (TaskRecord.history_meta), the error included; else ''
 
 
 class RetryKeys(TypedDict):

@@ -197,7 +197,7 @@ class Transitions(Reads):
         return record
 
     async def finish(
-        self, record: TaskRecord, event: Json, *, token: str | None = None, extra: dict[str, Any] | None = None, flag_if_claimed: bool = False
+        self, record: TaskRecord, event: Json, *, token: str | None = None, error: str | None = None, flag_if_claimed: bool = False
     ) -> TaskRecord:
         """Move a task whose ``record.task`` now has a terminal status into the history.
 
@@ -235,9 +235,9 @@ class Transitions(Reads):
             "run_ms": run_ms,
             "wait_bucket": histogram.field(histogram.WAIT, wait_ms),
             "run_bucket": histogram.field(histogram.RUN, run_ms),
+            "extra_json": model.dumps({"error": error}) if error else "{}",
             # A worker's claim knows the bookkeeping the history keeps, so the script need not read it.
-            "extra_json": "{}" if token else model.dumps({name: str(value) for name, value in (extra or {}).items()}),
-            "meta_json": record.history_meta(extra) if token else "",
+            "meta_json": record.history_meta(error) if token else "",
         }
         result, finished_ms = await self._finishing.submit((keys, args))
         check(result, record.id)
@@ -285,8 +285,8 @@ class Transitions(Reads):
         ms = model.now_ms()
         before = record.task.get("status")
         record.task["status"] = model.status(state, ms, model.agent_text(reason, record.id, record.context_id))
-        extra = {"error": reason} if state is TaskState.FAILED else None
-        record = await self.finish(record, model.status_event(record.task), extra=extra, flag_if_claimed=flag_if_claimed)
+        error = reason if state is TaskState.FAILED else None
+        record = await self.finish(record, model.status_event(record.task), error=error, flag_if_claimed=flag_if_claimed)
         if not record.finished:  # flagged: its worker ends it
             record.task["status"] = before
         return record

@@ -131,8 +131,8 @@ class ClaimUpdater:
             self.on_end_write(True)
         try:
             if state.is_terminal:
-                extra = {"error": text} if state is TaskState.FAILED and text else None
-                await self._write(lambda: self.store.finish(self.record, event, token=self.claim.token, extra=extra))
+                error = text if state is TaskState.FAILED and text else None
+                await self._write(lambda: self.store.finish(self.record, event, token=self.claim.token, error=error))
             else:
                 await self._write(lambda: self.store.update(self.record, event, token=self.claim.token, action="release"))
         finally:

@@ -230,7 +230,7 @@ async def test_task_page_shows_timeline_messages_artifacts_identity_and_raw_json
         {"artifactId": "f", "name": "files", "parts": [{"raw": raw, "filename": "out.txt", "mediaType": "text/plain"}, {"url": "https://example.com/out.txt", "filename": "out.txt"}, {"url": "javascript:alert(1)"}]},
     ]
     record.task["status"] = model.status(TaskState.FAILED, model.now_ms(), model.agent_text("it broke"))
-    await dash_store.finish(record, model.status_event(record.task), extra={"error": "it broke"})
+    await dash_store.finish(record, model.status_event(record.task), error="it broke")
     client = await staff_client(server, users)
     page = (await client.get(f"/dashboard/tasks/{record.id}/")).text
     assert 'data-testid="identity"><a href="/dashboard/history/?owner=alice%40example.com">alice@example.com</a>' in page
@@ -276,7 +276,7 @@ async def test_html_and_script_in_task_content_are_escaped_everywhere(server, us
     record = await dash_store.require(record.id)
     record.task["artifacts"] = [{"artifactId": "x", "name": HOSTILE, "parts": [{"text": HOSTILE}, {"raw": "aGk=", "filename": HOSTILE}]}]
     record.task["status"] = model.status(TaskState.FAILED, model.now_ms(), model.agent_text(HOSTILE))
-    await dash_store.finish(record, model.status_event(record.task), extra={"error": HOSTILE})
+    await dash_store.finish(record, model.status_event(record.task), error=HOSTILE)
     client = await staff_client(server, users)
     paths = [
         *PAGES, f"/dashboard/tasks/{record.id}/", f"/dashboard/tasks/{waiting.id}/", f"/dashboard/contexts/{record.context_id}/",

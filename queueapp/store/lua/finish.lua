@@ -20,11 +20,20 @@ local counts, stats, notices = {}, {}, {}
 -- each history index's score/member pairs.
 local ended, context_scores, history_scores = {}, {}, {}
 
+-- The fields a claimed task's active hash holds when nothing but the create, the claim and
+-- its worker's updates wrote it: state, context_id, task, rev, attempts, created_ms,
+-- updated_ms and enqueued_ms (the create), token, worker and started_ms (the claim), and
+-- besides these only identity, trace, status and progress, whichever are there.
+local CLAIMED_FIELDS = 11
+
 local function history_meta(active_rev, rest_json)
   -- The history's 'meta': the task's next revision and its finish time, which only this call
-  -- knows, then the bookkeeping in rest_json, a JSON object of at least one field.
-  return '{"rev":"' .. string.format('%d', (tonumber(active_rev) or 0) + 1) .. '","finished_ms":"' .. A.now_ms .. '",'
-    .. string.sub(rest_json, 2)
+  -- knows, then the bookkeeping of the JSON object rest_json.
+  local head = '{"rev":"' .. string.format('%d', (tonumber(active_rev) or 0) + 1) .. '","finished_ms":"' .. A.now_ms .. '"'
+  if rest_json == '{}' then
+    return head .. '}'
+  end
+  return head .. ',' .. string.sub(rest_json, 2)
 end
 
 local function read_active(key, item_arg)
@@ -33,13 +42,20 @@ local function read_active(key, item_arg)
   if item_arg.guard_kind == 'token' and item_arg.meta_json ~= '' then
     -- A worker's finish: its claim holds the task's bookkeeping (TaskRecord.history_meta), and
     -- nobody else changes those fields while the claim's token is on the hash (the guard). So
-    -- the hash is not read whole: that read, sorting it and encoding its meta took a fifth of
-    -- a finish's instructions.
-    local f = redis.call('HMGET', key.active, 'state', 'context_id', 'identity', 'token', 'rev')
+    -- the hash is not read whole, when it holds no other field (one an earlier version or
+    -- another writer left, which the history keeps): that read, sorting it and encoding its
+    -- meta took a fifth of a finish's instructions.
+    local f = redis.call('HMGET', key.active, 'state', 'context_id', 'token', 'rev', 'identity', 'trace', 'status', 'progress')
     if not f[1] then
       return nil
     end
-    return {state = f[1], context_id = f[2], identity = f[3], token = f[4], rev = f[5]}, history_meta(f[5], item_arg.meta_json)
+    local held = CLAIMED_FIELDS
+    for i = 5, 8 do  -- the fields a claimed task may or may not have
+      if f[i] then held = held + 1 end
+    end
+    if redis.call('HLEN', key.active) == held then
+      return {state = f[1], context_id = f[2], token = f[3], rev = f[4], identity = f[5]}, history_meta(f[4], item_arg.meta_json)
+    end
   end
   -- The whole hash in one read: the guard, the fields the history keeps, and the rest.
   local all = redis.call('HGETALL', key.active)

@@ -1,7 +1,8 @@
 -- Claim ids that are in the processing list: give each a token and a lease, and mark it
 -- working (state, status, counts, index, an event and a notice) in the same step.
 -- Returns, per claimed id: {id, task JSON, rev, attempts, enqueued_ms, context id,
--- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or '', created_ms}.
+-- status JSON, 1 if the task has push configs else 0, owner identity or '', traceparent or '', created_ms,
+-- started_ms} (the enqueued, created and started times '' when the hash has none).
 -- An id whose task is gone or no longer waiting is dropped from processing and skipped,
 -- and so is an id no longer in processing (the reaper gave it back to the queue): it is
 -- claimed only by whoever takes it next.
@@ -34,11 +35,12 @@ local function claim_one(key, claim)
   local was_taken = redis.call('LREM', K.processing, '1', id) == 1
   unseen[#unseen + 1] = id
   local fields = redis.call('HMGET', key.active, 'state', 'task', 'rev', 'attempts', 'enqueued_ms', 'context_id', 'token',
-    'status', 'identity', 'trace', 'created_ms')
+    'status', 'identity', 'trace', 'created_ms', 'started_ms')
   if fields[1] and fields[7] == token then
     -- Already ours: this is a resend after the first reply was lost on a dropped connection.
-    return {id, fields[2], fields[3], fields[4], fields[5], fields[6], fields[8] or '', redis.call('EXISTS', key.push_configs),
-      fields[9] or '', fields[10] or '', fields[11] or ''}
+    -- The row is the first claim's, its start time included.
+    return {id, fields[2], fields[3], fields[4], fields[5] or '', fields[6], fields[8] or '', redis.call('EXISTS', key.push_configs),
+      fields[9] or '', fields[10] or '', fields[11] or '', fields[12] or ''}
   elseif was_taken and paused then
     given_back[#given_back + 1] = id
   elseif was_taken and fields[1] and not fields[7] and (fields[1] == STATE.SUBMITTED or fields[1] == STATE.WORKING) then
@@ -53,8 +55,8 @@ local function claim_one(key, claim)
     -- The entry as reads.event_entry makes it: this event is small and built here anyway.
     push_event(key.events, A.now_ms .. ':{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
       .. ',"status":' .. status .. '}}', A.events_maxlen)
-    local row = {id, fields[2], rev, attempts, fields[5], fields[6], status, redis.call('EXISTS', key.push_configs),
-      fields[9] or '', fields[10] or '', fields[11] or ''}
+    local row = {id, fields[2], rev, attempts, fields[5] or '', fields[6], status, redis.call('EXISTS', key.push_configs),
+      fields[9] or '', fields[10] or '', fields[11] or '', A.now_ms}
     qlen = qlen or redis.call('LLEN', K.queue)
     notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update', qlen)  -- last: the claim is made
     return row
