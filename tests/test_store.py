@@ -14,7 +14,7 @@ import pytest
 
 from queueapp.model import TaskRecord
 from queueapp.states import FINISHED, TaskState
-from queueapp.store import Conflict, InvalidTransition, TaskNotCancelable, TaskNotFound
+from queueapp.store import Conflict, ContextNotAvailable, InvalidTransition, StoreError, TaskNotCancelable, TaskNotFound
 from queueapp.worker.updater import ClaimUpdater
 from tests.faults.tools import user_message
 from tests.store_support import claim_one, create, finish_as, notices_heard
@@ -44,6 +44,65 @@ async def test_create_writes_every_documented_key(any_store, caplog):
     events = await any_store.read_events(record.id)
     assert [list(e) for _, e in events] == [["task"]]
     assert f"Task enqueued for processing, task_id={record.id}, queue_length=1" in caplog.text
+
+
+async def test_creates_asked_for_together_go_in_one_call_and_each_gets_its_own_answer(any_store):
+    r, k = any_store.redis, any_store.keys
+    taken = await create(any_store, context_id="alices", identity="alice")
+    pubsub = r.pubsub()
+    await pubsub.subscribe(k.notify)
+    await pubsub.get_message(timeout=1)
+    repeated = {**user_message("again"), "messageId": "m-1"}
+    outcomes = await asyncio.gather(
+        any_store.create_task(user_message("one"), context_id="new", identity="alice"),
+        any_store.create_task(user_message("not hers"), context_id="new", identity="bob"),  # the context the first just started
+        any_store.create_task(repeated, context_id="new", identity="alice"),
+        any_store.create_task(repeated, context_id="new", identity="alice"),  # the same message id, in the same call
+        any_store.create_task(user_message("taken"), task_id=taken.id, context_id="alices", identity="alice"),
+        any_store.create_task(user_message("two"), trace="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        return_exceptions=True,
+    )
+    (first, new_first), refused, (second, new_second), (again, new_again), conflict, (third, new_third) = outcomes
+    assert isinstance(refused, ContextNotAvailable) and isinstance(conflict, Conflict)
+    assert new_first and new_second and new_third and not new_again and again.id == second.id
+    # The queue is as one create after another leaves it: the first created is taken first.
+    assert await r.lrange(k.queue, 0, -1) == [third.id, second.id, first.id, taken.id]
+    assert (await any_store.take(4))[0] == [taken.id, first.id, second.id, third.id]
+    assert await r.zrange(k.index_context("new"), 0, -1) == sorted([first.id, second.id])
+    assert await r.hgetall(k.context_owners) == {"alices": "alice", "new": "alice"}
+    assert (await r.hgetall(k.counts))["submitted"] == "4"
+    assert {third.context_id, "new", "alices"} == set(await r.zrange(k.contexts, 0, -1))
+    assert await r.zcard(k.index_active) == 4 and await r.zcard(k.index_owner_active("alice")) == 3
+    assert (await r.hget(k.active(third.id), "trace")).startswith("00-0af7651916cd43dd")
+    assert await r.hget(k.active(first.id), "identity") == "alice" and await r.hget(k.active(third.id), "identity") is None
+    # One call: one message naming the three created tasks, with the queue length of the end.
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None
+    await pubsub.aclose()
+    assert [(n["task_id"], n["event"], n["state"], n["queue_length"]) for n in json.loads(message["data"])] == [
+        (first.id, "created", "submitted", 4),
+        (second.id, "created", "submitted", 4),
+        (third.id, "created", "submitted", 4),
+    ]
+
+
+async def test_a_create_whose_key_is_damaged_fails_alone(any_store):
+    # Its events key is a key of another type (damage): that create is refused with the reason
+    # and leaves no task to run, and the others of the same call are created and queued.
+    r, k = any_store.redis, any_store.keys
+    await r.set(k.events("broken-task"), "not a list")
+    good, broken = await asyncio.gather(
+        any_store.create_task(user_message("fine"), context_id="fine"),
+        any_store.create_task(user_message("broken"), task_id="broken-task", context_id="broken"),
+        return_exceptions=True,
+    )
+    assert isinstance(broken, StoreError) and "WRONGTYPE" in str(broken)
+    record, created = good
+    assert created and await any_store.get(record.id) is not None
+    assert await r.lrange(k.queue, 0, -1) == [record.id]
+    assert await any_store.get("broken-task") is None
+    assert (await r.hgetall(k.counts))["submitted"] == "1" and await r.zcard(k.index_active) == 1
+    assert (await any_store.list_tasks(context_id="broken")).items == []
 
 
 async def test_every_change_publishes_a_notice(any_store):

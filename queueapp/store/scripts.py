@@ -28,29 +28,38 @@ if TYPE_CHECKING:
 
 
 class CreateKeys(TypedDict):
-    active: str  # the task's hash while unfinished
-    deadletter: str  # the task's hash once finished (checked: the id must be new)
+    """What every create of one call shares; each task's own keys are its item's."""
+
     queue: str
-    context_index: str
     contexts: str
     active_index: str
     counts: str
-    events: str
-    message_id: str  # the idempotency key of the message id
     context_owners: str
-    owner_active_index: str
 
 
 class CreateArgs(TypedDict):
+    channel: str
+
+
+class CreateItemKeys(TypedDict):
+    active: str  # the task's hash while unfinished
+    deadletter: str  # the task's hash once finished (checked: the id must be new)
+    context_index: str
+    events: str
+    message_id: str  # the idempotency key of the message id
+    owner_active_index: str
+
+
+class CreateItemArgs(TypedDict):
     task_id: str
     context_id: str
     task_json: str
     now_ms: int
     message_id_ttl_ms: int  # 0: no message id to remember
     event: str  # the first event, as stored (reads.event_entry)
-    channel: str
     owner: str  # '' with auth off
     context_must_exist: str  # '1' for a context the client named with auth on
+    trace: str  # the caller's W3C traceparent, '' for none
 
 
 class UpdateKeys(TypedDict):
@@ -268,7 +277,7 @@ class PauseArgs(TypedDict):
     channel: str
 
 
-CREATE: Script[CreateKeys, CreateArgs, NoItem, NoItem] = Script("create", CreateKeys, CreateArgs, rest=True)
+CREATE: Script[CreateKeys, CreateArgs, CreateItemKeys, CreateItemArgs] = Script("create", CreateKeys, CreateArgs, CreateItemKeys, CreateItemArgs)
 UPDATE: Script[UpdateKeys, UpdateArgs, NoItem, NoItem] = Script("update", UpdateKeys, UpdateArgs, rest=True)
 FINISH: Script[FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs] = Script("finish", FinishKeys, FinishArgs, FinishItemKeys, FinishItemArgs)
 RETRY: Script[RetryKeys, RetryArgs, NoItem, NoItem] = Script("retry", RetryKeys, RetryArgs)

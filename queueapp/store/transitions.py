@@ -1,4 +1,4 @@
-"""Creating, changing, finishing and deleting tasks: one script call each (finishes in batches)."""
+"""Creating, changing, finishing and deleting tasks: one script call each (creates, finishes and deletes in batches)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from queueapp.model import Json, TaskRecord
 from queueapp.states import TERMINAL, TaskState
 from queueapp.store.base import EVENTS_MAXLEN, REPLICA_ACK_TIMEOUT_MS, STATS_TTL_S
 from queueapp.store.batch import ItemBatch
-from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, check
+from queueapp.store.errors import Conflict, ContextNotAvailable, InvalidTransition, NotReplicated, StoreError, check
 from queueapp.store.reads import Reads, event_entry
 from queueapp.store.scripts import (
     CREATE,
     CreateArgs,
+    CreateItemArgs,
+    CreateItemKeys,
     CreateKeys,
     DeleteItemArgs,
     DeleteItemKeys,
@@ -74,31 +76,26 @@ class Transitions(Reads):
         message_id = user_message.get("messageId", "")
         ttl = self.idempotency_ttl_ms if message_id else 0
         message_key = k.message_id(context_id, message_id, identity)
-        keys: CreateKeys = {
+        keys: CreateItemKeys = {
             "active": k.active(task_id),
             "deadletter": k.deadletter(task_id),
-            "queue": k.queue,
             "context_index": k.index_context(context_id),
-            "contexts": k.contexts,
-            "active_index": k.index_active,
-            "counts": k.counts,
             "events": k.events(task_id),
             "message_id": message_key,
-            "context_owners": k.context_owners,
             "owner_active_index": k.index_owner_active(identity),
         }
-        args: CreateArgs = {
+        args: CreateItemArgs = {
             "task_id": task_id,
             "context_id": context_id,
             "task_json": model.pack_task(task),
             "now_ms": ms,
             "message_id_ttl_ms": ttl,
             "event": event_entry(ms, {"task": task}),
-            "channel": k.notify,
             "owner": identity or "",
             "context_must_exist": "1" if context_must_exist else "0",
+            "trace": trace or "",
         }
-        result = await self._create(keys, args, ["trace", trace] if trace else [])
+        result = await self._creating.add((keys, args))
         code = int(result[0])
         if code == 1:
             log.info("Task enqueued for processing, task_id=%s, queue_length=%s", task_id, result[2])
@@ -127,26 +124,38 @@ class Transitions(Reads):
             )
         if code == -3:
             raise ContextNotAvailable(f"context {context_id} is not one of this caller's contexts")
-        raise Conflict(f"task id {task_id} already exists")
+        if code == -1:
+            raise Conflict(f"task id {task_id} already exists")
+        check(result, task_id)  # {-4, why}: its data broke the script
+        raise StoreError(f"task {task_id}: unexpected reply {result!r} from the create script")
 
-    async def _create(self, keys: CreateKeys, args: CreateArgs, rest: list[str]) -> Any:
-        """Run the create script; with ``replica_acks``, acknowledge only once that many replicas have it.
+    @cached_property
+    def _creating(self) -> ItemBatch[tuple[CreateItemKeys, CreateItemArgs], list[Any]]:
+        return ItemBatch(self._send_creates)
+
+    async def _send_creates(self, items: list[tuple[CreateItemKeys, CreateItemArgs]]) -> list[list[Any]]:
+        """One create script call for the messages of a batch; with ``replica_acks``, answered
+        only once that many replicas have them.
 
         WAIT counts the writes of its own connection, so it goes in one pipeline with the script.
         A failover then promotes a replica that holds every acknowledged task (docs/redis-deployments.md).
         """
+        k = self.keys
+        keys: CreateKeys = {"queue": k.queue, "contexts": k.contexts, "active_index": k.index_active, "counts": k.counts, "context_owners": k.context_owners}
+        args: CreateArgs = {"channel": k.notify}
         if not self.replica_acks:
-            return await self.scripts.create(keys, args, rest=rest)
-        flat_keys, flat_args = CREATE.flatten(keys, args, rest=rest)
+            rows: list[list[Any]] = await self.scripts.create(keys, args, items=items)
+            return rows
+        flat_keys, flat_args = CREATE.flatten(keys, args, items=items)
         pipe = self.redis.pipeline(transaction=False)
         pipe.execute_command("EVAL", CREATE.source, len(flat_keys), *flat_keys, *flat_args)
         pipe.execute_command("WAIT", self.replica_acks, REPLICA_ACK_TIMEOUT_MS)
-        result, replicas = await pipe.execute()
+        rows, replicas = await pipe.execute()
         if int(replicas) < self.replica_acks:
             raise NotReplicated(
                 f"{replicas} of {self.replica_acks} replicas confirmed the task within {REPLICA_ACK_TIMEOUT_MS} ms; retry with the same messageId"
             )
-        return result
+        return rows
 
     async def update(
         self,

@@ -49,6 +49,19 @@ local function notify_all_with_length(channel, queue_key, notices)
   return qlen
 end
 
+local function answer_with_length(channel, queue_key, notices, results, slot)
+  -- Send the notices (notify_all_with_length) and put the queue's length they carry at
+  -- results[n][slot] of every result that succeeded ({1, ...}): one read of the length per call.
+  local qlen = notify_all_with_length(channel, queue_key, notices)
+  if qlen then
+    for _, result in ipairs(results) do
+      if result[1] == 1 then
+        result[slot] = qlen
+      end
+    end
+  end
+end
+
 local function set_fields(key, argv, first)
   -- argv[first..] are field/value pairs to store on the task hash.
   for i = first, #argv, 2 do

@@ -1,46 +1,87 @@
--- Create a task and enqueue it, in one step.
--- Returns {1, task id, queue length}, {0, existing task id} for a repeated message id,
--- {-1} when the task id is taken, or {-3} when the context is not the owner's to use.
--- KEYS and ARGV: K.<name> and A.<name>, declared in queueapp/store/scripts.py.
-local owner = A.owner
--- The context's owner is checked before anything else is read, so a context (or a message id
--- in it) of someone else's is refused exactly like a context that does not exist.
-local context_known = redis.call('EXISTS', K.context_index) == 1
-if context_known then
-  if (redis.call('HGET', K.context_owners, A.context_id) or '') ~= owner then
+-- Create tasks and enqueue them, each in one step with its checks.
+-- The store sends the creates asked for in one turn of its event loop together (a server
+-- under load accepts many messages at once), so the bookkeeping they share is written once
+-- per call rather than once per task: the queue, the active index, the contexts, the counts,
+-- and the notices with the queue's length.
+-- Returns, per item: {1, task id, queue length}, {0, existing task id} for a repeated message
+-- id, {-1} when the task id is taken, {-3} when the context is not the owner's to use, or
+-- {-4, error} when its data broke the script.
+--
+-- The items are created in their order, and what a later item checks (the context's index and
+-- owner, the message id, the task's hashes) is written by each item as it goes: two messages
+-- of one call in the same new context, or with the same message id, are told apart exactly as
+-- two calls would tell them.
+-- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
+local created, notices = 0, {}
+-- What every create writes to the shared keys, written once for the call after the loop.
+local queued, active_scores, context_scores = {}, {}, {}
+
+local function create_one(key, item_arg)
+  local owner = item_arg.owner
+  -- The context's owner is checked before anything else is read, so a context (or a message id
+  -- in it) of someone else's is refused exactly like a context that does not exist.
+  local context_known = redis.call('EXISTS', key.context_index) == 1
+  if context_known then
+    if (redis.call('HGET', K.context_owners, item_arg.context_id) or '') ~= owner then
+      return {-3}
+    end
+  elseif item_arg.context_must_exist == '1' then
     return {-3}
   end
-elseif A.context_must_exist == '1' then
-  return {-3}
-end
-if tonumber(A.message_id_ttl_ms) > 0 then
-  local existing = redis.call('GET', K.message_id)
-  if existing then
-    return {0, existing}
+  if tonumber(item_arg.message_id_ttl_ms) > 0 then
+    local existing = redis.call('GET', key.message_id)
+    if existing then
+      return {0, existing}
+    end
   end
-end
-if redis.call('EXISTS', K.active, K.deadletter) > 0 then  -- the id is taken, by a waiting or a finished task
-  return {-1}
-end
-redis.call('HSET', K.active, 'state', STATE.SUBMITTED, 'context_id', A.context_id, 'task', A.task_json,
-  'rev', '1', 'attempts', '0', 'created_ms', A.now_ms, 'updated_ms', A.now_ms, 'enqueued_ms', A.now_ms)
-if owner ~= '' then
-  redis.call('HSET', K.active, 'identity', owner)
-  if not context_known then
-    redis.call('HSET', K.context_owners, A.context_id, owner)
+  if redis.call('EXISTS', key.active, key.deadletter) > 0 then  -- the id is taken, by a waiting or a finished task
+    return {-1}
   end
+  local id, now = item_arg.task_id, item_arg.now_ms
+  local score = index_score(now)
+  if owner ~= '' and not context_known then
+    redis.call('HSET', K.context_owners, item_arg.context_id, owner)
+  end
+  -- The writes that a damaged key can refuse come before the task's hash: a create that fails
+  -- leaves no task behind (at most its id in its context's index, which lists skip as they
+  -- skip a task deleted while they read), and its caller can send the message again.
+  redis.call('ZADD', key.context_index, score, id)
+  owner_index(owner, nil, key.owner_active_index, score, id)
+  redis.call('RPUSH', key.events, '0', item_arg.event)  -- the first event, none trimmed (push_event)
+  redis.call('HSET', key.active, 'state', STATE.SUBMITTED, 'context_id', item_arg.context_id, 'task', item_arg.task_json, 'rev', '1',
+    'attempts', '0', 'created_ms', now, 'updated_ms', now, 'enqueued_ms', now)
+  if owner ~= '' then
+    redis.call('HSET', key.active, 'identity', owner)
+  end
+  if item_arg.trace ~= '' then
+    redis.call('HSET', key.active, 'trace', item_arg.trace)
+  end
+  -- Nothing below can fail: a task whose hash is written is always queued, indexed and counted.
+  queued[#queued + 1] = id
+  append_pair(active_scores, score, id)
+  append_pair(context_scores, score, item_arg.context_id)
+  created = created + 1
+  if tonumber(item_arg.message_id_ttl_ms) > 0 then
+    redis.call('SET', key.message_id, id, 'PX', item_arg.message_id_ttl_ms)
+  end
+  notices[#notices + 1] = notice(id, item_arg.context_id, STATE.SUBMITTED, 'created')  -- its queue_length comes last
+  return {1, id, 0}
 end
-set_fields(K.active, ARGV, REST)
-local score = index_score(A.now_ms)
-redis.call('ZADD', K.context_index, score, A.task_id)
-redis.call('ZADD', K.contexts, score, A.context_id)
-redis.call('ZADD', K.active_index, score, A.task_id)
-owner_index(owner, nil, K.owner_active_index, score, A.task_id)
-move_count(K.counts, nil, STATE.SUBMITTED)
-redis.call('LPUSH', K.queue, A.task_id)
-redis.call('RPUSH', K.events, '0', A.event)  -- the first event, none trimmed (push_event)
-if tonumber(A.message_id_ttl_ms) > 0 then
-  redis.call('SET', K.message_id, A.task_id, 'PX', A.message_id_ttl_ms)
+
+local results = {}
+for n = 1, ITEMS do
+  -- A task whose data breaks its create (a damaged key) fails alone, {-4, why}: the others of
+  -- the call are created and counted.
+  local ok, result = pcall(create_one, item(n))
+  results[n] = ok and result or {-4, tostring(result)}
 end
-local qlen = notify(A.channel, K.queue, A.task_id, A.context_id, STATE.SUBMITTED, 'created')
-return {1, A.task_id, qlen}
+-- One LPUSH of the ids in their order leaves the queue as one LPUSH each would: the first
+-- created is nearest the right, where the claims take from.
+for_all('LPUSH', K.queue, queued)
+for_all('ZADD', K.active_index, active_scores)
+for_all('ZADD', K.contexts, context_scores)
+if created > 0 then
+  redis.call('HINCRBY', K.counts, STATE.SUBMITTED, string.format('%d', created))
+end
+answer_with_length(A.channel, K.queue, notices, results, 3)
+return results

@@ -164,12 +164,5 @@ write_totals(K.counts, counts)
 if write_totals(K.stats_minute, stats) then
   redis.call('EXPIRE', K.stats_minute, A.stats_ttl_s)
 end
-local qlen = notify_all_with_length(A.channel, K.queue, notices)
-if qlen then
-  for _, result in ipairs(results) do
-    if result[1] == 1 then
-      result[2] = qlen
-    end
-  end
-end
+answer_with_length(A.channel, K.queue, notices, results, 2)
 return results
