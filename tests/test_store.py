@@ -11,6 +11,7 @@ import json
 import logging
 
 import pytest
+import redis
 
 from queueapp.model import TaskRecord
 from queueapp.states import FINISHED, TaskState
@@ -92,8 +93,8 @@ async def test_a_create_whose_key_is_damaged_fails_alone(any_store):
     r, k = any_store.redis, any_store.keys
     await r.set(k.events("broken-task"), "not a list")
     good, broken = await asyncio.gather(
-        any_store.create_task(user_message("fine"), context_id="fine"),
-        any_store.create_task(user_message("broken"), task_id="broken-task", context_id="broken"),
+        any_store.create_task(user_message("fine"), context_id="fine", identity="alice"),
+        any_store.create_task(user_message("broken"), task_id="broken-task", context_id="broken", identity="alice"),
         return_exceptions=True,
     )
     assert isinstance(broken, StoreError) and "WRONGTYPE" in str(broken)
@@ -102,7 +103,25 @@ async def test_a_create_whose_key_is_damaged_fails_alone(any_store):
     assert await r.lrange(k.queue, 0, -1) == [record.id]
     assert await any_store.get("broken-task") is None
     assert (await r.hgetall(k.counts))["submitted"] == "1" and await r.zcard(k.index_active) == 1
-    assert (await any_store.list_tasks(context_id="broken")).items == []
+    # Nothing of it is left in an index or in the owners: the context it would have started does not exist.
+    assert (await any_store.active_tasks(owner="alice")).total == 1
+    assert await r.exists(k.index_context("broken")) == 0
+    assert await r.hgetall(k.context_owners) == {"fine": "alice"}
+    assert await r.get(k.events("broken-task")) == "not a list"  # the damaged key itself is left for its owner to see
+
+
+async def test_a_call_that_a_damaged_shared_key_stops_remembers_no_message_id(any_store):
+    # The queue is a key of another type: the call fails for its callers, and once the queue is
+    # repaired the same message (same message id) is created and queued, not answered with a
+    # task that was never queued.
+    r, k = any_store.redis, any_store.keys
+    message = {**user_message("once"), "messageId": "m-queue"}
+    await r.set(k.queue, "not a list")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        await any_store.create_task(message, context_id="c")
+    await r.delete(k.queue)
+    record, created = await any_store.create_task(message, context_id="c")
+    assert created and await r.lrange(k.queue, 0, -1) == [record.id]
 
 
 async def test_every_change_publishes_a_notice(any_store):

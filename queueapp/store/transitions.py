@@ -126,7 +126,9 @@ class Transitions(Reads):
             raise ContextNotAvailable(f"context {context_id} is not one of this caller's contexts")
         if code == -1:
             raise Conflict(f"task id {task_id} already exists")
-        check(result, task_id)  # {-4, why}: its data broke the script
+        if code == -4:  # a damaged key broke this create (and nothing of it was kept): say so where operators look
+            log.error("Task could not be created, task_id=%s: %s", task_id, result[1])
+        check(result, task_id)
         raise StoreError(f"task {task_id}: unexpected reply {result!r} from the create script")
 
     @cached_property

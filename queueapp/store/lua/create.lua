@@ -8,13 +8,19 @@
 -- {-4, error} when its data broke the script.
 --
 -- The items are created in their order, and what a later item checks (the context's index and
--- owner, the message id, the task's hashes) is written by each item as it goes: two messages
--- of one call in the same new context, or with the same message id, are told apart exactly as
--- two calls would tell them.
+-- owner, the task's hashes) is written by each item as it goes, its message id noted for the
+-- items after it: two messages of one call in the same new context, or with the same message
+-- id, are told apart exactly as two calls would tell them.
 -- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
 local created, notices = 0, {}
 -- What every create writes to the shared keys, written once for the call after the loop.
 local queued, active_scores, context_scores = {}, {}, {}
+-- The message ids of the tasks created, stored last of all (after the shared writes): a call
+-- that a damaged shared key stops leaves no message id that names a task never queued, so the
+-- caller's retry creates the task anew.
+local remembered, remembered_ids = {}, {}
+-- The inverse of each write of the item being created, run if a later write of it fails.
+local undo
 
 local function create_one(key, item_arg)
   local owner = item_arg.owner
@@ -29,7 +35,7 @@ local function create_one(key, item_arg)
     return {-3}
   end
   if tonumber(item_arg.message_id_ttl_ms) > 0 then
-    local existing = redis.call('GET', key.message_id)
+    local existing = remembered_ids[key.message_id] or redis.call('GET', key.message_id)
     if existing then
       return {0, existing}
     end
@@ -39,15 +45,22 @@ local function create_one(key, item_arg)
   end
   local id, now = item_arg.task_id, item_arg.now_ms
   local score = index_score(now)
-  if owner ~= '' and not context_known then
-    redis.call('HSET', K.context_owners, item_arg.context_id, owner)
-  end
-  -- The writes that a damaged key can refuse come before the task's hash: a create that fails
-  -- leaves no task behind (at most its id in its context's index, which lists skip as they
-  -- skip a task deleted while they read), and its caller can send the message again.
-  redis.call('ZADD', key.context_index, score, id)
-  owner_index(owner, nil, key.owner_active_index, score, id)
+  -- The task's own key first, then the indexes, each write's inverse noted: a create that a
+  -- damaged key stops is undone (below), so it leaves nothing behind and its caller can send
+  -- the message again.
+  undo = {}
   redis.call('RPUSH', key.events, '0', item_arg.event)  -- the first event, none trimmed (push_event)
+  undo[#undo + 1] = {'DEL', key.events}
+  redis.call('ZADD', key.context_index, score, id)
+  undo[#undo + 1] = {'ZREM', key.context_index, id}
+  if owner ~= '' then
+    redis.call('ZADD', key.owner_active_index, score, id)  -- the owner's own copy of the active index
+    undo[#undo + 1] = {'ZREM', key.owner_active_index, id}
+    if not context_known then
+      redis.call('HSET', K.context_owners, item_arg.context_id, owner)
+      undo[#undo + 1] = {'HDEL', K.context_owners, item_arg.context_id}
+    end
+  end
   redis.call('HSET', key.active, 'state', STATE.SUBMITTED, 'context_id', item_arg.context_id, 'task', item_arg.task_json, 'rev', '1',
     'attempts', '0', 'created_ms', now, 'updated_ms', now, 'enqueued_ms', now)
   if owner ~= '' then
@@ -56,13 +69,14 @@ local function create_one(key, item_arg)
   if item_arg.trace ~= '' then
     redis.call('HSET', key.active, 'trace', item_arg.trace)
   end
-  -- Nothing below can fail: a task whose hash is written is always queued, indexed and counted.
+  undo = nil  -- the hash is written: the task is created, and queued, indexed and counted below
   queued[#queued + 1] = id
   append_pair(active_scores, score, id)
   append_pair(context_scores, score, item_arg.context_id)
   created = created + 1
   if tonumber(item_arg.message_id_ttl_ms) > 0 then
-    redis.call('SET', key.message_id, id, 'PX', item_arg.message_id_ttl_ms)
+    remembered_ids[key.message_id] = id
+    remembered[#remembered + 1] = {key.message_id, id, item_arg.message_id_ttl_ms}
   end
   notices[#notices + 1] = notice(id, item_arg.context_id, STATE.SUBMITTED, 'created')  -- its queue_length comes last
   return {1, id, 0}
@@ -73,6 +87,12 @@ for n = 1, ITEMS do
   -- A task whose data breaks its create (a damaged key) fails alone, {-4, why}: the others of
   -- the call are created and counted.
   local ok, result = pcall(create_one, item(n))
+  if not ok then
+    for i = #(undo or {}), 1, -1 do
+      pcall(redis.call, unpack(undo[i]))
+    end
+    undo = nil
+  end
   results[n] = ok and result or {-4, tostring(result)}
 end
 -- One LPUSH of the ids in their order leaves the queue as one LPUSH each would: the first
@@ -82,6 +102,9 @@ for_all('ZADD', K.active_index, active_scores)
 for_all('ZADD', K.contexts, context_scores)
 if created > 0 then
   redis.call('HINCRBY', K.counts, STATE.SUBMITTED, string.format('%d', created))
+end
+for _, each in ipairs(remembered) do
+  redis.call('SET', each[1], each[2], 'PX', each[3])
 end
 answer_with_length(A.channel, K.queue, notices, results, 3)
 return results
