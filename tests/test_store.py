@@ -87,27 +87,60 @@ async def test_creates_asked_for_together_go_in_one_call_and_each_gets_its_own_a
     ]
 
 
-async def test_a_create_whose_key_is_damaged_fails_alone(any_store):
-    # Its events key is a key of another type (damage): that create is refused with the reason
-    # and leaves no task to run, and the others of the same call are created and queued.
+@pytest.mark.parametrize("damaged", ["events", "owner index"])
+async def test_a_create_that_a_damaged_key_stops_fails_alone_and_is_undone(any_store, damaged):
+    # A key of bob's create is of another type: its own events key (its first write), or his
+    # active index (written after its events, its context's index and the context's owner).
+    # His create is refused with the reason and everything it wrote is undone; alice's create
+    # in the same call goes through.
     r, k = any_store.redis, any_store.keys
-    await r.set(k.events("broken-task"), "not a list")
+    damaged_key = k.events("bobs-task") if damaged == "events" else k.index_owner_active("bob")
+    await r.set(damaged_key, "damaged")
     good, broken = await asyncio.gather(
-        any_store.create_task(user_message("fine"), context_id="fine", identity="alice"),
-        any_store.create_task(user_message("broken"), task_id="broken-task", context_id="broken", identity="alice"),
+        any_store.create_task(user_message("fine"), context_id="hers", identity="alice"),
+        any_store.create_task(user_message("broken"), task_id="bobs-task", context_id="his", identity="bob"),
         return_exceptions=True,
     )
     assert isinstance(broken, StoreError) and "WRONGTYPE" in str(broken)
     record, created = good
-    assert created and await any_store.get(record.id) is not None
-    assert await r.lrange(k.queue, 0, -1) == [record.id]
-    assert await any_store.get("broken-task") is None
+    assert created and await r.lrange(k.queue, 0, -1) == [record.id]
     assert (await r.hgetall(k.counts))["submitted"] == "1" and await r.zcard(k.index_active) == 1
-    # Nothing of it is left in an index or in the owners: the context it would have started does not exist.
-    assert (await any_store.active_tasks(owner="alice")).total == 1
-    assert await r.exists(k.index_context("broken")) == 0
-    assert await r.hgetall(k.context_owners) == {"fine": "alice"}
-    assert await r.get(k.events("broken-task")) == "not a list"  # the damaged key itself is left for its owner to see
+    assert await r.hgetall(k.context_owners) == {"hers": "alice"}
+    assert await r.exists(k.events("bobs-task"), k.index_context("his"), k.active("bobs-task")) == (damaged == "events")
+    assert await r.get(damaged_key) == "damaged"  # the damaged key itself is left for its owner to see
+    # The context is free: once the key is repaired, bob starts it as his own.
+    await r.delete(damaged_key)
+    _, created = await any_store.create_task(user_message("again"), context_id="his", identity="bob")
+    assert created and await r.hget(k.context_owners, "his") == "bob"
+
+
+async def test_a_new_task_starts_its_own_events_over_a_list_left_without_a_task(any_store):
+    r, k = any_store.redis, any_store.keys
+    await r.rpush(k.events("reused"), "7", "left over")
+    await create(any_store, task_id="reused")
+    events = await any_store.read_events("reused")
+    assert [list(e) for _, e in events] == [["task"]]
+
+
+async def test_a_server_that_refuses_writes_fails_the_whole_call_so_the_client_can_fail_over(store):
+    # With too few replicas (as on a master that lost them, or a replica after a failover) the
+    # refusal is the server's, not one task's damage: every script call answers with Redis's
+    # own error, which the client's failover handling acts on, and writes nothing.
+    r, k = store.redis, store.keys
+    waiting = await create(store)
+    claim = await claim_one(store)
+    await r.config_set("min-replicas-to-write", 1)
+    try:
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            await store.create_task(user_message("refused"))
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            await ClaimUpdater(store, claim).complete("done")
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            await store.delete(waiting.id)
+    finally:
+        await r.config_set("min-replicas-to-write", 0)
+    assert await r.llen(k.queue) == 0 and (await r.hgetall(k.counts))["submitted"] == "0"
+    assert (await store.get(waiting.id)).state is TaskState.WORKING
 
 
 async def test_a_call_that_a_damaged_shared_key_stops_remembers_no_message_id(any_store):

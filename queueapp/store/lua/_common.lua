@@ -62,6 +62,23 @@ local function answer_with_length(channel, queue_key, notices, results, slot)
   end
 end
 
+local function item_error(err)
+  -- The text of the error that broke one item of a call, to answer {-4, text} with: the item's
+  -- data was damaged. Unless the server refused the write (a replica, a master short of the
+  -- replicas it needs, out of memory, a failed save, loading): that is no item's fault, and
+  -- the whole call fails with the error, as a call of one task did, so that the client's
+  -- failover handling (ha.py) sees it and retries on the master. A refusal comes at a
+  -- script's first write, so nothing of the call was written.
+  local text = type(err) == 'table' and err.err or tostring(err)
+  for _, code in ipairs({'READONLY', 'NOREPLICAS', 'OOM', 'MISCONF', 'MASTERDOWN', 'LOADING'}) do
+    -- At the start of the text, or after the script's name that Redis 6 puts in front.
+    if string.sub(text, 1, #code + 1) == code .. ' ' or string.find(text, ': ' .. code .. ' ', 1, true) then
+      error(redis.error_reply(text))
+    end
+  end
+  return text
+end
+
 local function set_fields(key, argv, first)
   -- argv[first..] are field/value pairs to store on the task hash.
   for i = first, #argv, 2 do

@@ -49,7 +49,11 @@ local function create_one(key, item_arg)
   -- damaged key stops is undone (below), so it leaves nothing behind and its caller can send
   -- the message again.
   undo = {}
-  redis.call('RPUSH', key.events, '0', item_arg.event)  -- the first event, none trimmed (push_event)
+  if redis.call('RPUSH', key.events, '0', item_arg.event) ~= 2 then  -- the first event, none trimmed (push_event)
+    -- A list no task owns (the id is new) was there, left by damage: the task's starts afresh.
+    redis.call('DEL', key.events)
+    redis.call('RPUSH', key.events, '0', item_arg.event)
+  end
   undo[#undo + 1] = {'DEL', key.events}
   redis.call('ZADD', key.context_index, score, id)
   undo[#undo + 1] = {'ZREM', key.context_index, id}
@@ -93,7 +97,7 @@ for n = 1, ITEMS do
     end
     undo = nil
   end
-  results[n] = ok and result or {-4, tostring(result)}
+  results[n] = ok and result or {-4, item_error(result)}
 end
 -- One LPUSH of the ids in their order leaves the queue as one LPUSH each would: the first
 -- created is nearest the right, where the claims take from.

@@ -49,7 +49,7 @@ local results = {}
 for n = 1, ITEMS do
   -- A task whose data breaks its delete (a key of the wrong type) fails alone, {-4, why}.
   local ok, result = pcall(delete_one, item(n))
-  results[n] = ok and result or {-4, tostring(result)}
+  results[n] = ok and result or {-4, item_error(result)}
 end
 for _, index in ipairs({K.active_index, unpack(K.history_indexes)}) do
   for_all('ZREM', index, gone)

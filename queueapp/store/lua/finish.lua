@@ -149,7 +149,7 @@ for n = 1, ITEMS do
   -- A task whose data breaks its finish (a damaged hash) fails alone, {-4, why}: the others
   -- of the call are finished and counted.
   local ok, result = pcall(finish_one, item(n))
-  results[n] = ok and result or {-4, tostring(result)}
+  results[n] = ok and result or {-4, item_error(result)}
 end
 -- The history indexes first: a task missing from its history index would never be retained.
 for history_index, scores in pairs(history_scores) do

@@ -72,7 +72,7 @@ for n = 1, ITEMS do
   -- as far as its lease.
   local ok, row = pcall(claim_one, key, claim)
   if not ok then
-    redis.log(redis.LOG_WARNING, 'a2a lease: ' .. claim.task_id .. ' could not be claimed: ' .. tostring(row))
+    redis.log(redis.LOG_WARNING, 'a2a lease: ' .. claim.task_id .. ' could not be claimed: ' .. item_error(row))
     redis.call('LPUSH', K.processing, claim.task_id)
   elseif row then
     claimed[#claimed + 1] = row
