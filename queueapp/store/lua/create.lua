@@ -18,9 +18,10 @@ local queued, active_scores, context_scores = {}, {}, {}
 -- The message ids of the tasks created, stored last of all (after the shared writes): a call
 -- that a damaged shared key stops leaves no message id that names a task never queued, so the
 -- caller's retry creates the task anew.
-local remembered, remembered_ids = {}, {}
--- The inverse of each write of the item being created, run if a later write of it fails.
-local undo
+local remembered, remembered_ids = {}, {}  -- message id key, TTL pairs; message id key -> task id
+-- How far the item being created got with its writes (0: none yet, nil: all done), so that
+-- undo_create can take back what it wrote when a later write of it fails.
+local written
 
 local function create_one(key, item_arg)
   local owner = item_arg.owner
@@ -45,24 +46,24 @@ local function create_one(key, item_arg)
   end
   local id, now = item_arg.task_id, item_arg.now_ms
   local score = index_score(now)
-  -- The task's own key first, then the indexes, each write's inverse noted: a create that a
-  -- damaged key stops is undone (below), so it leaves nothing behind and its caller can send
-  -- the message again.
-  undo = {}
+  -- The task's own key first, then the indexes, each write counted: a create that a damaged
+  -- key stops is undone (undo_create), so it leaves nothing behind and its caller can send the
+  -- message again.
+  written = 0
   if redis.call('RPUSH', key.events, '0', item_arg.event) ~= 2 then  -- the first event, none trimmed (push_event)
     -- A list no task owns (the id is new) was there, left by damage: the task's starts afresh.
     redis.call('DEL', key.events)
     redis.call('RPUSH', key.events, '0', item_arg.event)
   end
-  undo[#undo + 1] = {'DEL', key.events}
+  written = 1
   redis.call('ZADD', key.context_index, score, id)
-  undo[#undo + 1] = {'ZREM', key.context_index, id}
+  written = 2
   if owner ~= '' then
     redis.call('ZADD', key.owner_active_index, score, id)  -- the owner's own copy of the active index
-    undo[#undo + 1] = {'ZREM', key.owner_active_index, id}
+    written = 3
     if not context_known then
       redis.call('HSET', K.context_owners, item_arg.context_id, owner)
-      undo[#undo + 1] = {'HDEL', K.context_owners, item_arg.context_id}
+      written = 4
     end
   end
   redis.call('HSET', key.active, 'state', STATE.SUBMITTED, 'context_id', item_arg.context_id, 'task', item_arg.task_json, 'rev', '1',
@@ -73,29 +74,38 @@ local function create_one(key, item_arg)
   if item_arg.trace ~= '' then
     redis.call('HSET', key.active, 'trace', item_arg.trace)
   end
-  undo = nil  -- the hash is written: the task is created, and queued, indexed and counted below
+  written = nil  -- the hash is written: the task is created, and queued, indexed and counted below
   queued[#queued + 1] = id
   append_pair(active_scores, score, id)
   append_pair(context_scores, score, item_arg.context_id)
   created = created + 1
   if tonumber(item_arg.message_id_ttl_ms) > 0 then
     remembered_ids[key.message_id] = id
-    remembered[#remembered + 1] = {key.message_id, id, item_arg.message_id_ttl_ms}
+    append_pair(remembered, key.message_id, item_arg.message_id_ttl_ms)
   end
   notices[#notices + 1] = notice(id, item_arg.context_id, STATE.SUBMITTED, 'created')  -- its queue_length comes last
   return {1, id, 0}
 end
 
+local function undo_create(key, item_arg)
+  -- Take back the writes of a create that failed, the last first (see `written`).
+  local id, steps = item_arg.task_id, written or 0
+  written = nil
+  local undo = {{'DEL', key.events}, {'ZREM', key.context_index, id}, {'ZREM', key.owner_active_index, id},
+    {'HDEL', K.context_owners, item_arg.context_id}}
+  for step = steps, 1, -1 do
+    pcall(redis.call, unpack(undo[step]))
+  end
+end
+
 local results = {}
 for n = 1, ITEMS do
-  -- A task whose data breaks its create (a damaged key) fails alone, {-4, why}: the others of
-  -- the call are created and counted.
-  local ok, result = pcall(create_one, item(n))
+  -- A task whose data breaks its create (a damaged key) fails alone, {-4, why}, undone: the
+  -- others of the call are created and counted.
+  local key, item_arg = item(n)
+  local ok, result = pcall(create_one, key, item_arg)
   if not ok then
-    for i = #(undo or {}), 1, -1 do
-      pcall(redis.call, unpack(undo[i]))
-    end
-    undo = nil
+    undo_create(key, item_arg)
   end
   results[n] = ok and result or {-4, item_error(result)}
 end
@@ -107,8 +117,8 @@ for_all('ZADD', K.contexts, context_scores)
 if created > 0 then
   redis.call('HINCRBY', K.counts, STATE.SUBMITTED, string.format('%d', created))
 end
-for _, each in ipairs(remembered) do
-  redis.call('SET', each[1], each[2], 'PX', each[3])
+for i = 1, #remembered, 2 do
+  redis.call('SET', remembered[i], remembered_ids[remembered[i]], 'PX', remembered[i + 1])
 end
 answer_with_length(A.channel, K.queue, notices, results, 3)
 return results
