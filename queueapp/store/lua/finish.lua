@@ -14,6 +14,7 @@
 local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identity = true,
   token = true, progress = true, status = true, updated_ms = true, rev = true}
 local score = index_score(A.now_ms)
+local events_maxlen = tonumber(A.events_maxlen)
 local counts, stats, notices = {}, {}, {}
 -- What every finish writes to the shared keys, written once for the call after the loop:
 -- the ids that leave the active index, the leases and the cancel set; the contexts' scores;
@@ -128,16 +129,17 @@ local function finish_one(key, item_arg)
     redis.call('LREM', K.processing, '0', id)
     redis.call('HDEL', K.processing_seen, id)
   end
-  push_event(key.events, item_arg.event, A.events_maxlen)
+  push_event(key.events, item_arg.event, events_maxlen)
   redis.call('PEXPIRE', key.events, A.events_ttl_ms)
   add_to(stats, state, 1)
   -- How many waits were measured is the sum of the histogram's buckets (histogram.py).
-  if tonumber(item_arg.wait_ms) >= 0 then
-    add_to(stats, 'wait_ms', tonumber(item_arg.wait_ms))
+  local wait_ms, run_ms = tonumber(item_arg.wait_ms), tonumber(item_arg.run_ms)
+  if wait_ms >= 0 then
+    add_to(stats, 'wait_ms', wait_ms)
     add_to(stats, item_arg.wait_bucket, 1)
   end
-  if tonumber(item_arg.run_ms) >= 0 then
-    add_to(stats, 'run_ms', tonumber(item_arg.run_ms))
+  if run_ms >= 0 then
+    add_to(stats, 'run_ms', run_ms)
     add_to(stats, item_arg.run_bucket, 1)
   end
   notices[#notices + 1] = notice(id, active.context_id, state, 'finished')  -- its queue_length comes last

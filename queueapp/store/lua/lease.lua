@@ -23,6 +23,7 @@ local paused = redis.call('EXISTS', K.paused) == 1
 -- One score for all the ids; the queue's length for the notices is read once too (the queue
 -- does not change until the ids given back go in, last).
 local score = index_score(A.now_ms)
+local events_maxlen = tonumber(A.events_maxlen)
 local qlen
 local counts, notices = {}, {}
 -- The working status is the same for every claim of the call.
@@ -54,11 +55,11 @@ local function claim_one(key, claim)
     append_pair(active_scores, score, id)
     -- The entry as reads.event_entry makes it: this event is small and built here anyway.
     push_event(key.events, A.now_ms .. ':{"statusUpdate":{"taskId":' .. cjson.encode(id) .. ',"contextId":' .. cjson.encode(fields[6])
-      .. ',"status":' .. status .. '}}', A.events_maxlen)
+      .. ',"status":' .. status .. '}}', events_maxlen)
     local row = {id, fields[2], rev, attempts, fields[5] or '', fields[6], status, redis.call('EXISTS', key.push_configs),
       fields[9] or '', fields[10] or '', fields[11] or '', A.now_ms}
     qlen = qlen or redis.call('LLEN', K.queue)
-    notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update', qlen)  -- last: the claim is made
+    notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update')  -- last: the claim is made
     return row
   end
   return nil
@@ -83,7 +84,7 @@ for_all('ZADD', K.leases, leases)
 for_all('ZADD', K.active_index, active_scores)
 for_all('HDEL', K.processing_seen, unseen)
 write_totals(K.counts, counts)
-notify_all(A.channel, notices)
+notify_all(A.channel, notices, qlen)
 for i = #given_back, 1, -1 do
   redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end

@@ -29,7 +29,7 @@ redis.call('ZADD', K.contexts, score, fields[2])
 owner_index(fields[5], K.owner_history_indexes, K.owner_active_index, score, A.task_id)
 move_count(K.counts, fields[1], STATE.SUBMITTED)
 redis.call('PERSIST', K.events)
-push_event(K.events, A.event, A.events_maxlen)  -- numbered on from the first attempt's, if still kept
+push_event(K.events, A.event, tonumber(A.events_maxlen))  -- numbered on from the first attempt's, if still kept
 redis.call('LPUSH', K.queue, A.task_id)
 local qlen = notify(A.channel, K.queue, A.task_id, fields[2], STATE.SUBMITTED, 'retried')
 return {1, qlen}

@@ -21,7 +21,7 @@ redis.call('ZADD', K.context_index, score, A.task_id)
 redis.call('ZADD', K.contexts, score, fields[2])
 owner_index(fields[3], nil, K.owner_active_index, score, A.task_id)
 if A.event ~= '' then
-  push_event(K.events, A.event, A.events_maxlen)
+  push_event(K.events, A.event, tonumber(A.events_maxlen))
 end
 local action = A.action
 if action ~= '' then
