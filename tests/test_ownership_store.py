@@ -176,3 +176,16 @@ async def test_backfill_gives_tasks_stored_before_owners_their_owners_again(stor
     assert created and again.context_id == alice.context_id
     assert await store.backfill_owners() == 3  # a second run changes nothing and is safe
     assert_clean(sync_client(store), [alice.id, waiting.id, anonymous.id, again.id], quiet=False)
+
+
+async def test_a_push_config_id_is_replaced_only_by_its_owner(any_store):
+    record = await create(any_store, "alice")
+    config = {"id": "hook", "taskId": record.id, "url": "http://127.0.0.1:9/a"}
+    assert await any_store.set_push_config(record.id, "hook", config, owner="alice")
+    assert await any_store.set_push_config(record.id, "ops-hook", {**config, "id": "ops-hook"}, owner="ops")
+    assert not await any_store.set_push_config(record.id, "hook", {**config, "url": "http://127.0.0.1:9/b"}, owner="bob")
+    assert not await any_store.set_push_config(record.id, "ops-hook", {**config, "url": "http://127.0.0.1:9/b"}, owner="alice")
+    assert not await any_store.set_push_config(record.id, "hook", {**config, "url": "http://127.0.0.1:9/b"})  # no owner: auth off
+    assert await any_store.set_push_config(record.id, "hook", {**config, "url": "http://127.0.0.1:9/c"}, owner="alice")
+    configs = await any_store.get_push_configs(record.id)
+    assert {k: (v["url"], v["owner"]) for k, v in configs.items()} == {"hook": ("http://127.0.0.1:9/c", "alice"), "ops-hook": ("http://127.0.0.1:9/a", "ops")}

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 from queueapp.config import Config
 from queueapp.model import Json
-
-OWNER_FIELD = "owner"
-"""The field of a stored push config naming its owner; never sent to clients."""
+from queueapp.store.push_configs import OWNER_FIELD
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class Access:
 
     def may_see(self, identity: str | None, owner: str | None) -> bool:
         return self.sees_all(identity) or owner == identity
-
-    def owned(self, identity: str | None, config: Json) -> Json:
-        """A push config to store, owned by the caller (auth on)."""
-        return {**config, OWNER_FIELD: identity} if identity else config
 
     def visible_configs(self, identity: str | None, configs: dict[str, Json]) -> dict[str, Json]:
         """The caller's push configs (all of them for auth off and admins), as clients see them."""

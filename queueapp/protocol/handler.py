@@ -8,6 +8,7 @@ sees HTTP or a protocol version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -127,19 +128,25 @@ class Handler:
             # first event is already pushed.
             new_id = model.new_id()
             stored = await self._store_push_config({**push_config, "taskId": new_id}, ctx) if push_config else None
-            # With auth on, contexts are the server's: a message may name only one of the
-            # caller's own (the spec: refuse a contextId it cannot accept, never swap in a new one).
-            record, created = await self._call(
-                self.store.create_task(
-                    message,
-                    task_id=new_id,
-                    context_id=context_id,
-                    identity=ctx.identity,
-                    metadata=params.get("metadata"),
-                    context_must_exist=ctx.identity is not None and bool(context_id),
-                    trace=tracing.current_traceparent(),
+            try:
+                # With auth on, contexts are the server's: a message may name only one of the
+                # caller's own (the spec: refuse a contextId it cannot accept, never swap in a new one).
+                record, created = await self._call(
+                    self.store.create_task(
+                        message,
+                        task_id=new_id,
+                        context_id=context_id,
+                        identity=ctx.identity,
+                        metadata=params.get("metadata"),
+                        context_must_exist=ctx.identity is not None and bool(context_id),
+                        trace=tracing.current_traceparent(),
+                    )
                 )
-            )
+            except BaseException:
+                if stored:  # a refused message stores nothing: no task would ever own the config
+                    with contextlib.suppress(Exception):  # Redis down: the create's own error is the answer
+                        await asyncio.shield(self.store.delete_push_config(new_id, stored["id"]))
+                raise
             if stored and not created:  # a repeated message id: the config belongs to the first task
                 await self.store.delete_push_config(new_id, stored["id"])
                 await self._store_push_config({**stored, "taskId": record.id}, ctx)
@@ -289,7 +296,8 @@ class Handler:
         """Store a config, owned by the caller; returns it as the client sees it."""
         stored = {key: value for key, value in config.items() if key in ("id", "taskId", "url", "token", "authentication") and value}
         stored["id"] = stored.get("id") or model.new_id()
-        await self.store.set_push_config(stored["taskId"], stored["id"], self.access.owned(ctx.identity, stored))
+        if not await self.store.set_push_config(stored["taskId"], stored["id"], stored, owner=ctx.identity):
+            raise InvalidParamsError(f"Push notification config id {stored['id']!r} is in use on task {stored['taskId']}; choose another id.")
         return stored
 
     async def _push_configs(self, task_id: str, ctx: CallContext) -> dict[str, Json]:
@@ -300,8 +308,8 @@ class Handler:
     async def create_push_config(self, params: Json, ctx: CallContext) -> Json:
         self._require_push()
         task_id = required_id(params, "taskId")
+        await self._task(task_id, ctx)  # first: a task the caller cannot see gets 404 whatever the config
         await self._check_push_url(params)
-        await self._task(task_id, ctx)
         return await self._store_push_config(params, ctx)
 
     async def get_push_config(self, params: Json, ctx: CallContext) -> Json:

@@ -287,6 +287,20 @@ LEASE: Script[LeaseKeys, LeaseArgs, LeaseItemKeys, TaskToken] = Script("lease", 
 HEARTBEAT: Script[HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken] = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, HeartbeatItemKeys, TaskToken)
 RECOVER: Script[RecoverKeys, RecoverArgs, NoItem, NoItem] = Script("recover", RecoverKeys, RecoverArgs)
 PAUSE: Script[PauseKeys, PauseArgs, NoItem, NoItem] = Script("pause", PauseKeys, PauseArgs)
+class SetPushConfigKeys(TypedDict):
+    push_configs: str
+
+
+class SetPushConfigArgs(TypedDict):
+    config_id: str
+    config_json: str  # the config as stored, its owner field included
+    owner_field: str  # the field of a stored config that names its owner
+    owner: str  # '' for none (auth off)
+
+
+SET_PUSH_CONFIG: Script[SetPushConfigKeys, SetPushConfigArgs, NoItem, NoItem] = Script("set_push_config", SetPushConfigKeys, SetPushConfigArgs)
+
+
 class ReadEventsKeys(TypedDict):
     events: str
 
@@ -302,7 +316,7 @@ class LastEventArgs(TypedDict):
 
 READ_EVENTS: Script[ReadEventsKeys, ReadEventsArgs, NoItem, NoItem] = Script("read_events", ReadEventsKeys, ReadEventsArgs)
 LAST_EVENT: Script[ReadEventsKeys, LastEventArgs, NoItem, NoItem] = Script("last_event", ReadEventsKeys, LastEventArgs)
-ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE, READ_EVENTS, LAST_EVENT)
+ALL: tuple[Script[Any, Any, Any, Any], ...] = (CREATE, UPDATE, FINISH, RETRY, DELETE, TAKE, LEASE, HEARTBEAT, RECOVER, PAUSE, SET_PUSH_CONFIG, READ_EVENTS, LAST_EVENT)
 
 
 class Scripts:
@@ -320,5 +334,6 @@ class Scripts:
         self.heartbeat = BoundScript(HEARTBEAT, self.pipeline)
         self.recover = BoundScript(RECOVER, self.pipeline)
         self.pause = BoundScript(PAUSE, self.pipeline)
+        self.set_push_config = BoundScript(SET_PUSH_CONFIG, self.pipeline)
         self.read_events = BoundScript(READ_EVENTS, self.pipeline)
         self.last_event = BoundScript(LAST_EVENT, self.pipeline)

@@ -234,3 +234,32 @@ def test_the_admin_identity_sees_and_acts_on_every_task(live, alice, binding):
     canceled = task_of(ops.cancel(task_id))
     assert state_of(canceled) == "canceled"
     assert state_of(alice_sees(live, alice)[0]) == "canceled"
+
+
+@pytest.mark.parametrize("binding", ["jsonrpc-1.0", "rest-0.3"])
+def test_a_push_config_id_of_another_identity_is_not_taken_over(live, alice, binding):
+    task_id, config_id = alice["task"]["id"], alice["config_id"]
+    ops_hook = f"ops-hook-{new_id()[-8:]}"
+    result(Caller(live, "ops", "jsonrpc-1.0").create_config(task_id, ops_hook))
+    for who, taken in (("ops", config_id), ("alice", ops_hook)):
+        refused = Caller(live, who, binding).create_config(task_id, taken, url="http://127.0.0.1:9/takeover")
+        assert refused.status_code in (200, 400) and ("-32602" in refused.text or "INVALID" in refused.text), refused.text
+        assert f"{taken!r} is in use" in refused.text
+    _, configs = alice_sees(live, alice)
+    assert [(c["id"], c["token"], c["url"]) for c in configs] == [(config_id, SECRET, HOOK)]
+    ops_configs = {c["id"]: c for c in result(Caller(live, "ops", "jsonrpc-1.0").list_configs(task_id))["configs"]}
+    assert (ops_configs[ops_hook]["token"], ops_configs[ops_hook]["url"]) == ("ops-token", HOOK)
+    # Its owner still replaces it.
+    result(Caller(live, "alice", binding).create_config(task_id, config_id, url="http://127.0.0.1:9/moved"))
+    assert [c["url"] for c in alice_sees(live, alice)[1]] == ["http://127.0.0.1:9/moved"]
+
+
+def test_a_refused_message_leaves_no_push_config_behind(live, alice):
+    redis = live.redis.client()
+    before = set(redis.keys("a2a:push:*"))
+    inline = {"taskPushNotificationConfig": {"url": HOOK, "token": "x" * 100_000}}
+    for who, context_id in (("bob", alice["task"]["contextId"]), ("alice", new_id())):  # another's context, an unknown one
+        params = {"message": message("hello", "1.0", contextId=context_id), "configuration": inline}
+        refused = live.rpc("SendMessage", params, headers=auth(who))
+        assert "-32602" in refused.text, refused.text
+    assert set(redis.keys("a2a:push:*")) == before
