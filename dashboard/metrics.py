@@ -47,7 +47,7 @@ class StatsCollector:
             totals.add_metric([state.value], s.totals.get(state.value, 0))
         yield totals
         yield from self._times()
-        yield GaugeMetricFamily("a2a_workers_live", "Workers that sent a heartbeat in the last minute.", value=len(s.workers))
+        yield GaugeMetricFamily("a2a_workers_live", "Workers that sent a heartbeat within the worker lease (A2A_WORKER_LEASE).", value=len(s.workers))
         yield GaugeMetricFamily("a2a_redis_roundtrip_seconds", "Time of one PING to Redis from this process.", value=self.redis_rtt_s)
 
     def _times(self) -> Iterator[Metric]:

@@ -313,11 +313,18 @@ ENV_FILE_VARIABLE = "A2A_ENV_FILE"  # names the file of settings to read instead
 
 
 def load_env_file(path: Path | None = None) -> dict[str, str]:
-    """Values from a ``.env`` file, if there is one. The process environment wins over it."""
+    """Values from a ``.env`` file, if there is one. The process environment wins over it.
+
+    A file that A2A_ENV_FILE names must be there: a typo in its path would otherwise start the
+    process on the defaults without a word.
+    """
     from dotenv import dotenv_values
 
-    env_file = path or Path(os.environ.get(ENV_FILE_VARIABLE, BASE_DIR / ".env"))
-    if not env_file.is_file():
+    named = os.environ.get(ENV_FILE_VARIABLE) if path is None else None
+    env_file = path or (Path(named) if named else BASE_DIR / ".env")
+    if named and not env_file.exists():  # exists, not is_file: /dev/null names no settings
+        raise ConfigError(f"{ENV_FILE_VARIABLE}={named!r} is invalid: expected the path of a file of settings, and there is no such file")
+    if not (named or env_file.is_file()):
         return {}
     return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
 

@@ -63,7 +63,11 @@ def tracing_on() -> Iterator[None]:
     OTEL_* lines of ``.env`` count too (the environment wins), as the A2A_* ones do: the SDK
     and its exporter read only the process environment, so they are copied there.
     """
-    for name, value in config_module.load_env_file().items():
+    try:
+        env_file = config_module.load_env_file()
+    except config_module.ConfigError as exc:
+        raise StartError(str(exc)) from None
+    for name, value in env_file.items():
         if name.startswith("OTEL_"):
             os.environ.setdefault(name, value)
     try:

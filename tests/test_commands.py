@@ -42,6 +42,15 @@ def test_bad_configuration_stops_the_command_with_one_line(command, redis_url, t
 
 
 @pytest.mark.parametrize("command", ["serve", "runworker"])
+def test_a_settings_file_that_is_not_there_stops_the_command_with_one_line(command, redis_url, tmp_path):
+    missing = tmp_path / "production.env"
+    result = manage(command, env=base_env(redis_url, str(tmp_path), A2A_ENV_FILE=str(missing)))
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == f"CommandError: A2A_ENV_FILE='{missing}' is invalid: expected the path of a file of settings, and there is no such file"
+
+
+@pytest.mark.parametrize("command", ["serve", "runworker"])
 def test_unreachable_redis_at_start_exits_non_zero_without_fallback(command, tmp_path):
     port = free_port()
     env = base_env(f"redis://127.0.0.1:{port}/0", str(tmp_path), A2A_QUEUE_OPTIONS_MAX_RETRIES="1", A2A_QUEUE_OPTIONS_TIMEOUT="500ms")
@@ -187,5 +196,5 @@ async def test_backfill_owners_indexes_old_owned_tasks(redis_url, tmp_path, stor
     await store.redis.delete(store.keys.index_owner_active("alice"), store.keys.context_owners)
     result = manage("backfill_owners", env=base_env(redis_url, str(tmp_path)))
     assert result.returncode == 0, result.stderr
-    assert "Indexed 1 owned task under their owners" in result.stdout
+    assert "Checked 1 owned task: each is in its owner's indexes" in result.stdout
     assert [r.id for r in (await store.list_tasks(owner="alice")).items] == [record.id]

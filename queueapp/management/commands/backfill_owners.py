@@ -15,7 +15,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, **options: Any) -> None:
         count = asyncio.run(self._run())
-        self.stdout.write(f"Indexed {count} owned task{'s' if count != 1 else ''} under their owners")
+        # The count is of owned tasks looked at: most are already indexed, and a repeat finds them all so.
+        self.stdout.write(f"Checked {count} owned task{'s' if count != 1 else ''}: each is in its owner's indexes")
 
     async def _run(self) -> int:
         cfg = load_config()

@@ -13,7 +13,7 @@ from queueapp.management.base import load_config, open_store
 
 
 class Command(BaseCommand):
-    help = "Apply the retention policy once: keep the newest completed and failed tasks, drop what is too old."
+    help = "Apply the retention policy once: keep the newest finished tasks (completed; failed, canceled and rejected), drop what is too old."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="show what would be removed without removing it")
