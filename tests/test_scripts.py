@@ -46,7 +46,7 @@ def test_a_script_carries_only_the_states_and_helpers_it_uses():
     with pytest.raises(ValueError, match="STATE.DONE is not a task state"):
         lua_constants("return STATE.DONE")
     defined = set(re.findall(r"^local function (\w+)", scripts.PAUSE.source, re.MULTILINE))
-    assert defined == {"notify", "notify_all", "publish", "notice"}  # pause calls notify, which calls notice and notify_all, which calls publish
+    assert defined == {"notify", "publish", "notice"}  # pause calls notify, which calls publish and notice
     assert "local function" not in scripts.TAKE.source and "local STATE" not in scripts.TAKE.source
 
 

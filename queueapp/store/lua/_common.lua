@@ -13,45 +13,39 @@ local function publish(channel, message)
   redis.call('PUBLISH', channel, message)
 end
 
-local function notice(task_id, context_id, state, event)
-  -- One task's notice, a JSON object, without its end: the queue's length, which the call
-  -- reads once for all its notices (notify_all closes them). Made by concatenation, not as a
-  -- table for cjson: cjson prints a number with '%.14g' and a call of ten tasks built, encoded
-  -- and collected ten tables, a twentieth of a claim's and finish's instructions.
-  return '{"task_id":' .. cjson.encode(task_id) .. ',"context_id":' .. cjson.encode(context_id)
-    .. ',"state":"' .. state .. '","event":"' .. event .. '","queue_length":'
-end
-
-local function notify_all(channel, notices, qlen)
-  -- The notices of a call on many tasks (a claim, a finish) go out as one message, a JSON
-  -- array: one PUBLISH, and one message for each subscribed process to read, not one per task.
-  if #notices == 0 then
-    return
-  end
-  local close = string.format('%d', qlen) .. '}'
-  if #notices == 1 then
-    publish(channel, notices[1] .. close)
-  else
-    publish(channel, '[' .. table.concat(notices, close .. ',') .. close .. ']')
-  end
+local function notice(task_id, context_id, state, event, qlen)
+  return {task_id = task_id, context_id = context_id, state = state, queue_length = qlen, event = event}
 end
 
 local function notify(channel, queue_key, task_id, context_id, state, event)
   -- One task's notice. Returns the queue's length, which it reads for the notice.
   local qlen = redis.call('LLEN', queue_key)
-  notify_all(channel, {notice(task_id, context_id, state, event)}, qlen)
+  publish(channel, cjson.encode(notice(task_id, context_id, state, event, qlen)))
   return qlen
 end
 
+local function notify_all(channel, notices)
+  -- The notices of a call on many tasks (a claim, a finish) go out as one message, a JSON
+  -- array: one PUBLISH, and one message for each subscribed process to read, not one per task.
+  if #notices == 1 then
+    publish(channel, cjson.encode(notices[1]))
+  elseif #notices > 1 then
+    publish(channel, cjson.encode(notices))
+  end
+end
+
 local function notify_all_with_length(channel, queue_key, notices)
-  -- Notices a call collected before the queue's length was known (a finish, a delete: the
-  -- queue is not read per task) get it here, read once, and go out as notify_all sends them.
+  -- Notices a call collected without the queue's length (a finish, a delete: the queue is
+  -- not read per task) get it here, read once, and go out as notify_all sends them.
   -- Returns the length, or nil when there was nothing to publish.
   if #notices == 0 then
     return nil
   end
   local qlen = redis.call('LLEN', queue_key)
-  notify_all(channel, notices, qlen)
+  for _, each in ipairs(notices) do
+    each.queue_length = qlen
+  end
+  notify_all(channel, notices)
   return qlen
 end
 

@@ -59,7 +59,7 @@ local function claim_one(key, claim)
     local row = {id, fields[2], rev, attempts, fields[5] or '', fields[6], status, redis.call('EXISTS', key.push_configs),
       fields[9] or '', fields[10] or '', fields[11] or '', A.now_ms}
     qlen = qlen or redis.call('LLEN', K.queue)
-    notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update')  -- last: the claim is made
+    notices[#notices + 1] = notice(id, fields[6], STATE.WORKING, 'update', qlen)  -- last: the claim is made
     return row
   end
   return nil
@@ -84,7 +84,7 @@ for_all('ZADD', K.leases, leases)
 for_all('ZADD', K.active_index, active_scores)
 for_all('HDEL', K.processing_seen, unseen)
 write_totals(K.counts, counts)
-notify_all(A.channel, notices, qlen)
+notify_all(A.channel, notices)
 for i = #given_back, 1, -1 do
   redis.call('RPUSH', K.queue, given_back[i])  -- the oldest ends at the right, taken first
 end
