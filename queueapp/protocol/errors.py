@@ -143,7 +143,9 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
 # 0.3 has no -32009; its clients get an invalid request instead of a code they do not know.
 V03_CODE_FALLBACK = {-32009: -32600}
 
-# Names the 0.3 HTTP+JSON client maps back to its typed errors (``{"type": ...}``).
+# What 0.3 HTTP+JSON clients read in ``{"type": ...}`` to raise their typed errors: the 0.3
+# specification's name where it has one, else the 1.0 name the SDK's clients know
+# (VersionNotSupportedError, ExtensionSupportRequiredError), else this server's own.
 V03_TYPE_NAMES = {
     TaskNotFoundError: "TaskNotFoundError",
     TaskNotCancelableError: "TaskNotCancelableError",
@@ -159,6 +161,11 @@ V03_TYPE_NAMES = {
     InternalError: "InternalError",
     StorageUnavailableError: "InternalError",
     IdentityProviderUnavailableError: "InternalError",
+    JSONParseError: "JSONParseError",
+    ExtensionSupportRequiredError: "ExtensionSupportRequiredError",
+    VersionNotSupportedError: "VersionNotSupportedError",
+    UnauthenticatedError: "UnauthenticatedError",
+    PayloadTooLargeError: "PayloadTooLargeError",
 }
 
 

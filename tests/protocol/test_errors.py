@@ -227,3 +227,9 @@ def test_rest_malformed_body_and_wrong_method(live):
 def test_rest_v03_errors_carry_the_type_name(live):
     response = httpx.get(f"{live.url}/v1/tasks/{new_id()}", headers={"A2A-Version": "0.3"})
     assert response.status_code == 404 and response.json()["type"] == "TaskNotFoundError"
+    version = httpx.get(f"{live.url}/v1/tasks/{new_id()}", headers={"A2A-Version": "7.1"})
+    assert version.status_code == 400
+    assert (version.json()["type"], version.json()["code"]) == ("VersionNotSupportedError", -32600)  # 0.3 has no -32009
+    malformed = httpx.post(f"{live.url}/v1/tasks/{new_id()}/pushNotificationConfigs", content=b"{oops", headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400
+    assert (malformed.json()["type"], malformed.json()["code"]) == ("JSONParseError", -32700)
