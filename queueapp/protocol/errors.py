@@ -202,6 +202,25 @@ def rest_error(error: ProtocolError, version: str) -> tuple[int, dict[str, Any]]
     return mapping.http, body
 
 
+def is_jsonrpc_path(path: str) -> bool:
+    return path == "/a2a" or path.startswith("/a2a/")
+
+
+def path_error(path: str, error: ProtocolError, jsonrpc_version: str = "1.0", http_status: int | None = None) -> dict[str, Any]:
+    """``error`` in the form of the binding ``path`` belongs to, for answers given without a request.
+
+    A JSON-RPC error object with a null id under ``/a2a`` (in ``jsonrpc_version``'s form), the
+    0.3 HTTP+JSON body under ``/v1/``, a 1.0 google.rpc.Status anywhere else. ``http_status``
+    replaces the Status code when the answer's HTTP status is not the table's.
+    """
+    if is_jsonrpc_path(path):
+        return {"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, jsonrpc_version)}
+    _, body = rest_error(error, "0.3" if path.startswith("/v1/") else "1.0")
+    if http_status is not None:
+        body["error"]["code"] = http_status
+    return body
+
+
 def from_store_error(exc: store.StoreError) -> ProtocolError:
     """Translate the queue service's errors into what the protocol says about them."""
     if isinstance(exc, store.TaskNotFound):
