@@ -233,3 +233,22 @@ def test_rest_v03_errors_carry_the_type_name(live):
     malformed = httpx.post(f"{live.url}/v1/tasks/{new_id()}/pushNotificationConfigs", content=b"{oops", headers={"Content-Type": "application/json"})
     assert malformed.status_code == 400
     assert (malformed.json()["type"], malformed.json()["code"]) == ("JSONParseError", -32700)
+
+
+@pytest.mark.parametrize("path", ["/v1/message:send", "/v1/message:stream", "/v1/tasks/t-1/pushNotificationConfigs"])
+def test_rest_v03_body_that_is_not_json_is_a_parse_error(live, path):
+    response = httpx.post(f"{live.url}{path}", content=b"{bad", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["type"], body["error"]["details"][0]["reason"]) == (-32700, "JSONParseError", "PARSE_ERROR")
+    assert "not valid JSON" in body["message"]
+
+
+@pytest.mark.parametrize("sent", [b"null", b"123", b'"hello"', b"[]", b'{"message": 5}', b'{"message": {"content": [5]}}'])
+def test_rest_v03_json_of_the_wrong_shape_is_invalid_params_in_plain_words(live, sent):
+    response = httpx.post(f"{live.url}/v1/message:send", content=sent, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["type"]) == (-32602, "InvalidParamsError")
+    assert "must be a JSON object" in body["message"]
+    assert not any(word in body["message"] for word in ("NoneType", "TypeError", "iterable")), body["message"]
