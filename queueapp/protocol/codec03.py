@@ -9,6 +9,8 @@ read leniently, as the seed's Go client writes them: 1.0-style parts, ``ROLE_*``
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +100,19 @@ def _send_params(params: Any, method: str) -> Json:
     return send_params_from_model(parsed)
 
 
+def _check_file_bytes(message: t03.Message) -> None:
+    """Refuse file bytes that are not base64: the SDK's conversion keeps what it can make out of them."""
+    for index, part in enumerate(message.parts):
+        file = part.root.file if isinstance(part.root, t03.FilePart) else None
+        if isinstance(file, t03.FileWithBytes):
+            try:
+                base64.b64decode(file.bytes, validate=True)
+            except binascii.Error:
+                raise InvalidParamsError(f"message.parts[{index}].file.bytes is not base64: encode the file with the standard alphabet, padded.") from None
+
+
 def send_params_from_model(parsed: t03.MessageSendParams) -> Json:
+    _check_file_bytes(parsed.message)
     try:
         core = conversions.to_core_send_message_request(t03.SendMessageRequest(id=0, params=parsed))
     except (ValueError, TypeError, ParseError, DecodeError) as exc:  # DecodeError: data nested past protobuf's depth limit
@@ -243,7 +257,11 @@ def _parse_body(sent: Any, message: Any, what: str) -> Any:
 
 def rest_send_params(body: bytes) -> Json:
     request = _parse_body(_load_body(body), pb03.SendMessageRequest(), "message send request")
-    return codec.check_ids(send_params_from_model(proto_utils.FromProto.message_send_params(request)))
+    try:
+        parsed = proto_utils.FromProto.message_send_params(request)
+    except UnicodeDecodeError:  # the SDK's clients send a file's base64 text, itself base64-encoded as proto bytes
+        raise InvalidParamsError("A file part's fileWithBytes does not hold the file's base64 text.") from None
+    return codec.check_ids(send_params_from_model(parsed))
 
 
 # Members of the whole 0.3 CreateTaskPushNotificationConfigRequest (JSON and proto names).
