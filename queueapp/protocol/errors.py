@@ -101,6 +101,10 @@ class PayloadTooLargeError(ProtocolError):
     default_message = "The request body is too large."
 
 
+class RequestTimeoutError(ProtocolError):
+    default_message = "The request was not received in time."
+
+
 class UnauthenticatedError(ProtocolError):
     default_message = "Authentication required."
     challenge = ""  # the WWW-Authenticate value of the answer (RFC 6750 error="invalid_token" for a refused token)
@@ -136,6 +140,7 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
     ExtensionSupportRequiredError: Wire(-32008, 400, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED", "FAILED_PRECONDITION"),
     VersionNotSupportedError: Wire(-32009, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED", "UNIMPLEMENTED"),
     PayloadTooLargeError: Wire(-32600, 413, "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "RESOURCE_EXHAUSTED"),
+    RequestTimeoutError: Wire(-32600, 408, "DEADLINE_EXCEEDED", "REQUEST_TIMEOUT", "DEADLINE_EXCEEDED"),
     UnauthenticatedError: Wire(-32600, 401, "UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"),
     IdentityProviderUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "IDENTITY_PROVIDER_UNAVAILABLE", "UNAVAILABLE"),
 }
@@ -166,6 +171,7 @@ V03_TYPE_NAMES = {
     VersionNotSupportedError: "VersionNotSupportedError",
     UnauthenticatedError: "UnauthenticatedError",
     PayloadTooLargeError: "PayloadTooLargeError",
+    RequestTimeoutError: "RequestTimeoutError",
 }
 
 
