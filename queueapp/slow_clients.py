@@ -9,20 +9,52 @@ connection or from the previous response) and then one for its body
 the connection is closed. The deadline stops once the request is in: a long answer (a
 stream, a WebSocket) is never cut. A request arriving while more than
 A2A_SERVER_MAX_CONNECTIONS connections are open gets 503.
+
+The 408 is JSON in the error form of the binding the request's path belongs to, as every
+answer on a machine path is; the path is read from the request's first line, kept as it
+comes in (a request whose first line is not in yet gets the 1.0 google.rpc.Status form).
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from queueapp.config import Config
+from queueapp.model import dumps
+from queueapp.protocol.errors import RequestTimeoutError, path_error
 
-TIMED_OUT = b"The request was not received in time.\n"
-REQUEST_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
-    b"content-length: " + str(len(TIMED_OUT)).encode() + b"\r\n\r\n" + TIMED_OUT
+REQUEST_LINE_LIMIT = 8192  # the most of a request's first bytes kept to read its path from
+TIMED_OUT = RequestTimeoutError(
+    "The request was not received in time: its headers must come within A2A_SERVER_HEADER_TIMEOUT, "
+    "and its body within A2A_SERVER_BODY_TIMEOUT of them. The connection is closed."
 )
+
+
+def request_start(head: bytes, data: bytes) -> bytes:
+    """``head``, the first bytes of the request being read, with ``data`` added until its first line is in."""
+    if b"\n" in head or len(head) >= REQUEST_LINE_LIMIT:
+        return head
+    return head + data[: REQUEST_LINE_LIMIT - len(head)]
+
+
+def request_path(head: bytes) -> str:
+    """The path the request that starts with ``head`` names, or "" while its first line is not in."""
+    line, newline, _ = head.lstrip(b"\r\n").partition(b"\n")
+    words = line.split()
+    if not newline or len(words) != 3:
+        return ""
+    return unquote(urlsplit(words[1].decode("latin-1")).path)
+
+
+def request_timeout(head: bytes) -> bytes:
+    """The whole 408 answer to the request that starts with ``head``."""
+    body = dumps(path_error(request_path(head), TIMED_OUT)).encode()
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def _base_protocol() -> type:
@@ -57,6 +89,7 @@ class _Deadlines(asyncio.Protocol):
     _phase = ""  # "headers", "body" or "" (nothing to wait for)
     _waiting_for: _Cycle | None = None  # the cycle before the awaited request's headers
     _bytes_since = False
+    _head = b""  # the first bytes of the request being read (see request_start)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -64,6 +97,8 @@ class _Deadlines(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._bytes_since = True
+        if self._phase == "headers":
+            self._head = request_start(self._head, data)
         super().data_received(data)
         if self.transport.get_protocol() is not self:  # upgraded to a WebSocket
             self._disarm()
@@ -84,7 +119,7 @@ class _Deadlines(asyncio.Protocol):
         super().connection_lost(exc)
 
     def _expect_headers(self) -> None:
-        self._waiting_for, self._bytes_since = self.cycle, False
+        self._waiting_for, self._bytes_since, self._head = self.cycle, False, b""
         self._arm("headers", self.header_timeout)
 
     def _arm(self, phase: str, seconds: float) -> None:
@@ -104,7 +139,7 @@ class _Deadlines(asyncio.Protocol):
         cycle = self.cycle if self._phase == "body" else None
         answered = cycle is not None and cycle.response_started
         if (self._phase == "headers" and self._bytes_since) or (cycle is not None and not answered):
-            self.transport.write(REQUEST_TIMEOUT)
+            self.transport.write(request_timeout(self._head))
         if cycle is not None:
             cycle.disconnected = True  # the app's answer, if it comes, goes nowhere
         self.transport.close()

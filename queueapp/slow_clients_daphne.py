@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, Request, _GenericHTTPChannelProtocol
 
 from queueapp.config import Config
-from queueapp.slow_clients import REQUEST_TIMEOUT
+from queueapp.slow_clients import request_start, request_timeout
 
 SERVICE_UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
@@ -31,6 +31,7 @@ class DeadlineChannel(HTTPChannel):
     open_channels: ClassVar[set[DeadlineChannel]] = set()  # of this process: there is one server
     _bytes_since = False
     _refused = False
+    _head = b""  # the first bytes of the request being read (see request_start)
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -45,6 +46,7 @@ class DeadlineChannel(HTTPChannel):
         if self._refused:
             return
         self._bytes_since = True
+        self._head = request_start(self._head, data)
         LineReceiver.dataReceived(self, data)  # without HTTPChannel's resetTimeout
 
     def allHeadersReceived(self) -> None:
@@ -63,11 +65,12 @@ class DeadlineChannel(HTTPChannel):
     def requestDone(self, request: Request) -> None:
         super().requestDone(request)
         if self.persistent:
+            self._head = b""
             self._expect(self.header_timeout)  # keep-alive: the next request has a deadline of its own
 
     def timeoutConnection(self) -> None:
         if self._bytes_since and not self._handlingRequest:
-            self.write(REQUEST_TIMEOUT)
+            self.write(request_timeout(self._head))
         super().timeoutConnection()
 
     def _expect(self, seconds: float) -> None:

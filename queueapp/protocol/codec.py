@@ -8,6 +8,8 @@ conversion: the store already keeps tasks and events in 1.0 JSON.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, TypeVar, cast
 
 from a2a.types import a2a_pb2 as pb
@@ -66,8 +68,9 @@ def check_shapes(value: Json, descriptor: Descriptor, where: str) -> None:
     """Refuse what ``ParseDict`` lets through unsaid.
 
     It reads a string or a list given for an object field as an empty object
-    (``configuration: "x"``), and keeps an enum number that names no value
-    (``status: 99``), which nothing downstream can use.
+    (``configuration: "x"``), keeps an enum number that names no value
+    (``status: 99``), which nothing downstream can use, and reads bytes that are not
+    base64 as whatever few bytes it can make out of them (``raw: "!!!"`` as none).
     """
     for key, item in value.items():
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
@@ -99,6 +102,20 @@ def _check_value(item: Any, field: FieldDescriptor, name: str) -> None:
     elif enum_type is not None and type(item) is int and enum_type.values_by_number.get(item) is None:
         names = ", ".join(v.name for v in enum_type.values)
         raise InvalidParamsError(f"{name} {item} names no value: use one of {names}.")
+    elif field.type == FieldDescriptor.TYPE_BYTES and isinstance(item, str):
+        check_base64(item, name)
+
+
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
+def check_base64(text: str, name: str) -> None:
+    """Bytes in JSON as protobuf writes and reads them: base64, standard or URL-safe, padded or not."""
+    standard = text.translate(_URL_SAFE)
+    try:
+        base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except binascii.Error:
+        raise InvalidParamsError(f"{name} is not base64: encode the bytes with the standard (or URL-safe) base64 alphabet.") from None
 
 
 def from_proto(message: Message) -> Json:

@@ -9,6 +9,8 @@ read leniently, as the seed's Go client writes them: 1.0-style parts, ``ROLE_*``
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ from a2a.compat.v0_3 import conversions, proto_utils
 from a2a.compat.v0_3 import types as t03
 from a2a.types import a2a_pb2 as pb
 from a2a.utils.errors import A2AError
-from google.protobuf.json_format import MessageToDict, Parse, ParseError
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import DecodeError
 
 from queueapp.model import Json
@@ -98,7 +100,19 @@ def _send_params(params: Any, method: str) -> Json:
     return send_params_from_model(parsed)
 
 
+def _check_file_bytes(message: t03.Message) -> None:
+    """Refuse file bytes that are not base64: the SDK's conversion keeps what it can make out of them."""
+    for index, part in enumerate(message.parts):
+        file = part.root.file if isinstance(part.root, t03.FilePart) else None
+        if isinstance(file, t03.FileWithBytes):
+            try:
+                base64.b64decode(file.bytes, validate=True)
+            except binascii.Error:
+                raise InvalidParamsError(f"message.parts[{index}].file.bytes is not base64: encode the file with the standard alphabet, padded.") from None
+
+
 def send_params_from_model(parsed: t03.MessageSendParams) -> Json:
+    _check_file_bytes(parsed.message)
     try:
         core = conversions.to_core_send_message_request(t03.SendMessageRequest(id=0, params=parsed))
     except (ValueError, TypeError, ParseError, DecodeError) as exc:  # DecodeError: data nested past protobuf's depth limit
@@ -220,16 +234,34 @@ def jsonrpc_event(event: Json) -> Json:
 # ---- HTTP+JSON: the 0.3 protobuf JSON bodies --------------------------------------------------
 
 
-def _parse_body(body: bytes, message: Any, what: str) -> Any:
+def _load_body(body: bytes) -> Any:
+    """The JSON of a body (an empty one is ``{}``); a body that is not JSON is a parse error."""
+    if not body.strip():
+        return {}
     try:
-        return Parse(body or b"{}", message, ignore_unknown_fields=True)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise JSONParseError(f"The request body is not valid JSON: {exc}.") from None
+
+
+def _parse_body(sent: Any, message: Any, what: str) -> Any:
+    """JSON of the right shape as the 0.3 request ``message``; any other JSON is invalid params."""
+    if not isinstance(sent, dict):
+        raise InvalidParamsError(f"The request body must be a JSON object (a {what}).")
+    codec.check_shapes(sent, message.DESCRIPTOR, "")
+    try:
+        return ParseDict(sent, message, ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError) as exc:
         raise InvalidParamsError(f"Invalid {what}: {exc}") from None
 
 
 def rest_send_params(body: bytes) -> Json:
-    request = _parse_body(body, pb03.SendMessageRequest(), "message send request")
-    return codec.check_ids(send_params_from_model(proto_utils.FromProto.message_send_params(request)))
+    request = _parse_body(_load_body(body), pb03.SendMessageRequest(), "message send request")
+    try:
+        parsed = proto_utils.FromProto.message_send_params(request)
+    except UnicodeDecodeError:  # the SDK's clients send a file's base64 text, itself base64-encoded as proto bytes
+        raise InvalidParamsError("A file part's fileWithBytes does not hold the file's base64 text.") from None
+    return codec.check_ids(send_params_from_model(parsed))
 
 
 # Members of the whole 0.3 CreateTaskPushNotificationConfigRequest (JSON and proto names).
@@ -251,12 +283,8 @@ def _create_request(sent: Any) -> Any:
 
 
 def rest_push_config_params(task_id: str, body: bytes) -> Json:
-    try:
-        sent = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise JSONParseError(f"The request body is not valid JSON: {exc}.") from None
-    body = orjson.dumps(_create_request(sent))
-    request = _parse_body(body, pb03.CreateTaskPushNotificationConfigRequest(), "push notification config")
+    sent = _create_request(_load_body(body))
+    request = _parse_body(sent, pb03.CreateTaskPushNotificationConfigRequest(), "push notification config")
     request.parent = request.parent or f"tasks/{task_id}"  # the path names the task; the body need not repeat it
     try:
         parsed = proto_utils.FromProto.task_push_notification_config_request(request)

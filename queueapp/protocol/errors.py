@@ -101,6 +101,10 @@ class PayloadTooLargeError(ProtocolError):
     default_message = "The request body is too large."
 
 
+class RequestTimeoutError(ProtocolError):
+    default_message = "The request was not received in time."
+
+
 class UnauthenticatedError(ProtocolError):
     default_message = "Authentication required."
     challenge = ""  # the WWW-Authenticate value of the answer (RFC 6750 error="invalid_token" for a refused token)
@@ -136,6 +140,7 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
     ExtensionSupportRequiredError: Wire(-32008, 400, "FAILED_PRECONDITION", "EXTENSION_SUPPORT_REQUIRED", "FAILED_PRECONDITION"),
     VersionNotSupportedError: Wire(-32009, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED", "UNIMPLEMENTED"),
     PayloadTooLargeError: Wire(-32600, 413, "INVALID_ARGUMENT", "PAYLOAD_TOO_LARGE", "RESOURCE_EXHAUSTED"),
+    RequestTimeoutError: Wire(-32600, 408, "DEADLINE_EXCEEDED", "REQUEST_TIMEOUT", "DEADLINE_EXCEEDED"),
     UnauthenticatedError: Wire(-32600, 401, "UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"),
     IdentityProviderUnavailableError: Wire(-32603, 503, "UNAVAILABLE", "IDENTITY_PROVIDER_UNAVAILABLE", "UNAVAILABLE"),
 }
@@ -143,7 +148,9 @@ ERROR_TABLE: dict[type[ProtocolError], Wire] = {
 # 0.3 has no -32009; its clients get an invalid request instead of a code they do not know.
 V03_CODE_FALLBACK = {-32009: -32600}
 
-# Names the 0.3 HTTP+JSON client maps back to its typed errors (``{"type": ...}``).
+# What 0.3 HTTP+JSON clients read in ``{"type": ...}`` to raise their typed errors: the 0.3
+# specification's name where it has one, else the 1.0 name the SDK's clients know
+# (VersionNotSupportedError, ExtensionSupportRequiredError), else this server's own.
 V03_TYPE_NAMES = {
     TaskNotFoundError: "TaskNotFoundError",
     TaskNotCancelableError: "TaskNotCancelableError",
@@ -159,6 +166,12 @@ V03_TYPE_NAMES = {
     InternalError: "InternalError",
     StorageUnavailableError: "InternalError",
     IdentityProviderUnavailableError: "InternalError",
+    JSONParseError: "JSONParseError",
+    ExtensionSupportRequiredError: "ExtensionSupportRequiredError",
+    VersionNotSupportedError: "VersionNotSupportedError",
+    UnauthenticatedError: "UnauthenticatedError",
+    PayloadTooLargeError: "PayloadTooLargeError",
+    RequestTimeoutError: "RequestTimeoutError",
 }
 
 
@@ -193,6 +206,25 @@ def rest_error(error: ProtocolError, version: str) -> tuple[int, dict[str, Any]]
         body["code"] = V03_CODE_FALLBACK.get(mapping.code, mapping.code)
         body["message"] = error.message
     return mapping.http, body
+
+
+def is_jsonrpc_path(path: str) -> bool:
+    return path == "/a2a" or path.startswith("/a2a/")
+
+
+def path_error(path: str, error: ProtocolError, jsonrpc_version: str = "1.0", http_status: int | None = None) -> dict[str, Any]:
+    """``error`` in the form of the binding ``path`` belongs to, for answers given without a request.
+
+    A JSON-RPC error object with a null id under ``/a2a`` (in ``jsonrpc_version``'s form), the
+    0.3 HTTP+JSON body under ``/v1/``, a 1.0 google.rpc.Status anywhere else. ``http_status``
+    replaces the Status code when the answer's HTTP status is not the table's.
+    """
+    if is_jsonrpc_path(path):
+        return {"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, jsonrpc_version)}
+    _, body = rest_error(error, "0.3" if path.startswith("/v1/") else "1.0")
+    if http_status is not None:
+        body["error"]["code"] = http_status
+    return body
 
 
 def from_store_error(exc: store.StoreError) -> ProtocolError:

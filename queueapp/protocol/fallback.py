@@ -11,28 +11,23 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from queueapp.model import Json, dumps
+from queueapp.model import dumps
 from queueapp.protocol.errors import (
     InternalError,
     InvalidRequestError,
     MethodNotAllowedError,
     MethodNotFoundError,
     ProtocolError,
-    jsonrpc_error,
-    rest_error,
+    is_jsonrpc_path,
+    path_error,
 )
 from queueapp.protocol.transport import requested_version_or
 
 
 def error_response(request: HttpRequest, error: ProtocolError, status: int, headers: dict[str, str] | None = None) -> HttpResponse:
     """``error`` with HTTP ``status``, in the form of the binding ``request.path`` belongs to."""
-    body: Json
-    if request.path == "/a2a" or request.path.startswith("/a2a/"):
-        body = {"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, requested_version_or(request, "0.3"))}
-    else:
-        _, body = rest_error(error, "0.3" if request.path.startswith("/v1/") else "1.0")
-        body["error"]["code"] = status
-    response = HttpResponse(dumps(body), status=status, content_type="application/json")
+    version = requested_version_or(request, "0.3") if is_jsonrpc_path(request.path) else "1.0"
+    response = HttpResponse(dumps(path_error(request.path, error, version, status)), status=status, content_type="application/json")
     for name, value in (headers or {}).items():
         response[name] = value
     return response

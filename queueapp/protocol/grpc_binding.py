@@ -4,6 +4,9 @@ Each request message is printed as 1.0 JSON (the form the other bindings hand th
 handler), and the handler's 1.0 JSON answer is parsed back into the response message;
 no protocol rule lives here, only the conversion at the edge. Errors become gRPC
 statuses with a ``google.rpc.ErrorInfo`` detail, from the one table in ``errors``.
+Each call decodes its own request bytes: grpcio would answer bytes its deserializer
+cannot decode with UNKNOWN and log a traceback, where they are a parse error
+(INVALID_ARGUMENT) like a body that is not JSON.
 Streams end where the handler's streams end, as SSE does; a client that cancels its call
 leaves nothing running: the event follower is closed on the way out.
 """
@@ -21,21 +24,24 @@ from a2a.types import a2a_pb2_grpc
 from django.utils.datastructures import CaseInsensitiveMapping
 from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.json_format import ParseDict
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from queueapp.model import Json
 from queueapp.protocol import codec, transport
 from queueapp.protocol.codec import MessageT
-from queueapp.protocol.errors import ERROR_DOMAIN, ProtocolError, from_unexpected, wire
+from queueapp.protocol.errors import ERROR_DOMAIN, JSONParseError, ProtocolError, from_unexpected, wire
 from queueapp.protocol.handler import CallContext
 
 log = logging.getLogger("queueapp.protocol")
 
-Context = grpc.aio.ServicerContext[Message, Message]
-UnaryMethod = Callable[["A2AService", Message, Context], Awaitable[Message]]
-StreamMethod = Callable[["A2AService", Message, Context], AsyncIterator[pb.StreamResponse]]
+Context = grpc.aio.ServicerContext[bytes, Message]
+UnaryMethod = Callable[["A2AService", bytes, Context], Awaitable[Message]]
+StreamMethod = Callable[["A2AService", bytes, Context], AsyncIterator[pb.StreamResponse]]
+
+SERVICE = pb.DESCRIPTOR.services_by_name["A2AService"]
 
 # What each unary method answers with; the handler's JSON is parsed into it.
 RESPONSES: dict[str, type[Message]] = {
@@ -80,11 +86,23 @@ async def abort(context: Context, error: ProtocolError) -> Never:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+def decode(method: str, raw: bytes) -> Message:
+    """The request message of ``method`` from its bytes; bytes that are none are a parse error."""
+    request_type: type[Message] = codec.PARAM_TYPES[method]
+    try:
+        return request_type.FromString(raw)
+    except DecodeError as exc:
+        reason = str(exc).rsplit(": ", 1)[-1]  # after protobuf's "Error parsing message with type ...", which the text says
+        log.warning("gRPC %s: a request of %d bytes is no %s: %s", method, len(raw), request_type.DESCRIPTOR.full_name, reason)
+        raise JSONParseError(f"The request bytes are not a {request_type.DESCRIPTOR.full_name} in the protobuf wire format: {reason}.") from None
+
+
 def _unary(method: str) -> UnaryMethod:
     response_type = RESPONSES[method]
 
-    async def call(self: A2AService, request: Message, context: Context) -> Message:
+    async def call(self: A2AService, raw: bytes, context: Context) -> Message:
         try:
+            request = decode(method, raw)
             ctx = await call_context(context)
             handler = await transport.make_handler()
             result = await handler.call(method, codec.parse_request(method, request), ctx)
@@ -99,9 +117,10 @@ def _unary(method: str) -> UnaryMethod:
 
 
 def _stream(method: str) -> StreamMethod:
-    async def call(self: A2AService, request: Message, context: Context) -> AsyncIterator[pb.StreamResponse]:
+    async def call(self: A2AService, raw: bytes, context: Context) -> AsyncIterator[pb.StreamResponse]:
         ended = False
         try:
+            request = decode(method, raw)
             ctx = await call_context(context)
             handler = await transport.make_handler()
             events = await handler.open_stream(method, codec.parse_request(method, request), ctx)
@@ -140,3 +159,18 @@ class A2AService(a2a_pb2_grpc.A2AServiceServicer):
     ListTaskPushNotificationConfigs = _unary("ListTaskPushNotificationConfigs")
     DeleteTaskPushNotificationConfig = _unary("DeleteTaskPushNotificationConfig")
     GetExtendedAgentCard = _unary("GetExtendedAgentCard")
+
+
+def add_to_server(server: grpc.aio.Server) -> None:
+    """Serve every method of the spec's ``A2AService``, each call given its request's bytes."""
+    service = A2AService()
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, Message]] = {}
+    for method in SERVICE.methods:
+        behaviour = getattr(service, method.name)
+        serialize = GetMessageClass(method.output_type).SerializeToString
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(behaviour, response_serializer=serialize)
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(behaviour, response_serializer=serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)

@@ -11,10 +11,9 @@ import socket
 from pathlib import Path
 
 import grpc
-from a2a.types import a2a_pb2_grpc
 
 from queueapp.config import Config
-from queueapp.protocol.grpc_binding import A2AService
+from queueapp.protocol import grpc_binding
 
 STOP_GRACE_S = 5.0  # in-flight calls get this long to finish when serve stops; open streams are then cut
 
@@ -50,7 +49,7 @@ async def start(config: Config, reserved: socket.socket | None = None) -> grpc.a
         ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
     ]
     server = grpc.aio.server(options=options)
-    a2a_pb2_grpc.add_A2AServiceServicer_to_server(A2AService(), server)  # type: ignore[no-untyped-call]  # generated without annotations
+    grpc_binding.add_to_server(server)
     address = listen_address(config.server_host, config.grpc_port)
     if reserved is not None:
         reserved.close()

@@ -3,7 +3,8 @@
 Django buffers a whole body before a view runs, so the cap has to sit in front of it:
 a declared Content-Length over the cap is refused at once, and a body without one is
 read chunk by chunk and refused as soon as it passes the cap. At most the cap is ever
-held in memory. The refusal is a 413 whose body matches the binding the path belongs to.
+held in memory. Every method is held to it (a GET may carry a body too, and Django would
+read it). The refusal is a 413 whose body matches the binding the path belongs to.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from queueapp import config as config_module
 from queueapp.model import dumps
-from queueapp.protocol.errors import PayloadTooLargeError, jsonrpc_error, rest_error
+from queueapp.protocol.errors import PayloadTooLargeError, path_error
 
 # ASGI, as Django's handler (django-stubs) types it.
 Scope = dict[str, Any]
@@ -21,14 +22,11 @@ Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
 def _too_large(scope: Scope, limit: int, size: str) -> bytes:
     error = PayloadTooLargeError(f"The request body is {size}; the limit is {limit} bytes (A2A_MAX_BODY_BYTES).")
-    if scope.get("path", "").rstrip("/") == "/a2a":
-        return dumps({"jsonrpc": "2.0", "id": None, "error": jsonrpc_error(error, "1.0")}).encode()
-    return dumps(rest_error(error, "1.0")[1]).encode()
+    return dumps(path_error(scope.get("path", ""), error)).encode()
 
 
 async def _refuse(scope: Scope, send: Send, limit: int, size: str) -> None:
@@ -58,7 +56,7 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") in BODYLESS_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = config_module.get().max_body_bytes

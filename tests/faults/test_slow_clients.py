@@ -66,22 +66,57 @@ def trickle(sock: socket.socket, data: bytes, every: float = 0.2, limit_s: float
     return b"(still open)", time.monotonic() - started
 
 
+def timed_out(sock: socket.socket, answer: bytes) -> dict:
+    """The JSON body of a 408 whose first bytes are ``answer`` (the rest is read up to the close)."""
+    sock.settimeout(10)
+    while chunk := sock.recv(4096):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert b"content-type: application/json" in head.lower(), head
+    return json.loads(body)
+
+
+def assert_binding_form(body: dict, binding: str) -> None:
+    """A 408 in the error form of ``binding``: JSON-RPC (null id), 0.3 HTTP+JSON, or the 1.0 google.rpc.Status."""
+    if binding == "jsonrpc":
+        assert (body["jsonrpc"], body["id"], body["error"]["code"]) == ("2.0", None, -32600), body
+        assert body["error"]["data"][0]["reason"] == "REQUEST_TIMEOUT"
+        return
+    assert (body["error"]["code"], body["error"]["details"][0]["reason"]) == (408, "REQUEST_TIMEOUT"), body
+    assert "A2A_SERVER_HEADER_TIMEOUT" in body["error"]["message"]
+    if binding == "rest-0.3":
+        assert (body["type"], body["code"]) == ("RequestTimeoutError", -32600)
+    else:
+        assert "type" not in body
+
+
 def test_headers_sent_a_byte_at_a_time_get_408_within_the_header_timeout(live):
     with connect(live) as sock:
         answer, elapsed = trickle(sock, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"a" * 200 + b"\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 408"), answer
-    assert elapsed < HEADER_S + SLACK_S
+        assert elapsed < HEADER_S + SLACK_S
+        assert_binding_form(timed_out(sock, answer), "rest-1.0")  # no path yet: the 1.0 Status
 
 
-def test_a_body_sent_a_byte_at_a_time_gets_408_and_stores_nothing(live):
+@pytest.mark.parametrize("path,binding", [("/a2a", "jsonrpc"), ("/v1/tasks", "rest-0.3"), ("/tasks", "rest-1.0")])
+def test_the_408_to_slow_headers_is_in_the_error_form_of_the_paths_binding(live, path, binding):
+    with connect(live) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\n".encode())
+        answer, elapsed = trickle(sock, b"Host: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n")
+        assert elapsed < HEADER_S + SLACK_S
+        assert_binding_form(timed_out(sock, answer), binding)
+
+
+@pytest.mark.parametrize("path,binding", [("/a2a", "jsonrpc"), ("/v1/message:send", "rest-0.3")])
+def test_a_body_sent_a_byte_at_a_time_gets_408_and_stores_nothing(live, path, binding):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "slow"}]}}}).encode()
-    head = f"POST /a2a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nA2A-Version: 1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nA2A-Version: 1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     tasks_before = live.rpc("ListTasks", {}).json()["result"]["totalSize"]
     with connect(live) as sock:
         sock.sendall(head)
         answer, elapsed = trickle(sock, body)
-    assert answer.startswith(b"HTTP/1.1 408"), answer
-    assert elapsed < BODY_S + SLACK_S
+        assert elapsed < BODY_S + SLACK_S
+        assert_binding_form(timed_out(sock, answer), binding)
     assert live.rpc("ListTasks", {}).json()["result"]["totalSize"] == tasks_before
 
 

@@ -45,6 +45,9 @@ def test_missing_or_wrong_credentials_get_401(live, headers):
     assert response.json()["error"]["data"][0]["reason"] == "UNAUTHENTICATED"
     rest = httpx.get(f"{live.url}/tasks", headers={"A2A-Version": "1.0", **headers})
     assert rest.status_code == 401 and "WWW-Authenticate" in rest.headers
+    v03 = httpx.get(f"{live.url}/v1/tasks", headers=headers)
+    assert v03.status_code == 401 and "WWW-Authenticate" in v03.headers
+    assert (v03.json()["type"], v03.json()["code"]) == ("UnauthenticatedError", -32600)
 
 
 def test_valid_credentials_store_the_identity_on_the_task(live):

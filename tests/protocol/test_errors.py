@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import httpx
@@ -126,6 +127,61 @@ def test_v03_params_are_validated_too(live):
     assert error["code"] == -32602 and "message_id" in error["message"].replace("messageId", "message_id")
 
 
+NOT_BASE64 = ["!!!", "aGVsbG8!!!", "aGVs bG8=", "A", "aGVsbG8=="]
+
+
+def v03_rest_file(live, file_with_bytes: str) -> httpx.Response:
+    message = {"messageId": new_id(), "role": "ROLE_USER", "content": [{"file": {"fileWithBytes": file_with_bytes, "mimeType": "text/plain"}}]}
+    return httpx.post(f"{live.url}/v1/message:send", json={"message": message}, headers={"Content-Type": "application/json"})
+
+
+def file_part_everywhere(live, encoded: str) -> dict[str, httpx.Response]:
+    """A message whose one part is a file of ``encoded`` bytes, sent on each binding as that binding spells it."""
+    v1 = {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"raw": encoded, "mediaType": "text/plain"}]}}
+    v03 = {
+        "message": {"messageId": new_id(), "role": "user", "kind": "message", "parts": [{"kind": "file", "file": {"bytes": encoded, "mimeType": "text/plain"}}]}
+    }
+    return {
+        "jsonrpc 1.0": live.rpc("SendMessage", v1),
+        "jsonrpc 0.3": live.rpc("message/send", v03, version=None),
+        "rest 1.0": httpx.post(f"{live.url}/message:send", json=v1, headers={"A2A-Version": "1.0"}),
+        # The 0.3 binding carries the base64 text as proto bytes: base64 again in JSON (as the SDK's clients send it).
+        "rest 0.3": v03_rest_file(live, base64.b64encode(encoded.encode()).decode()),
+        "rest 0.3 outer": v03_rest_file(live, encoded),
+    }
+
+
+@pytest.mark.parametrize("encoded", NOT_BASE64)
+def test_file_bytes_that_are_not_base64_are_refused_on_every_binding(live, encoded):
+    queued = live.redis.client().llen("a2a:queue")
+    for binding, response in file_part_everywhere(live, encoded).items():
+        if binding.startswith("jsonrpc"):
+            error = error_of(response)
+            assert error["code"] == -32602, (binding, error)
+            assert "not base64" in error["message"], (binding, error)
+        else:
+            assert response.status_code == 400, (binding, response.text)
+            assert response.json()["error"]["details"][0]["reason"] == "INVALID_PARAMS", (binding, response.text)
+    assert live.redis.client().llen("a2a:queue") == queued
+
+
+def test_v03_rest_file_bytes_that_hold_no_text_are_invalid_params(live):
+    response = v03_rest_file(live, "//79")  # bytes ff fe fd: no base64 text, not even UTF-8
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == "InvalidParamsError"
+
+
+def test_file_bytes_in_base64_are_stored_as_sent(live):
+    for binding, response in file_part_everywhere(live, "aGVsbG8=").items():
+        if binding == "rest 0.3 outer":
+            continue  # "hello" is no base64 text
+        body = response.json()
+        result = body["result"] if binding.startswith("jsonrpc") else body
+        task_id = result.get("task", result)["id"]
+        stored = live.redis.client().hget(f"a2a:deadletter:{task_id}", "task")
+        assert '"raw":"aGVsbG8="' in stored, (binding, stored)  # "hello"
+
+
 def test_content_type_the_agent_does_not_accept(live):
     params = {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"url": "http://example.com/a.png", "mediaType": "image/png"}]}}
     error = error_of(live.rpc("SendMessage", params))
@@ -227,3 +283,28 @@ def test_rest_malformed_body_and_wrong_method(live):
 def test_rest_v03_errors_carry_the_type_name(live):
     response = httpx.get(f"{live.url}/v1/tasks/{new_id()}", headers={"A2A-Version": "0.3"})
     assert response.status_code == 404 and response.json()["type"] == "TaskNotFoundError"
+    version = httpx.get(f"{live.url}/v1/tasks/{new_id()}", headers={"A2A-Version": "7.1"})
+    assert version.status_code == 400
+    assert (version.json()["type"], version.json()["code"]) == ("VersionNotSupportedError", -32600)  # 0.3 has no -32009
+    malformed = httpx.post(f"{live.url}/v1/tasks/{new_id()}/pushNotificationConfigs", content=b"{oops", headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400
+    assert (malformed.json()["type"], malformed.json()["code"]) == ("JSONParseError", -32700)
+
+
+@pytest.mark.parametrize("path", ["/v1/message:send", "/v1/message:stream", "/v1/tasks/t-1/pushNotificationConfigs"])
+def test_rest_v03_body_that_is_not_json_is_a_parse_error(live, path):
+    response = httpx.post(f"{live.url}{path}", content=b"{bad", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["type"], body["error"]["details"][0]["reason"]) == (-32700, "JSONParseError", "PARSE_ERROR")
+    assert "not valid JSON" in body["message"]
+
+
+@pytest.mark.parametrize("sent", [b"null", b"123", b'"hello"', b"[]", b'{"message": 5}', b'{"message": {"content": [5]}}'])
+def test_rest_v03_json_of_the_wrong_shape_is_invalid_params_in_plain_words(live, sent):
+    response = httpx.post(f"{live.url}/v1/message:send", content=sent, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["type"]) == (-32602, "InvalidParamsError")
+    assert "must be a JSON object" in body["message"]
+    assert not any(word in body["message"] for word in ("NoneType", "TypeError", "iterable")), body["message"]

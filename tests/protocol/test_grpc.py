@@ -21,12 +21,13 @@ from a2a.client import ClientCallContext
 from a2a.client.errors import A2AClientError
 from a2a.types import a2a_pb2 as pb
 from a2a.types import a2a_pb2_grpc
+from google.protobuf.descriptor import MethodDescriptor
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from queueapp.model import new_id
 from queueapp.protocol.errors import ERROR_TABLE
-from queueapp.protocol.grpc_binding import status_of
+from queueapp.protocol.grpc_binding import SERVICE, status_of
 from tests.protocol.conftest import Live, official_client, start_live, user_message
 from tests.support import ServeProcess, base_env
 
@@ -121,6 +122,48 @@ async def test_a_version_other_than_1_0_is_refused(live):
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert error_info(caught.value).reason == "VERSION_NOT_SUPPORTED"
     assert "0.3" in caught.value.details()
+
+
+def length_delimited(field: int, payload: bytes) -> bytes:
+    """One length-delimited field (a string or a message) in the protobuf wire format."""
+    size, varint = len(payload), b""
+    while size > 0x7F:
+        varint += bytes([size & 0x7F | 0x80])
+        size >>= 7
+    return bytes([field << 3 | 2]) + varint + bytes([size]) + payload
+
+
+def nested_struct(depth: int) -> bytes:
+    """A google.protobuf.Struct holding a Struct ``depth`` levels deep: {"a": {"a": ...}}."""
+    inner = b""
+    for _ in range(depth):
+        inner = length_delimited(1, length_delimited(1, b"a") + length_delimited(2, length_delimited(5, inner)))
+    return inner
+
+
+def undecodable(method: MethodDescriptor) -> dict[str, bytes]:
+    """Bytes that are no request of ``method``: field 1 of every request is a string."""
+    cases = {"not protobuf": b"\xff\xff\xff\xff", "truncated field": bytes.fromhex("0a056162"), "bad UTF-8": length_delimited(1, b"\xff\xfe")}
+    structs = [f.number for f in method.input_type.fields if f.message_type and f.message_type.full_name == "google.protobuf.Struct"]
+    if structs:
+        cases["Struct 40 levels deep"] = length_delimited(structs[0], nested_struct(40))
+    return cases
+
+
+@pytest.mark.parametrize("method", list(SERVICE.methods), ids=lambda m: m.name)
+async def test_undecodable_request_bytes_are_a_parse_error_on_every_method(live, method):
+    async with grpc.aio.insecure_channel(live.serve.grpc_target) as channel:
+        path = f"/{SERVICE.full_name}/{method.name}"
+        call = channel.unary_stream(path) if method.server_streaming else channel.unary_unary(path)  # bytes in, bytes out
+        for case, raw in undecodable(method).items():
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                answer = call(raw, metadata=V1)
+                await (answer.read() if method.server_streaming else answer)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (case, caught.value.details())
+            assert error_info(caught.value).reason == "PARSE_ERROR"
+            assert f"not a {method.input_type.full_name}" in caught.value.details()
+    assert f"WARNING queueapp.protocol: gRPC {method.name}: a request of" in live.serve.output
+    assert "Traceback" not in live.serve.output and "DecodeError" not in live.serve.output
 
 
 async def test_a_message_over_the_body_limit_is_refused_and_the_server_goes_on(live):

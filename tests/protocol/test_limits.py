@@ -50,23 +50,46 @@ def test_rest_body_over_the_limit_gets_a_status_body(live):
     response = httpx.post(f"{live.url}/message:send", content=b"{" + b" " * LIMIT + b"}", headers={"A2A-Version": "1.0"})
     assert response.status_code == 413
     assert response.json()["error"]["details"][0]["reason"] == "PAYLOAD_TOO_LARGE"
+    assert "type" not in response.json()
 
 
-def test_chunked_body_is_cut_off_once_it_passes_the_limit(live):
+def test_v03_rest_body_over_the_limit_gets_the_03_form(live):
+    response = httpx.post(f"{live.url}/v1/message:send", content=b"{" + b" " * LIMIT + b"}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    body = response.json()
+    assert (body["type"], body["code"]) == ("PayloadTooLargeError", -32600)
+    assert f"the limit is {LIMIT} bytes" in body["message"]
+    assert body["error"]["details"][0]["reason"] == "PAYLOAD_TOO_LARGE"
+
+
+# Any method may carry a body; each is held to the same cap as a POST.
+EVERY_METHOD = [
+    ("POST", "/a2a"),
+    ("GET", "/tasks"),
+    ("GET", "/v1/tasks/x"),
+    ("DELETE", "/tasks/x/pushNotificationConfigs/y"),
+    ("OPTIONS", "/a2a"),
+    ("PUT", "/message:send"),
+]
+
+
+@pytest.mark.parametrize("method,path", EVERY_METHOD)
+def test_chunked_body_is_cut_off_once_it_passes_the_limit(live, method, path):
     def chunks():
         for _ in range(100):
             yield b" " * 1024  # 100 KiB with no Content-Length, far over the limit
 
-    response = httpx.post(f"{live.url}/a2a", content=chunks(), headers={"A2A-Version": "1.0"})
+    response = httpx.request(method, f"{live.url}{path}", content=chunks(), headers={"A2A-Version": "1.0"})
     assert response.status_code == 413
     assert "more than" in response.json()["error"]["message"]
 
 
-def test_declared_length_over_the_limit_is_refused_before_the_body_is_sent(live):
+@pytest.mark.parametrize("method,path", [*EVERY_METHOD, ("HEAD", "/tasks")])
+def test_declared_length_over_the_limit_is_refused_before_the_body_is_sent(live, method, path):
     """The answer comes from the Content-Length alone: the client never sends the body."""
     parts = urlsplit(live.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(f"POST /a2a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n".encode())
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n".encode())
         received = b""
         while b"A2A_MAX_BODY_BYTES" not in received:  # the answer may come in several packets
             chunk = sock.recv(65536)
@@ -75,7 +98,7 @@ def test_declared_length_over_the_limit_is_refused_before_the_body_is_sent(live)
             received += chunk
         answer = received.decode(errors="replace")
     assert answer.startswith("HTTP/1.1 413")
-    assert "A2A_MAX_BODY_BYTES" in answer
+    assert "A2A_MAX_BODY_BYTES" in answer or method == "HEAD"  # the answer to a HEAD has no body
 
 
 def test_too_many_parts(live):

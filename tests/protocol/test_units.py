@@ -87,4 +87,5 @@ async def test_credentials_are_named_and_checked():
 def test_every_error_class_has_a_row_in_the_table():
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.ProtocolError) and c is not errors.ProtocolError]
     assert set(classes) == set(errors.ERROR_TABLE)
+    assert set(classes) == set(errors.V03_TYPE_NAMES)  # a 0.3 HTTP+JSON error never names another
     assert errors.jsonrpc_error(errors.VersionNotSupportedError(), "0.3")["code"] == -32600  # 0.3 has no -32009
