@@ -113,13 +113,21 @@ def test_get_is_not_a_json_rpc_call(live):
         ("SendMessage", {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"mediaType": "text/plain"}]}}, "has no content"),
         ("SendMessage", {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a", "url": "http://x"}]}}, "multiple"),
         ("SendMessage", {"message": {"messageId": "m", "role": "ROLE_USER", "parts": "hello"}}, "parts"),
-        ("CreateTaskPushNotificationConfig", {"taskId": "t", "url": "ftp://example.com/hook"}, "must use http or https"),
     ],
 )
 def test_wrong_params_are_32602_with_a_reason(live, method, params, words):
     error = error_of(live.rpc(method, params))
     assert error["code"] == -32602
     assert words in error["message"]
+
+
+def test_a_push_config_is_checked_after_its_task(live):
+    task = live.rpc("SendMessage", {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "hi"}]}}).json()["result"]["task"]
+    bad_url = {"url": "ftp://127.0.0.1/hook"}
+    error = error_of(live.rpc("CreateTaskPushNotificationConfig", {"taskId": task["id"], **bad_url}))
+    assert error["code"] == -32602 and "must use http or https" in error["message"]
+    # An unknown task is not found whatever the config: the task is looked up first.
+    assert error_of(live.rpc("CreateTaskPushNotificationConfig", {"taskId": new_id(), **bad_url}))["code"] == -32001
 
 
 def test_v03_params_are_validated_too(live):
