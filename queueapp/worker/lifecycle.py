@@ -204,12 +204,14 @@ class Worker:
     async def _drain(self) -> bool:
         """Let running tasks finish within the grace period; return the rest to the queue.
 
-        Returns False when Redis could not be reached to take them back: each is then left to
-        its lease, which runs out, and any worker's reaper puts it back (as for a worker that
-        was killed).
+        They go back to the front of the queue newest first, so that the oldest is taken
+        again first, as it was the first time. Returns False when Redis could not be reached
+        to take them back: each is then left to its lease, which runs out, and any worker's
+        reaper puts it back (as for a worker that was killed).
         """
         if not self.running:
             return True
+        claimed = {task_id: order for order, task_id in enumerate(self.running)}  # oldest claim first
         pending = [r.asyncio_task for r in self.running.values() if r.asyncio_task]
         await until_done_or(pending, self.hurry, self.config.worker_shutdown_grace)
         still = {task for task in pending if not task.done()}
@@ -222,6 +224,7 @@ class Worker:
             await asyncio.wait(still, timeout=5)
         await self.store.settle_finishes()
         unfinished = returning + [r for r in list(self.running.values()) if not r.returning]
+        unfinished.sort(key=lambda r: claimed.get(r.claim.record.id, len(claimed)), reverse=True)
         outage: str | None = None
         for running in unfinished:
             if outage is None:
@@ -344,7 +347,8 @@ async def reap(store: QueueStore, config: Config) -> int:
     for task_id in returned:
         log.warning("Task requeued, task_id=%s, reason=taken by a worker that died before claiming it", task_id)
     count = len(returned)
-    for task_id in await store.expired_leases():
+    # Each goes to the front of the queue: the latest lease first, so that the oldest is taken first.
+    for task_id in reversed(await store.expired_leases()):
         record = await store.get(task_id)
         if record is None or record.finished:
             await store.drop_lease(task_id)
