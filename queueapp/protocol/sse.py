@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from django.http import StreamingHttpResponse
 
 from queueapp.model import Json, dumps
-from queueapp.protocol.errors import InternalError, ProtocolError
+from queueapp.protocol.errors import ProtocolError, from_unexpected
 
 log = logging.getLogger("queueapp.protocol")
 
@@ -40,9 +40,8 @@ async def _pump(events: AsyncGenerator[Json, None], queue: asyncio.Queue[Json | 
             await queue.put(event)
     except ProtocolError as exc:
         end = exc
-    except Exception as exc:
-        log.exception("Event stream failed")
-        end = InternalError(f"The event stream failed: {exc}")
+    except Exception as exc:  # Redis away is an outage (a warning, STORAGE_UNAVAILABLE), anything else a bug
+        end = from_unexpected(exc, "an event stream")
     finally:
         with contextlib.suppress(Exception):
             await events.aclose()
