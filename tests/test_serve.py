@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import time
 
 import httpx
+import orjson
 import pytest
 
+from queueapp.model import new_id
 from tests.faults.tools import eventually, states, submit, sync_client
 from tests.support import wait_until
 
@@ -86,18 +89,69 @@ def test_a_port_in_use_stops_serve_before_the_banner_and_any_worker(processes, r
     assert redis_server.client().lrange("a2a:queue", 0, -1) == ["left-alone"]
 
 
+class Stream:
+    """A SendStreamingMessage response read in the background, line by line, to its end."""
+
+    def __init__(self, url: str, text: str):
+        self.lines: list[str] = []
+        message = {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": text}]}
+        body = {"jsonrpc": "2.0", "id": "s", "method": "SendStreamingMessage", "params": {"message": message}}
+        self.reading = asyncio.create_task(self._read(f"{url}/a2a", body))
+
+    async def _read(self, url: str, body: dict) -> None:
+        # A response cut before its end raises here (httpx.RemoteProtocolError): ended cleanly, it returns.
+        async with httpx.AsyncClient(timeout=120) as http, http.stream("POST", url, json=body, headers={"A2A-Version": "1.0"}) as response:
+            async for line in response.aiter_lines():
+                self.lines.append(line)
+
+    async def task_id(self) -> str:
+        data = await eventually(lambda: [line for line in self.lines if line.startswith("data: ")], message="the stream's first event")
+        return orjson.loads(data[0][6:])["result"]["task"]["id"]
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+async def test_a_stop_keeps_to_the_grace_with_a_stream_open_and_claims_nothing_more(processes, redis_url, store, server):
+    grace = 3.0
+    serve = processes.serve(redis_url, extra_args=["--server", server], A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE=f"{grace:g}s", A2A_SSE_KEEPALIVE="1s")
+    client = sync_client(store)
+    stream = Stream(serve.url, "sleep 60")
+    running = await stream.task_id()
+    await eventually(lambda: states(client, [running])[running] == "working", message="the task to run")
+    started = time.monotonic()
+    serve.signal(signal.SIGTERM)
+    await asyncio.sleep(1)
+    with pytest.raises(httpx.ConnectError):  # no new connections
+        httpx.get(f"{serve.url}/health", timeout=2)
+    [later] = await submit(store, 1, "hello")  # sent through another server: this one's worker has stopped claiming
+    await asyncio.wait_for(stream.reading, grace + 5)  # open through the grace, then ended cleanly
+    ended_s = time.monotonic() - started
+    code = await asyncio.to_thread(serve.wait, 30)
+    stopped_s = time.monotonic() - started
+    assert code == 0
+    assert grace - 0.5 < ended_s < grace + 1.5, ended_s
+    assert stopped_s < grace + 3, stopped_s
+    assert [line for line in stream.lines if line][-1].startswith(": closing: the server is shutting down")
+    assert states(client, [running, later]) == {running: "submitted", later: "submitted"}
+    assert client.lrange("a2a:queue", 0, -1) == [later, running]  # the returned task at the front
+    assert f"Task requeued, task_id={running}, reason=worker shutdown" in serve.output
+    assert "Traceback" not in serve.output and "ERROR" not in serve.output, serve.output[-3000:]
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "daphne"])
 async def test_a_second_stop_signal_returns_running_tasks_to_the_front_at_once(processes, redis_url, store, server):
     serve = processes.serve(redis_url, extra_args=["--server", server], A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE="25s")
-    running = (await submit(store, 1, "sleep 30"))[0]
+    stream = Stream(serve.url, "sleep 30")
+    running = await stream.task_id()
     client = sync_client(store)
     await eventually(lambda: states(client, [running])[running] == "working", message="the task to run")
     serve.signal(signal.SIGINT)
     await eventually(lambda: "draining embedded workers" in serve.output, message="the first signal to be seen")
     started = time.monotonic()
     serve.signal(signal.SIGINT)
-    assert serve.wait(20) == 0
+    await asyncio.wait_for(stream.reading, 10)  # ended cleanly, at once
+    assert await asyncio.to_thread(serve.wait, 20) == 0
     assert time.monotonic() - started < 10  # not the 25 s grace
     assert states(client, [running])[running] == "submitted"
     assert client.lindex("a2a:queue", -1) == running  # the front: taken next
     assert f"Task requeued, task_id={running}, reason=worker shutdown" in serve.output
+    assert "Traceback" not in serve.output and "ERROR" not in serve.output, serve.output[-3000:]

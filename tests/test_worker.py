@@ -219,6 +219,16 @@ async def test_reaper_requeues_then_fails_after_max_attempts(store, config):
     assert_clean(sync_client(store), [task_id])
 
 
+async def test_the_reaper_puts_tasks_back_so_that_the_oldest_is_taken_first(store, config):
+    ids = await submit(store, 3, "abandoned")
+    taken, _ = await store.take(3)
+    assert taken == ids
+    await store.lease(taken, "dead-worker", 0.01)
+    await asyncio.sleep(0.05)
+    assert await reap(store, config) == 3
+    assert (await store.take(3))[0] == ids
+
+
 async def test_graceful_stop_finishes_short_tasks_and_requeues_long_ones(store, config, caplog):
     caplog.set_level(logging.INFO, "queueapp.worker")
     short = await submit(store, 2, "sleep 0.5")

@@ -4,6 +4,10 @@ The events are read by a pump task into a small queue, so the response can send 
 keep-alive comment when the task is quiet without cancelling the reader in the middle
 of a read. When the client goes away, the ASGI server cancels the response; the
 ``finally`` below cancels the pump, which closes the event follower.
+
+A server that shuts down ends its open streams with :func:`close_streams`: each response
+then finishes as one whose task ended would, and its client can subscribe again (to
+another server, or to this one once it is back).
 """
 
 from __future__ import annotations
@@ -16,11 +20,39 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from django.http import StreamingHttpResponse
 
 from queueapp.model import Json, dumps
-from queueapp.protocol.errors import InternalError, ProtocolError
+from queueapp.protocol.errors import ProtocolError, from_unexpected
 
 log = logging.getLogger("queueapp.protocol")
 
 QUEUE_SIZE = 256  # events read ahead of a slow client; the pump waits beyond it
+CLOSING_COMMENT = b": closing: the server is shutting down; subscribe to the task again to follow it\n\n"
+
+
+class _Close:
+    """What :func:`close_streams` puts in a stream's queue: end the response now."""
+
+
+_CLOSE = _Close()
+Item = Json | ProtocolError | _Close | None
+
+# The queues of the streams open in this process (one event loop serves them all).
+_open: set[asyncio.Queue[Item]] = set()
+
+
+def close_streams() -> int:
+    """End every open stream cleanly, at once: each sends a closing comment and finishes its
+    response (events read ahead of a slow client are dropped: a client that subscribes again
+    gets the task as it stands). Returns how many were open."""
+    for queue in _open:
+        while not queue.empty():  # room for the close, in a queue a slow client has filled
+            queue.get_nowait()
+        queue.put_nowait(_CLOSE)
+    return len(_open)
+
+
+def open_streams() -> int:
+    """How many streams are open in this process."""
+    return len(_open)
 
 
 def frame(data: Json, event: str | None = None) -> bytes:
@@ -28,7 +60,7 @@ def frame(data: Json, event: str | None = None) -> bytes:
     return f"{head}data: {dumps(data)}\n\n".encode()
 
 
-async def _pump(events: AsyncGenerator[Json, None], queue: asyncio.Queue[Json | ProtocolError | None]) -> None:
+async def _pump(events: AsyncGenerator[Json, None], queue: asyncio.Queue[Item]) -> None:
     """Copy events into the queue, then None for their end (or the error that ended them).
 
     When the response is cancelled this task is cancelled too, and the CancelledError
@@ -40,9 +72,8 @@ async def _pump(events: AsyncGenerator[Json, None], queue: asyncio.Queue[Json | 
             await queue.put(event)
     except ProtocolError as exc:
         end = exc
-    except Exception as exc:
-        log.exception("Event stream failed")
-        end = InternalError(f"The event stream failed: {exc}")
+    except Exception as exc:  # Redis away is an outage (a warning, STORAGE_UNAVAILABLE), anything else a bug
+        end = from_unexpected(exc, "an event stream")
     finally:
         with contextlib.suppress(Exception):
             await events.aclose()
@@ -52,8 +83,9 @@ async def _pump(events: AsyncGenerator[Json, None], queue: asyncio.Queue[Json | 
 async def _frames(
     events: AsyncGenerator[Json, None], encode: Callable[[Json], Json], encode_error: Callable[[ProtocolError], Json], keepalive: float
 ) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[Json | ProtocolError | None] = asyncio.Queue(QUEUE_SIZE)
+    queue: asyncio.Queue[Item] = asyncio.Queue(QUEUE_SIZE)
     pump = asyncio.create_task(_pump(events, queue), name="sse-pump")
+    _open.add(queue)
     try:
         while True:
             try:
@@ -62,6 +94,9 @@ async def _frames(
                 yield b": keep-alive\n\n"
                 continue
             if item is None:
+                return
+            if isinstance(item, _Close):
+                yield CLOSING_COMMENT
                 return
             if isinstance(item, ProtocolError):
                 yield frame(encode_error(item), event="error")
@@ -72,6 +107,7 @@ async def _frames(
                 yield frame(encode_error(exc), event="error")
                 return
     finally:
+        _open.discard(queue)
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump

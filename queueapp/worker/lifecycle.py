@@ -77,10 +77,11 @@ class Worker:
         try:
             await self._claim_loop()
         finally:
-            await self._drain()
+            reachable = await self._drain()
             await stop_loops(background)
-            with contextlib.suppress(Exception):
-                await self.store.remove_worker(self.id)
+            if reachable:  # else it would wait out one more timeout: reapers prune a worker that stopped heartbeating
+                with contextlib.suppress(Exception):
+                    await self.store.remove_worker(self.id)
             log.info("Worker stopped, worker_id=%s, processed=%s", self.id, self.processed)
 
     def stop(self, *, now: bool = False) -> None:
@@ -200,10 +201,17 @@ class Worker:
 
     # ---- shutdown ------------------------------------------------------------------------
 
-    async def _drain(self) -> None:
-        """Let running tasks finish within the grace period; return the rest to the queue."""
+    async def _drain(self) -> bool:
+        """Let running tasks finish within the grace period; return the rest to the queue.
+
+        They go back to the front of the queue newest first, so that the oldest is taken
+        again first, as it was the first time. Returns False when Redis could not be reached
+        to take them back: each is then left to its lease, which runs out, and any worker's
+        reaper puts it back (as for a worker that was killed).
+        """
         if not self.running:
-            return
+            return True
+        claimed = {task_id: order for order, task_id in enumerate(self.running)}  # oldest claim first
         pending = [r.asyncio_task for r in self.running.values() if r.asyncio_task]
         await until_done_or(pending, self.hurry, self.config.worker_shutdown_grace)
         still = {task for task in pending if not task.done()}
@@ -215,8 +223,26 @@ class Worker:
         if still:
             await asyncio.wait(still, timeout=5)
         await self.store.settle_finishes()
-        for running in returning + [r for r in list(self.running.values()) if not r.returning]:
-            await self._return_to_queue(running)
+        unfinished = returning + [r for r in list(self.running.values()) if not r.returning]
+        unfinished.sort(key=lambda r: claimed.get(r.claim.record.id, len(claimed)), reverse=True)
+        outage: str | None = None
+        for running in unfinished:
+            if outage is None:
+                try:
+                    # One Redis timeout for each give-back: a new connection to a frozen Redis
+                    # can wait out several (connect, then its set-up commands) before it fails.
+                    async with asyncio.timeout(self.config.queue_options_timeout):
+                        await self._return_to_queue(running)
+                except (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError) as exc:
+                    # The others would each wait out the same timeout: they are not tried.
+                    outage = str(exc) or f"no answer within {self.config.queue_options_timeout:g}s"
+            if outage is not None:
+                log.warning(
+                    "Task not returned to the queue: Redis unavailable, task_id=%s, error=%s; a reaper returns it once its lease runs out",
+                    running.claim.record.id,
+                    outage,
+                )
+        return outage is None
 
     async def _return_to_queue(self, running: RunningTask) -> None:
         claim = running.claim
@@ -321,7 +347,8 @@ async def reap(store: QueueStore, config: Config) -> int:
     for task_id in returned:
         log.warning("Task requeued, task_id=%s, reason=taken by a worker that died before claiming it", task_id)
     count = len(returned)
-    for task_id in await store.expired_leases():
+    # Each goes to the front of the queue: the latest lease first, so that the oldest is taken first.
+    for task_id in reversed(await store.expired_leases()):
         record = await store.get(task_id)
         if record is None or record.finished:
             await store.drop_lease(task_id)

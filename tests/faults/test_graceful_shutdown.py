@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -45,3 +46,26 @@ async def test_sigterm_with_ten_running_tasks(processes, store, redis_url):
     assert [terminal_events(client, t) for t in ids] == [1] * 10  # none finished twice
     audit = assert_clean(client, ids)
     report("graceful-shutdown", tasks=10, finished_in_grace=5, requeued=requeued, lost=0, double_finished=0, exit_code=0, stop_s=round(stopped_s, 1), audit=audit)
+
+
+def dequeued(output: str) -> list[str]:
+    """The ids a worker claimed, in the order it claimed them."""
+    return re.findall(r"Task dequeued for processing, task_id=(\S+),", output)
+
+
+async def test_returned_tasks_are_taken_again_oldest_first(processes, store, redis_url):
+    client = sync_client(store)
+    env = {"A2A_AGENT": "demo", "A2A_WORKER_CONCURRENCY": "3", "A2A_WORKER_SHUTDOWN_GRACE": "500ms"}
+    worker = processes.worker(redis_url, **env)
+    ids = await submit(store, 3, "sleep 30")  # A, B, C: A is the oldest
+    await eventually(lambda: list(states(client, ids).values()) == ["working"] * 3, message="three running tasks")
+    assert dequeued(worker.output) == ids
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    # Workers take from the right: A must be there, then B, then C.
+    assert client.lrange("a2a:queue", 0, -1) == ids[::-1]
+
+    successor = processes.worker(redis_url, **env)
+    await eventually(lambda: len(dequeued(successor.output)) == 3, message="the successor to claim the three tasks")
+    assert dequeued(successor.output) == ids
+    assert successor.stop() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +93,23 @@ def test_client_disconnect_leaves_nothing_running(split):
     # The task itself goes on (it is queued work, not tied to the connection) and finishes.
     wait_until(lambda: live.rpc("GetTask", {"id": task_id}).json()["result"]["status"]["state"] == "TASK_STATE_COMPLETED", timeout=20)
     assert "Traceback" not in live.serve.output
+
+
+def test_a_redis_outage_during_a_stream_ends_it_with_storage_unavailable(tmp_path):
+    """An outage is not a bug: the stream ends with STORAGE_UNAVAILABLE and the log has one warning."""
+    live = start_live(tmp_path, A2A_EMBEDDED_WORKERS="0", A2A_QUEUE_OPTIONS_TIMEOUT="1s")
+    try:
+        with httpx.stream("POST", f"{live.url}/a2a", json=stream_body("sleep 30"), headers={"A2A-Version": "1.0"}, timeout=30) as response:
+            lines = response.iter_lines()
+            next(line for line in lines if line.startswith("data: "))  # the task, submitted
+            live.redis.process.send_signal(signal.SIGSTOP)
+            frames = [line for line in lines if line.startswith(("event: ", "data: "))]
+        assert frames[0] == "event: error"
+        error = orjson.loads(frames[1][6:])["error"]
+        assert error["code"] == -32603 and error["data"][0]["reason"] == "STORAGE_UNAVAILABLE"
+        assert "Redis unavailable during an event stream" in live.serve.output
+        assert "Traceback" not in live.serve.output and "ERROR" not in live.serve.output
+    finally:
+        live.redis.process.send_signal(signal.SIGCONT)
+        live.serve.stop()
+        live.redis.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -21,13 +22,16 @@ from queueapp.config import Config
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
-from queueapp.protocol import grpc_server
+from queueapp.protocol import grpc_server, sse
 from queueapp.slow_clients import install_daphne, uvicorn_options
 from queueapp.startup import lean_log_records
 from queueapp.worker import Worker
 from queueapp.worker.hooks import close_hooks, default_hooks
 
 log = logging.getLogger("queueapp.serve")
+
+CLOSE_S = 1.0  # how long the ended streams get to finish their responses before the HTTP server stops
+POLL_S = 0.1  # how often a stopping serve looks whether its open requests have ended
 
 
 class Command(BaseCommand):
@@ -124,15 +128,34 @@ class Command(BaseCommand):
 
         workers, tasks = await self._start(cfg, agent, listeners)
         server = _Server(
-            uvicorn.Config(application, host=cfg.server_host, port=cfg.server_port, lifespan="off", log_level="info" if cfg.debug else "warning", access_log=cfg.debug, ws="websockets-sansio" if _has_sansio() else "auto", **uvicorn_options(cfg))
+            uvicorn.Config(
+                application,
+                host=cfg.server_host,
+                port=cfg.server_port,
+                lifespan="off",
+                log_level="info" if cfg.debug else "warning",
+                access_log=cfg.debug,
+                ws="websockets-sansio" if _has_sansio() else "auto",
+                # The streams are ended when the grace is over (see _Stopping); a response
+                # still open a moment later is cut.
+                timeout_graceful_shutdown=math.ceil(cfg.worker_shutdown_grace + CLOSE_S),
+                **uvicorn_options(cfg),
+            )
         )
-        server.workers = workers
+        stopping = _Stopping(
+            workers,
+            cfg.worker_shutdown_grace,
+            stop_accepting=server.stop_accepting,
+            open_requests=lambda: len(server.server_state.tasks),
+            stop_now=server.stop_waiting,
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.request_exit)
+            loop.add_signal_handler(sig, stopping.request)
         try:
             await server.serve(sockets=[listeners.http])
         finally:
+            await stopping.streams_closed()
             await self._stop(workers, tasks)
 
     def _run_daphne(self, cfg: Config, agent: Agent, listeners: Listeners) -> None:
@@ -149,12 +172,19 @@ class Command(BaseCommand):
         asyncio.set_event_loop(loop)
         workers, tasks = loop.run_until_complete(self._start(cfg, agent, listeners))
         server = Server(application, endpoints=[_daphne_endpoint(listeners.take("http"))], signal_handlers=False, verbosity=1 if cfg.debug else 0)
-        stopping = _Stopping(workers, reactor.stop)  # type: ignore[misc]  # Twisted's interfaces declare methods without self
+        stopping = _Stopping(
+            workers,
+            cfg.worker_shutdown_grace,
+            stop_accepting=lambda: _daphne_stop_listening(server),
+            open_requests=lambda: _daphne_open_requests(server),
+            stop_http=reactor.stop,  # type: ignore[misc]  # Twisted's interfaces declare methods without self
+        )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.request)
         try:
-            server.run()
+            server.run()  # until the reactor stops: daphne then cancels what is left, without a word
         finally:
+            loop.run_until_complete(stopping.streams_closed())
             loop.run_until_complete(self._stop(workers, tasks))
 
 
@@ -168,49 +198,116 @@ def _daphne_endpoint(sock: socket.socket) -> str:
     return f"tcp6:port={port}:interface={host.replace(':', chr(92) + ':')}"
 
 
-class _Stopping:
-    """What a stop signal does: the first stops the HTTP side and lets the embedded workers
-    finish within the grace; a second puts their running tasks back on the queue at once."""
+def _daphne_stop_listening(server: Any) -> None:
+    """Stop accepting connections on daphne's HTTP ports (its open connections go on)."""
+    from twisted.internet import reactor, tcp
 
-    def __init__(self, workers: list[Worker], stop_http: Callable[[], None]):
+    factory = getattr(server, "http_factory", None)
+    for reader in reactor.getReaders():  # type: ignore[misc]  # Twisted's interfaces declare methods without self
+        if isinstance(reader, tcp.Port) and reader.factory is factory:
+            reader.stopListening()
+
+
+def _daphne_open_requests(server: Any) -> int:
+    """How many of daphne's HTTP requests are still being answered (its WebSockets, the
+    dashboard's, are closed when it stops, as uvicorn closes them at once)."""
+    from daphne.http_protocol import WebRequest
+
+    return sum(
+        1
+        for protocol, details in getattr(server, "connections", {}).items()
+        if isinstance(protocol, WebRequest) and "application_instance" in details and not details["application_instance"].done()
+    )
+
+
+class _Stopping:
+    """What a stop signal does.
+
+    The first stops the embedded workers' claiming at once (the grace of their running tasks
+    counts from it) and stops taking new connections. Open requests may go on until they end
+    or the grace does; then the open event streams are ended cleanly (their clients can
+    subscribe again) and the HTTP server stops. A second signal ends the grace at once: running
+    tasks go back to the queue, and the streams end now.
+    """
+
+    def __init__(
+        self,
+        workers: list[Worker],
+        grace: float,
+        *,
+        stop_accepting: Callable[[], None],
+        open_requests: Callable[[], int],
+        stop_http: Callable[[], None] = lambda: None,
+        stop_now: Callable[[], None] = lambda: None,
+    ):
         self.workers = workers
+        self.grace = grace
+        self.stop_accepting = stop_accepting
+        self.open_requests = open_requests
         self.stop_http = stop_http
+        self.stop_now = stop_now
         self.requested = False
+        self._hurry = asyncio.Event()
+        self._closing: asyncio.Task[None] | None = None
 
     def request(self) -> None:
         if self.requested:
             log.info("Second stop signal: stopping now, running tasks go back to the queue")
             for worker in self.workers:
                 worker.stop(now=True)
+            self._hurry.set()
+            self.stop_now()
             return
         self.requested = True
         if self.workers:
             log.info("Shutting down: no new requests, draining embedded workers (a second Ctrl-C stops at once)")
         else:
             log.info("Shutting down: no new requests")
+        for worker in self.workers:
+            worker.stop()
+        self.stop_accepting()
+        self._closing = asyncio.get_running_loop().create_task(self._close_http(), name="close-http")
+
+    async def streams_closed(self) -> None:
+        """Return once the open streams have been ended (at once when no stop was asked for)."""
+        if self._closing is not None:
+            await self._closing
+
+    async def _close_http(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        try:
+            while self.open_requests() and not self._hurry.is_set() and loop.time() < deadline:
+                await asyncio.wait((hurry,), timeout=min(POLL_S, deadline - loop.time()))
+        finally:
+            hurry.cancel()
+        closed = sse.close_streams()
+        if closed:
+            log.info("Ended %s open event stream(s): the server is shutting down, their clients can subscribe again", closed)
+        until = loop.time() + CLOSE_S
+        while sse.open_streams() and loop.time() < until:
+            await asyncio.sleep(POLL_S / 2)
+        await asyncio.sleep(POLL_S / 2)  # the streams' last bytes leave before the server closes their connections
         self.stop_http()
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, with SIGTERM/SIGINT left to us: we stop the HTTP side, then drain
-    the embedded workers, then exit 0 (uvicorn alone would re-raise the signal and kill the
-    process before the workers could hand back their tasks)."""
-
-    workers: list[Worker] = []
+    """uvicorn's server, with SIGTERM/SIGINT left to us (see :class:`_Stopping`): it stops
+    taking connections at the first, then waits for the open ones (at most the grace and
+    ``CLOSE_S``: the streams are ended by then), and stops waiting at the second. serve then
+    exits 0 once the embedded workers have handed back their tasks (uvicorn alone would
+    re-raise the signal and kill the process first)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
-    def request_exit(self) -> None:
-        if not hasattr(self, "_stopping"):
-            self._stopping = _Stopping(self.workers, self._exit)
-        if self._stopping.requested:
-            self.force_exit = True
-        self._stopping.request()
-
-    def _exit(self) -> None:
+    def stop_accepting(self) -> None:
         self.should_exit = True
+
+    def stop_waiting(self) -> None:
+        self.should_exit = self.force_exit = True
 
 
 def _has_sansio() -> bool:
