@@ -138,6 +138,29 @@ async def test_a_stop_keeps_to_the_grace_with_a_stream_open_and_claims_nothing_m
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+async def test_a_blocking_send_open_when_the_grace_ends_gets_its_task_as_it_stands(processes, redis_url, store, server):
+    grace = 2.0
+    serve = processes.serve(redis_url, extra_args=["--server", server], A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE=f"{grace:g}s", A2A_BLOCKING_TIMEOUT="60s")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "sleep 60"}]}}}
+    sending = asyncio.ensure_future(asyncio.to_thread(httpx.post, f"{serve.url}/a2a", json=body, headers={"A2A-Version": "1.0"}, timeout=30))
+    client = sync_client(store)
+    running = await eventually(lambda: client.zrange(store.keys.index_active, 0, -1), message="the task to be created")
+    await eventually(lambda: states(client, running)[running[0]] == "working", message="the task to run")
+    started = time.monotonic()
+    serve.signal(signal.SIGTERM)
+    answer = await asyncio.wait_for(sending, grace + 5)
+    answered_s = time.monotonic() - started
+    assert answer.status_code == 200, answer.text
+    task = answer.json()["result"]["task"]
+    assert task["id"] == running[0] and task["status"]["state"] in ("TASK_STATE_WORKING", "TASK_STATE_SUBMITTED")
+    assert grace - 0.5 < answered_s < grace + 2, answered_s  # at the end of the grace, not at A2A_BLOCKING_TIMEOUT
+    assert await asyncio.to_thread(serve.wait, 30) == 0
+    assert states(client, running)[running[0]] == "submitted"  # back on the queue for another worker
+    assert "Answered 1 waiting request(s)" in serve.output
+    assert "Traceback" not in serve.output and "ERROR" not in serve.output, serve.output[-3000:]
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
 async def test_a_second_stop_signal_returns_running_tasks_to_the_front_at_once(processes, redis_url, store, server):
     serve = processes.serve(redis_url, extra_args=["--server", server], A2A_AGENT="demo", A2A_WORKER_SHUTDOWN_GRACE="25s")
     stream = Stream(serve.url, "sleep 30")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from queueapp import model, push, tracing
 from queueapp.events import ends_stream, ends_subscription, follow_task
 from queueapp.model import Json, TaskRecord
-from queueapp.protocol import card
+from queueapp.protocol import card, shutdown
 from queueapp.protocol.access import Access
 from queueapp.protocol.errors import (
     ContentTypeNotSupportedError,
@@ -166,15 +166,25 @@ class Handler:
         return record
 
     async def _wait(self, task_id: str, after: str, timeout: float) -> Json | None:
-        """The event that ends the task's run (terminal, interrupted or a direct reply), or None on timeout."""
-        try:
-            async with asyncio.timeout(timeout):
-                async with aclosing(follow_task(self.services.notices(), task_id, after)) as events:
-                    async for _, event in events:
-                        if ends_stream(event):
-                            return event
-        except TimeoutError:
-            return None
+        """The event that ends the task's run (terminal, interrupted or a direct reply), or
+        None on timeout or when the server ends its waits to shut down (shutdown.py)."""
+        with shutdown.wait_until_shutdown() as ended:
+            waiting = asyncio.ensure_future(self._run_end(task_id, after))
+            stopping = asyncio.ensure_future(ended.wait())
+            try:
+                await asyncio.wait((waiting, stopping), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not waiting.done():
+                    waiting.cancel()
+                    await asyncio.wait((waiting,))  # its event follower is closed before the answer
+            return None if waiting.cancelled() else waiting.result()
+
+    async def _run_end(self, task_id: str, after: str) -> Json | None:
+        async with aclosing(follow_task(self.services.notices(), task_id, after)) as events:
+            async for _, event in events:
+                if ends_stream(event):
+                    return event
         return None
 
     async def send_message(self, params: Json, ctx: CallContext) -> Json:

@@ -22,7 +22,7 @@ from queueapp.config import Config
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
-from queueapp.protocol import grpc_server, sse
+from queueapp.protocol import grpc_server, shutdown, sse
 from queueapp.slow_clients import install_daphne, uvicorn_options
 from queueapp.startup import lean_log_records
 from queueapp.worker import Worker
@@ -30,7 +30,7 @@ from queueapp.worker.hooks import close_hooks, default_hooks
 
 log = logging.getLogger("queueapp.serve")
 
-CLOSE_S = 1.0  # how long the ended streams get to finish their responses before the HTTP server stops
+CLOSE_S = 1.0  # how long the ended streams and waits get to finish their responses before the HTTP server stops
 POLL_S = 0.1  # how often a stopping serve looks whether its open requests have ended
 
 
@@ -285,8 +285,11 @@ class _Stopping:
         closed = sse.close_streams()
         if closed:
             log.info("Ended %s open event stream(s): the server is shutting down, their clients can subscribe again", closed)
+        waits = shutdown.end_waits()
+        if waits:
+            log.info("Answered %s waiting request(s) with their tasks as they stand: the server is shutting down", waits)
         until = loop.time() + CLOSE_S
-        while sse.open_streams() and loop.time() < until:
+        while (sse.open_streams() or self.open_requests()) and loop.time() < until:
             await asyncio.sleep(POLL_S / 2)
         await asyncio.sleep(POLL_S / 2)  # the streams' last bytes leave before the server closes their connections
         self.stop_http()
