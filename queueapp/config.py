@@ -404,6 +404,11 @@ def get() -> Config:
     return _current
 
 
+def loaded() -> Config | None:
+    """The process-wide configuration if one was loaded or set, without loading it."""
+    return _current
+
+
 def set_current(config: Config | None) -> None:
     """Replace the process-wide configuration (tests and commands that take overrides)."""
     global _current

@@ -61,6 +61,22 @@ def test_unreachable_redis_at_start_exits_non_zero_without_fallback(command, tmp
     assert "memory" not in output.lower()
 
 
+def _last_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+def test_an_unreachable_sentinel_is_reported_without_its_password(tmp_path):
+    """redis-py's MasterNotFoundError quotes each sentinel client's repr, password and all."""
+    port = free_port()
+    env = base_env(f"redis+sentinel://:SENTPW-1@127.0.0.1:{port}/mymaster/0", str(tmp_path), A2A_QUEUE_OPTIONS_MAX_RETRIES="1", A2A_QUEUE_OPTIONS_TIMEOUT="500ms")
+    result = manage("runworker", env={**env, "A2A_QUEUE_CREDENTIALS_PASSWORD": "DATAPW-2"})
+    assert _last_line(result).startswith(f"CommandError: cannot reach Redis at addr=127.0.0.1:{port}, db=0: no Redis Sentinel named a master for 'mymaster': Error ")
+    assert "Redis not reachable, retrying" in result.stderr  # the warning line goes through the same cleaning
+    assert "SENTPW" not in result.stdout + result.stderr and "DATAPW" not in result.stdout + result.stderr
+
+
 async def test_separate_runworker_processes_a_task(processes, store, redis_url):
     worker = processes.worker(redis_url)
     record, _ = await store.create_task(user_message("hello worker"))
