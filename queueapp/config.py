@@ -160,6 +160,19 @@ def _issuer_url(value: str) -> bool:
     return parts.scheme == "http" and loopback
 
 
+_URL_USERINFO = re.compile(r"^([A-Za-z][\w+.-]*://).*@", re.DOTALL)
+_URL_SECRET_QUERY = re.compile(r"([?&](?:password|username)=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user and password (``user:pass@``, ``?password=``) shown as ``***``, for error messages.
+
+    Works on text that is no valid URL too: everything up to the last ``@`` after the scheme is
+    hidden, since a password may hold any character.
+    """
+    return _URL_SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", url))
+
+
 def _host_port(value: str) -> bool:
     host, sep, port = value.rpartition(":")
     return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
@@ -363,7 +376,8 @@ def _read_setting(setting: Setting, environ: Mapping[str, str], maps: dict[str, 
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"{source}={raw!r} is invalid: expected {setting.accepts}")
+        shown = redact_url(raw) if "://" in raw else raw  # a URL's password is never printed
+        raise ConfigError(f"{source}={shown!r} is invalid: expected {setting.accepts}")
     return value
 
 

@@ -12,7 +12,7 @@ import logging
 import re
 import traceback
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import redis
 import redis.asyncio as aioredis
@@ -138,8 +138,8 @@ def describe(url: str, db: int | None) -> str:
     """``addr=HOST:PORT, db=N`` for logs, without credentials."""
     parsed = urlparse(url)
     addr = parsed.path if parsed.scheme == "unix" else parsed.netloc.rpartition("@")[2]
-    if db is None:
-        path_db = parsed.path.strip("/") if parsed.scheme in ("redis", "rediss") else ""
+    if db is None:  # as redis-py reads it: ?db= first, then the path's
+        path_db = parse_qs(parsed.query).get("db", [parsed.path.strip("/") if parsed.scheme in ("redis", "rediss") else ""])[0]
         db = int(path_db) if path_db.isdigit() else 0
     return f"addr={addr}, db={db}"
 

@@ -67,6 +67,26 @@ def _last_line(result: subprocess.CompletedProcess) -> str:
     return [line for line in result.stderr.splitlines() if line.strip()][-1]
 
 
+@pytest.mark.parametrize(
+    ("command", "url", "expected"),
+    [
+        ("serve", "redis://127.0.0.1:notaport", "A2A_QUEUE_URL='redis://127.0.0.1:notaport' is invalid: the port 'notaport' is not a number from 1 to 65535"),
+        ("runworker", "redis://127.0.0.1:99999", "A2A_QUEUE_URL='redis://127.0.0.1:99999' is invalid: the port '99999' is not a number from 1 to 65535"),
+        ("cleanup_tasks", "redis://[::1:6393", "A2A_QUEUE_URL='redis://[::1:6393' is invalid: the host is not valid (an IPv6 address goes in brackets: [::1]:6379)"),
+        ("serve", "redis://127.0.0.1:6393?foo=bar", "A2A_QUEUE_URL='redis://127.0.0.1:6393?foo=bar' is invalid: a redis:// URL takes no query option 'foo': expected db, "),
+        ("runworker", "redis://127.0.0.1:6393?foo=bar", "is invalid: a redis:// URL takes no query option 'foo'"),
+        ("cleanup_tasks", "redis://127.0.0.1:6393?socket_timeout=abc", "is invalid: the query option socket_timeout='abc' is not a number of seconds above 0"),
+        ("serve", "redis://", "A2A_QUEUE_URL='redis://' is invalid: the URL names no host"),
+        ("runworker", "redis://127.0.0.1:6393/abc", "A2A_QUEUE_URL='redis://127.0.0.1:6393/abc' is invalid: the database after the host must be a number, not 'abc'"),
+        ("serve", "redis://app:pw-in-url@127.0.0.1:notaport", "A2A_QUEUE_URL='redis://***@127.0.0.1:notaport' is invalid: the port 'notaport'"),
+    ],
+)
+def test_a_malformed_queue_url_stops_the_command_with_one_line(command, url, expected, tmp_path):
+    line = _last_line(manage(command, env=base_env(url, str(tmp_path))))
+    assert line.startswith("CommandError: A2A_QUEUE_URL=") and expected in line
+    assert "pw-in-url" not in line
+
+
 def test_an_unreachable_sentinel_is_reported_without_its_password(tmp_path):
     """redis-py's MasterNotFoundError quotes each sentinel client's repr, password and all."""
     port = free_port()

@@ -63,6 +63,8 @@ async def test_unreachable_redis_raises_a_clear_error(make_config):
         ("redis://user:secret@cache.example:6380/2", None, "addr=cache.example:6380, db=2"),
         ("rediss://cache.example:6390", 4, "addr=cache.example:6390, db=4"),
         ("unix:///run/redis.sock", None, "addr=/run/redis.sock, db=0"),
+        ("unix:///run/redis.sock?db=3", None, "addr=/run/redis.sock, db=3"),
+        ("redis://127.0.0.1:6379/2?db=5", None, "addr=127.0.0.1:6379, db=5"),
     ],
 )
 def test_describe_never_shows_credentials(url, db, expected):
