@@ -97,6 +97,25 @@ def test_an_unreachable_sentinel_is_reported_without_its_password(tmp_path):
     assert "SENTPW" not in result.stdout + result.stderr and "DATAPW" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"A2A_PUBLIC_URL": "notaurl"},
+            "CommandError: A2A_PUBLIC_URL='notaurl' is invalid: expected the base URL clients use: http:// or https://, a host and an optional path, such as https://agents.example.com",
+        ),
+        (
+            {"A2A_AUTH_TOKENS": "alice:tok-shared,bob:tok-shared"},
+            "CommandError: A2A_AUTH_TOKENS is invalid: one token is given to two identities, alice and bob: expected each identity to have tokens of its own",
+        ),
+    ],
+)
+def test_a_bad_public_url_or_shared_token_stops_serve_with_one_line(env, expected, redis_url, tmp_path):
+    result = manage("serve", env=base_env(redis_url, str(tmp_path), **env))
+    assert _last_line(result) == expected
+    assert "tok-shared" not in result.stderr
+
+
 async def test_separate_runworker_processes_a_task(processes, store, redis_url):
     worker = processes.worker(redis_url)
     record, _ = await store.create_task(user_message("hello worker"))

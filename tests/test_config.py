@@ -45,6 +45,12 @@ BAD_VALUES = [
     ("A2A_TASK_RETENTION_MAX_AGE", "1y"),
     ("A2A_IDEMPOTENCY_TTL", "a day"),
     ("A2A_EVENTS_TTL", "-"),
+    ("A2A_PUBLIC_URL", "notaurl"),
+    ("A2A_PUBLIC_URL", "agents.example.com"),
+    ("A2A_PUBLIC_URL", "ftp://agents.example.com"),
+    ("A2A_PUBLIC_URL", "https://"),
+    ("A2A_PUBLIC_URL", "https://agents.example.com:port"),
+    ("A2A_PUBLIC_URL", "https://agents.example.com/?tenant=1"),
 ]
 
 
@@ -207,7 +213,12 @@ def test_the_config_is_frozen():
         cfg.worker_lease = 1.0  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("variable", "value", "shown"), [("A2A_EMAIL_URL", "smtp://mailer:pw-in-url@", "smtp://***@")])
+@pytest.mark.parametrize("url", ["https://agents.example.com", "http://127.0.0.1:8080/", "https://example.com/agents/", "http://[::1]:8080"])
+def test_public_url_takes_an_http_or_https_base_url(url):
+    assert load({"A2A_PUBLIC_URL": url}).public_url == url
+
+
+@pytest.mark.parametrize(("variable", "value", "shown"), [("A2A_EMAIL_URL", "smtp://mailer:pw-in-url@", "smtp://***@"), ("A2A_PUBLIC_URL", "https://admin:pw-in-url@", "https://***@")])
 def test_a_bad_url_setting_is_printed_without_its_password(variable, value, shown):
     with pytest.raises(ConfigError) as info:
         load({variable: value})
@@ -298,3 +309,21 @@ def test_the_query_options_of_sentinel_and_cluster_urls_reach_redis_py_as_values
     for options in (sentinel.connection_pool.connection_kwargs, sentinel.connection_pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs, cluster.get_connection_kwargs()):
         assert (options["socket_timeout"], options["ssl_check_hostname"], options["ssl_ca_certs"]) == (2.0, False, "/ca.pem")
         assert options.get("ssl_keyfile") is None  # an empty value is no value, as redis-py reads a redis:// URL
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("A2A_AUTH_TOKENS", "alice:tok-1,bob:tok-1", "A2A_AUTH_TOKENS is invalid: one token is given to two identities, alice and bob"),
+        ("A2A_AUTH_TOKENS", "tok-1,carol:tok-2,tok-1", "A2A_AUTH_TOKENS is invalid: one token is given to two identities, token-1 and token-3"),
+        ("A2A_AUTH_API_KEYS", "ci:tok-1,ops:tok-1", "A2A_AUTH_API_KEYS is invalid: one API key is given to two identities, ci and ops"),
+    ],
+)
+def test_one_secret_for_two_identities_is_refused_without_printing_it(variable, value, expected):
+    with pytest.raises(ConfigError) as info:
+        load({variable: value})
+    assert str(info.value).startswith(expected) and "tok-" not in str(info.value)
+
+
+def test_the_same_secret_twice_for_one_identity_is_accepted():
+    assert load({"A2A_AUTH_TOKENS": "alice:t1,alice:t1", "A2A_AUTH_API_KEYS": "k1"}).auth_tokens == ("alice:t1", "alice:t1")
