@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from queueapp.config import Config
+from queueapp.config import Config, named_secrets
 from queueapp.oidc import IssuerUnavailable, OidcVerifier, TokenRejected, looks_like_jwt
 
 API_KEY_HEADER = "X-API-Key"
@@ -49,14 +49,8 @@ class Credential:
 
 
 def _named(entries: tuple[str, ...], prefix: str) -> tuple[Credential, ...]:
-    credentials = []
-    for index, entry in enumerate(entries, start=1):
-        name, sep, secret = entry.partition(":")
-        if sep and name.strip() and secret:
-            credentials.append(Credential(name.strip(), secret))
-        else:
-            credentials.append(Credential(f"{prefix}-{index}", entry))
-    return tuple(credentials)
+    """The credentials of the entries; the configuration has refused one secret given to two identities."""
+    return tuple(Credential(identity, secret) for identity, secret in named_secrets(entries, prefix))
 
 
 @dataclass(frozen=True)

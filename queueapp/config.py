@@ -160,6 +160,53 @@ def _issuer_url(value: str) -> bool:
     return parts.scheme == "http" and loopback
 
 
+def _base_url(value: str) -> bool:
+    """An absolute http(s) URL with a host, a port that is a number, and no credentials, query or fragment."""
+    if not value:
+        return True
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc and not (parts.query or parts.fragment or "?" in value or "#" in value)
+
+
+_URL_USERINFO = re.compile(r"^([A-Za-z][\w+.-]*://).*@", re.DOTALL)
+_URL_SECRET_QUERY = re.compile(r"([?&](?:password|username)=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user and password (``user:pass@``, ``?password=``) shown as ``***``, for error messages.
+
+    Works on text that is no valid URL too: everything up to the last ``@`` after the scheme is
+    hidden, since a password may hold any character.
+    """
+    return _URL_SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", url))
+
+
+def named_secrets(entries: tuple[str, ...], prefix: str) -> tuple[tuple[str, str], ...]:
+    """(identity, secret) of each entry of A2A_AUTH_TOKENS or A2A_AUTH_API_KEYS.
+
+    An entry is ``name:secret``, or a bare secret, whose identity is ``prefix-N`` (N counts the entries from 1).
+    """
+    named = []
+    for index, entry in enumerate(entries, start=1):
+        name, sep, secret = entry.partition(":")
+        named.append((name.strip(), secret) if sep and name.strip() and secret else (f"{prefix}-{index}", entry))
+    return tuple(named)
+
+
+def _shared_secret(variable: str, entries: tuple[str, ...], prefix: str, what: str) -> str | None:
+    """The error when one secret is given to two identities (which one a request is would be a guess); never names the secret."""
+    owners: dict[str, str] = {}
+    for identity, secret in named_secrets(entries, prefix):
+        first = owners.setdefault(secret, identity)
+        if first != identity:
+            return f"{variable} is invalid: one {what} is given to two identities, {first} and {identity}: expected each identity to have {what}s of its own"
+    return None
+
+
 def _host_port(value: str) -> bool:
     host, sep, port = value.rpartition(":")
     return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
@@ -196,7 +243,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_GRPC_PUBLIC_ADDRESS", str.strip, "", "host:port that gRPC clients use, such as agents.example.com:443", lambda v: v == "" or _host_port(v)),
         Setting("A2A_GRPC_TLS_CERT", str.strip, "", "the path of a PEM certificate chain (set with A2A_GRPC_TLS_KEY)"),
         Setting("A2A_GRPC_TLS_KEY", str.strip, "", "the path of the PEM private key of A2A_GRPC_TLS_CERT"),
-        Setting("A2A_PUBLIC_URL", str.strip, "", "the base URL clients use, such as https://agents.example.com"),
+        Setting(
+            "A2A_PUBLIC_URL",
+            str.strip,
+            "",
+            "the base URL clients use: http:// or https://, a host and an optional path, such as https://agents.example.com",
+            _base_url,
+        ),
         Setting("A2A_DEBUG", parse_bool, "false", "true or false"),
         Setting("A2A_SECRET_KEY", str.strip, "", "a long random string (unset: one is generated and kept in A2A_DATA_DIR)"),
         Setting("A2A_ALLOWED_HOSTS", parse_list, "", "host names separated by commas, or * (unset: the localhost names and the host of A2A_PUBLIC_URL)"),
@@ -363,7 +416,8 @@ def _read_setting(setting: Setting, environ: Mapping[str, str], maps: dict[str, 
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"{source}={raw!r} is invalid: expected {setting.accepts}")
+        shown = redact_url(raw) if "://" in raw else raw  # a URL's password is never printed
+        raise ConfigError(f"{source}={shown!r} is invalid: expected {setting.accepts}")
     return value
 
 
@@ -384,6 +438,10 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError("A2A_AUTH_OIDC_AUDIENCE is required when A2A_AUTH_OIDC_ISSUER is set: expected the audiences (aud) a token may be for")
     if bool(values["grpc_tls_cert"]) != bool(values["grpc_tls_key"]):
         raise ConfigError("A2A_GRPC_TLS_CERT and A2A_GRPC_TLS_KEY go together: set both for gRPC over TLS, or neither for plaintext")
+    for variable, what, prefix in (("A2A_AUTH_TOKENS", "token", "token"), ("A2A_AUTH_API_KEYS", "API key", "key")):
+        shared = _shared_secret(variable, values[variable.removeprefix("A2A_").lower()], prefix, what)
+        if shared:
+            raise ConfigError(shared)
     from queueapp.ha import url_problem
 
     problem = url_problem(values["queue_url"], values["queue_key_prefix"], values["queue_options_db"], values["queue_replica_acks"], SETTINGS["A2A_QUEUE_URL"].accepts)
@@ -401,6 +459,11 @@ def get() -> Config:
     global _current
     if _current is None:
         _current = load()
+    return _current
+
+
+def loaded() -> Config | None:
+    """The process-wide configuration if one was loaded or set, without loading it."""
     return _current
 
 

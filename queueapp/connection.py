@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import traceback
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.backoff import ExponentialWithJitterBackoff
 
-from queueapp.config import EVICTING_POLICY_PREFIXES, Config
+from queueapp.config import EVICTING_POLICY_PREFIXES, Config, loaded
 from queueapp.embedded import EmbeddedUnavailable, client_name, embedded_socket, ensure_embedded_server
 from queueapp.ha import CLUSTER_SCHEMES, SENTINEL_SCHEMES, cluster_client, first_node_url, parse_sentinel_url, sentinel_client
 
@@ -135,10 +138,66 @@ def describe(url: str, db: int | None) -> str:
     """``addr=HOST:PORT, db=N`` for logs, without credentials."""
     parsed = urlparse(url)
     addr = parsed.path if parsed.scheme == "unix" else parsed.netloc.rpartition("@")[2]
-    if db is None:
-        path_db = parsed.path.strip("/") if parsed.scheme in ("redis", "rediss") else ""
+    if db is None:  # as redis-py reads it: ?db= first, then the path's
+        path_db = parse_qs(parsed.query).get("db", [parsed.path.strip("/") if parsed.scheme in ("redis", "rediss") else ""])[0]
         db = int(path_db) if path_db.isdigit() else 0
     return f"addr={addr}, db={db}"
+
+
+# What redis-py puts in its errors that must not be shown: the connection keywords in the repr
+# of a pool or client (``password=...,username=...``, MasterNotFoundError quotes one per
+# sentinel), the same in a dict's repr, and the user and password of a URL.
+_KEYWORD_SECRET = re.compile(r"\b((?:ssl_)?password|username)=.*?(?=,\s*\w+=|\)|>|\s|$)")
+_DICT_SECRET = re.compile(r"""(['"](?:(?:ssl_)?password|username)['"]\s*:\s*)(['"]).*?\2""")
+_URL_CREDENTIALS = re.compile(r"\b([A-Za-z][\w+.-]*://)[^\s/?#]*@")
+_NO_MASTER = re.compile(r"No master found for ('[^']*'|\"[^\"]*\")")
+_SENTINEL_ERROR = re.compile(r""" - \w+\((['"])(.*?)\1\)(?=, <|$)""")
+_SHORTEST_HIDDEN = 4  # shorter secrets are hidden where they are named, but not wherever the letters occur
+
+
+def redis_error_text(exc: BaseException, config: Config | None = None, *, with_traceback: bool = False) -> str:
+    """A Redis error as text safe to show a client or write to a log: no password, no user name.
+
+    redis-py's errors may quote the repr of a client or pool, which lists every connection
+    keyword, the password too. Those keywords and a URL's ``user:pass@`` are dropped, and so is
+    every secret of ``config`` (the process's loaded one when not given) wherever it occurs:
+    A2A_QUEUE_CREDENTIALS_* and the user and password of A2A_QUEUE_URL, the sentinels' among
+    them. A MasterNotFoundError becomes one sentence naming the service and why each sentinel
+    failed. ``with_traceback`` adds the traceback, cleaned the same way.
+    """
+    text = str(exc)
+    if isinstance(exc, MasterNotFoundError | redis.sentinel.MasterNotFoundError) and (found := _NO_MASTER.match(text)):
+        reasons = list(dict.fromkeys(reason for _, reason in _SENTINEL_ERROR.findall(text)))
+        text = f"no Redis Sentinel named a master for {found.group(1)}" + (f": {'; '.join(reasons)}" if reasons else "")
+    text = text or exc.__class__.__name__
+    if with_traceback and exc.__traceback__ is not None:
+        text = "".join(traceback.format_exception(exc)).rstrip()
+    return _without_secrets(text, config or loaded())
+
+
+def _without_secrets(text: str, config: Config | None) -> str:
+    text = _KEYWORD_SECRET.sub(r"\1=***", text)
+    text = _DICT_SECRET.sub(r"\1\2***\2", text)
+    text = _URL_CREDENTIALS.sub(r"\1", text)
+    for secret in sorted(_secrets(config), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), repr(secret)[1:-1]}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _secrets(config: Config | None) -> set[str]:
+    """The user names and passwords of the configuration that are long enough to look for anywhere."""
+    if config is None:
+        return set()
+    found = {config.queue_credentials_username, config.queue_credentials_password}
+    if config.queue_url:
+        netloc = config.queue_url.partition("://")[2].split("/", 1)[0]
+        if "@" in netloc:
+            user, _, password = netloc.rpartition("@")[0].partition(":")
+            found.update((user, password, unquote(user), unquote(password)))
+        query = config.queue_url.partition("?")[2]
+        found.update(unquote(value) for name, _, value in (item.partition("=") for item in query.split("&")) if name in ("username", "password"))
+    return {secret for secret in found if len(secret) >= _SHORTEST_HIDDEN}
 
 
 async def connect(config: Config, *, check_policy: bool = True) -> RedisClient:
@@ -158,11 +217,12 @@ async def connect(config: Config, *, check_policy: bool = True) -> RedisClient:
             last_error = exc
             if attempt + 1 < attempts:
                 delay = min(0.2 * 2**attempt, config.queue_reconnect_backoff_max)
-                log.warning("Redis not reachable, retrying in %.1fs, %s, error=%s", delay, describe(url, config.queue_options_db), exc)
+                log.warning("Redis not reachable, retrying in %.1fs, %s, error=%s", delay, describe(url, config.queue_options_db), redis_error_text(exc, config))
                 await asyncio.sleep(delay)
     else:
         await client.aclose()
-        raise RedisUnavailable(f"cannot reach Redis at {describe(url, config.queue_options_db)}: {last_error}")
+        reason = redis_error_text(last_error, config) if last_error else "no answer"
+        raise RedisUnavailable(f"cannot reach Redis at {describe(url, config.queue_options_db)}: {reason}")
     log.info("Connected to Redis, %s", describe(url, config.queue_options_db))
     await check_key_access(client, config.queue_key_prefix)
     if check_policy:
@@ -176,7 +236,7 @@ async def check_key_access(client: RedisClient, prefix: str) -> None:
         await client.exists(f"{prefix}:queue")
     except redis.exceptions.NoPermissionError as exc:
         await client.aclose()
-        raise RedisUnavailable(f"the Redis user may not use the keys under {prefix}: grant it ~{prefix}:* and &{prefix}:* ({exc})") from None
+        raise RedisUnavailable(f"the Redis user may not use the keys under {prefix}: grant it ~{prefix}:* and &{prefix}:* ({redis_error_text(exc)})") from None
 
 
 async def check_eviction_policy(client: RedisClient, wanted: str) -> str | None:
@@ -187,10 +247,10 @@ async def check_eviction_policy(client: RedisClient, wanted: str) -> str | None:
                 await client.config_set("maxmemory-policy", wanted)
                 log.info("Set Redis maxmemory-policy, policy=%s", wanted)
             except redis.RedisError as exc:
-                log.warning("Could not set Redis maxmemory-policy, policy=%s, error=%s", wanted, exc)
+                log.warning("Could not set Redis maxmemory-policy, policy=%s, error=%s", wanted, redis_error_text(exc))
         policy: str | None = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
     except redis.RedisError as exc:
-        log.warning("Could not read Redis maxmemory-policy (CONFIG may be disabled), error=%s", exc)
+        log.warning("Could not read Redis maxmemory-policy (CONFIG may be disabled), error=%s", redis_error_text(exc))
         return None
     if policy and policy.startswith(EVICTING_POLICY_PREFIXES):
         log.warning(

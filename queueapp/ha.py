@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import redis
@@ -25,6 +27,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.utils import str_if_bytes
+
+from queueapp.config import redact_url
 
 if TYPE_CHECKING:
     from queueapp.connection import RedisClient
@@ -43,10 +47,11 @@ def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
         host, sep, port = item.rpartition(":")
         if not sep or host.endswith(":"):  # no port given (or a bare IPv6 address)
             host, port = item, ""
-        try:
-            hosts.append((host.strip("[]"), int(port or default_port)))
-        except ValueError:
-            raise ValueError(f"{item!r} is not host:port") from None
+        if not host.strip("[]") or host.startswith("[") != host.endswith("]") or not (port or "0").isdigit():
+            raise ValueError(f"{item!r} is not host:port")
+        if port and not 0 < int(port) < 65536:
+            raise ValueError(f"the port of {item!r} is not a number from 1 to 65535")
+        hosts.append((host.strip("[]"), int(port or default_port)))
     if not hosts:
         raise ValueError("the URL names no host")
     return hosts
@@ -59,12 +64,133 @@ def _userinfo(netloc: str) -> dict[str, str]:
     return {k: v for k, v in (("username", unquote(user)), ("password", unquote(password))) if v}
 
 
-def _query(query: str) -> dict[str, Any]:
-    """redis-py's TLS options from the URL's query string (``ssl_ca_certs=/path``...)."""
-    options: dict[str, Any] = dict(parse_qsl(query))
-    if "ssl_check_hostname" in options:
-        options["ssl_check_hostname"] = options["ssl_check_hostname"].lower() in ("1", "true", "yes")
+def _flag(text: str) -> bool:
+    """A yes/no query value, read the way redis-py reads it (which takes anything but 0, f, false, n, no as yes)."""
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise ValueError(text)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(text)
+    return value
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def _cert_reqs(text: str) -> str:
+    if text not in ("none", "optional", "required"):
+        raise ValueError(text)
+    return text
+
+
+class QueryOption(NamedTuple):
+    parse: Callable[[str], Any]
+    accepts: str
+    forms: str  # "any", "tls" (rediss only), "single" (one server: redis, rediss, unix), "not cluster"
+
+
+# The query arguments of A2A_QUEUE_URL: what redis-py takes from a URL and can use as given. Any
+# other name would reach redis-py's connection class as a keyword it does not know.
+QUERY_OPTIONS = {
+    "db": QueryOption(_whole(0), "a database number", "single"),
+    "socket_timeout": QueryOption(_seconds, "a number of seconds above 0", "any"),
+    "socket_connect_timeout": QueryOption(_seconds, "a number of seconds above 0", "any"),
+    "socket_keepalive": QueryOption(_flag, "true or false", "any"),
+    "retry_on_timeout": QueryOption(_flag, "true or false", "not cluster"),
+    "health_check_interval": QueryOption(_whole(0), "a whole number of seconds", "any"),
+    "max_connections": QueryOption(_whole(1), "a whole number, 1 or more", "any"),
+    "client_name": QueryOption(str, "a name", "any"),
+    "username": QueryOption(str, "a user name", "any"),
+    "password": QueryOption(str, "a password", "any"),
+    "ssl_ca_certs": QueryOption(str, "a file path", "tls"),
+    "ssl_ca_data": QueryOption(str, "PEM text", "tls"),
+    "ssl_certfile": QueryOption(str, "a file path", "tls"),
+    "ssl_keyfile": QueryOption(str, "a file path", "tls"),
+    "ssl_cert_reqs": QueryOption(_cert_reqs, "none, optional or required", "tls"),
+    "ssl_check_hostname": QueryOption(_flag, "true or false", "tls"),
+    "ssl_ciphers": QueryOption(str, "an OpenSSL cipher list", "tls"),
+}
+_SECRET_OPTIONS = ("username", "password")
+
+
+def _takes(scheme: str, option: QueryOption) -> bool:
+    if option.forms == "tls":
+        return scheme.startswith("rediss")
+    if option.forms == "single":
+        return "+" not in scheme
+    if option.forms == "not cluster":
+        return not scheme.endswith("+cluster")
+    return True
+
+
+def _query(query: str, scheme: str) -> dict[str, Any]:
+    """The URL's query arguments (``ssl_ca_certs=/path``...) as redis-py's keywords; ValueError for one it cannot take."""
+    options: dict[str, Any] = {}
+    seen: set[str] = set()
+    for name, text in parse_qsl(query, keep_blank_values=True):
+        option = QUERY_OPTIONS.get(name)
+        if option is None or not _takes(scheme, option):
+            if option is not None and option.forms == "tls":
+                instead = f": use rediss{scheme.removeprefix('redis')}:// instead of {scheme}://" if scheme.startswith("redis") else f", and a {scheme}:// URL has no TLS"
+                raise ValueError(f"the query option {name} is for TLS{instead}")
+            accepted = ", ".join(n for n, o in QUERY_OPTIONS.items() if _takes(scheme, o))
+            raise ValueError(f"a {scheme}:// URL takes no query option {name!r}: expected {accepted}")
+        if name in seen:
+            raise ValueError(f"the query option {name} is given twice")
+        seen.add(name)
+        if not text:  # as redis-py does: an empty value is no value
+            continue
+        try:
+            options[name] = option.parse(text)
+        except ValueError:
+            shown = "" if name in _SECRET_OPTIONS else f"={text!r}"
+            raise ValueError(f"the query option {name}{shown} is not {option.accepts}") from None
     return options
+
+
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
+
+
+def parse_single_url(url: str) -> None:
+    """Check a ``redis://``, ``rediss://`` or ``unix://`` URL as redis-py will read it; ValueError says what is wrong.
+
+    redis-py quietly reads a missing host as localhost, a path that is no number as database 0
+    and a port of 0 as 6379, and refuses other mistakes only on the first connection.
+    """
+    parsed = urlparse(url)
+    address = parsed.netloc.rpartition("@")[2]
+    if parsed.scheme == "unix":
+        if address:
+            raise ValueError(f"a unix:// URL names a socket path, not a host ({address!r}): expected unix:///path/to/redis.sock")
+        if not parsed.path:
+            raise ValueError("the URL names no socket path: expected unix:///path/to/redis.sock")
+        return
+    if not parsed.hostname:
+        raise ValueError("the URL names no host")
+    try:
+        port = parsed.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0:
+        raise ValueError(f"the port {address.rpartition(']')[2].rpartition(':')[2]!r} is not a number from 1 to 65535")
+    db = parsed.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"the database after the host must be a number, not {db!r}")
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int | None, dict[str, Any]]:
@@ -75,6 +201,8 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int | None
         raise ValueError("a Sentinel URL needs the master name: redis+sentinel://host:26379/mymaster/0")
     if len(path) > 1 and not path[1].isdigit():
         raise ValueError(f"the database after the master name must be a number, not {path[1]!r}")
+    if len(path) > 2:
+        raise ValueError("expected /mastername or /mastername/db after the hosts")
     return _hosts(parsed.netloc, 26379), path[0], int(path[1]) if len(path) > 1 else None, _userinfo(parsed.netloc)
 
 
@@ -99,15 +227,23 @@ def url_problem(url: str, prefix: str, db: int | None, replica_acks: int, accept
     """What makes A2A_QUEUE_URL (with the prefix and db) unusable, worded as a config error; None if nothing."""
     if not url:
         return f"A2A_QUEUE_REPLICA_ACKS={replica_acks} needs A2A_QUEUE_URL: the embedded Redis has no replicas" if replica_acks else None
+    shown = redact_url(url)  # never the password
     if not url.startswith(("redis://", "rediss://", "unix://", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)):
-        return f"A2A_QUEUE_URL={url!r} is invalid: expected {accepts}"
+        return f"A2A_QUEUE_URL={shown!r} is invalid: expected {accepts}"
+    try:
+        query = urlparse(url).query
+    except ValueError:  # an unclosed bracket; Python's own text may quote the password
+        return f"A2A_QUEUE_URL={shown!r} is invalid: the host is not valid (an IPv6 address goes in brackets: [::1]:6379)"
     try:
         if url.startswith(SENTINEL_SCHEMES):
             parse_sentinel_url(url)
         elif url.startswith(CLUSTER_SCHEMES):
             parse_cluster_url(url)
+        else:
+            parse_single_url(url)
+        _query(query, _scheme(url))
     except ValueError as exc:
-        return f"A2A_QUEUE_URL={url!r} is invalid: {exc}"
+        return f"A2A_QUEUE_URL={shown!r} is invalid: {exc}"
     if url.startswith(CLUSTER_SCHEMES):
         if not is_hash_tag(prefix):
             return (
@@ -198,7 +334,7 @@ def sentinel_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
     """
     hosts, master, db, auth = parse_sentinel_url(url)
     tls = url.startswith("rediss")
-    query = _query(urlparse(url).query)
+    query = _query(urlparse(url).query, _scheme(url))
     data_options = {**auth, **options, **query}
     if db is not None and "db" not in options:
         data_options["db"] = db
@@ -218,7 +354,7 @@ def sentinel_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
 def cluster_client(url: str, options: dict[str, Any]) -> RedisCluster:
     """A Redis Cluster client from ``redis+cluster://host:port,host:port``."""
     hosts, auth = parse_cluster_url(url)
-    cluster_options = {**auth, **{k: v for k, v in options.items() if k != "db"}, **_query(urlparse(url).query)}
+    cluster_options = {**auth, **{k: v for k, v in options.items() if k != "db"}, **_query(urlparse(url).query, _scheme(url))}
     if url.startswith("rediss"):
         cluster_options["ssl"] = True
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in hosts], **cluster_options)

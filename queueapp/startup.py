@@ -17,7 +17,7 @@ from typing import Any
 
 from queueapp import config as config_module
 from queueapp import tracing
-from queueapp.connection import RedisUnavailable, connect
+from queueapp.connection import RedisUnavailable, connect, redis_error_text
 from queueapp.store import QueueStore
 from queueapp.store.pipelining import install_fast_packer
 
@@ -52,7 +52,7 @@ async def open_store(cfg: config_module.Config, *, check_policy: bool = True) ->
     try:
         client = await connect(cfg, check_policy=check_policy)
     except RedisUnavailable as exc:
-        raise StartError(str(exc)) from None
+        raise StartError(redis_error_text(exc, cfg)) from None
     return QueueStore.from_config(client, cfg)
 
 

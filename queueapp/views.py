@@ -6,6 +6,7 @@ import asyncio
 
 from django.http import HttpRequest, JsonResponse
 
+from queueapp.connection import redis_error_text
 from queueapp.services import get_store
 
 HEALTH_TIMEOUT_S = 2.0
@@ -17,6 +18,6 @@ async def health(request: HttpRequest) -> JsonResponse:
         store = await asyncio.wait_for(get_store(), HEALTH_TIMEOUT_S)
         await asyncio.wait_for(store.ping(), HEALTH_TIMEOUT_S)
     except Exception as exc:
-        reason = "Redis did not answer in time" if isinstance(exc, TimeoutError) else f"Redis unavailable: {exc}"
+        reason = "Redis did not answer in time" if isinstance(exc, TimeoutError) else f"Redis unavailable: {redis_error_text(exc)}"
         return JsonResponse({"status": "unhealthy", "reason": reason}, status=503)
     return JsonResponse({"status": "healthy"})

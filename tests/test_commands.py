@@ -61,6 +61,61 @@ def test_unreachable_redis_at_start_exits_non_zero_without_fallback(command, tmp
     assert "memory" not in output.lower()
 
 
+def _last_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+@pytest.mark.parametrize(
+    ("command", "url", "expected"),
+    [
+        ("serve", "redis://127.0.0.1:notaport", "A2A_QUEUE_URL='redis://127.0.0.1:notaport' is invalid: the port 'notaport' is not a number from 1 to 65535"),
+        ("runworker", "redis://127.0.0.1:99999", "A2A_QUEUE_URL='redis://127.0.0.1:99999' is invalid: the port '99999' is not a number from 1 to 65535"),
+        ("cleanup_tasks", "redis://[::1:6393", "A2A_QUEUE_URL='redis://[::1:6393' is invalid: the host is not valid (an IPv6 address goes in brackets: [::1]:6379)"),
+        ("serve", "redis://127.0.0.1:6393?foo=bar", "A2A_QUEUE_URL='redis://127.0.0.1:6393?foo=bar' is invalid: a redis:// URL takes no query option 'foo': expected db, "),
+        ("runworker", "redis://127.0.0.1:6393?foo=bar", "is invalid: a redis:// URL takes no query option 'foo'"),
+        ("cleanup_tasks", "redis://127.0.0.1:6393?socket_timeout=abc", "is invalid: the query option socket_timeout='abc' is not a number of seconds above 0"),
+        ("serve", "redis://", "A2A_QUEUE_URL='redis://' is invalid: the URL names no host"),
+        ("runworker", "redis://127.0.0.1:6393/abc", "A2A_QUEUE_URL='redis://127.0.0.1:6393/abc' is invalid: the database after the host must be a number, not 'abc'"),
+        ("serve", "redis://app:pw-in-url@127.0.0.1:notaport", "A2A_QUEUE_URL='redis://***@127.0.0.1:notaport' is invalid: the port 'notaport'"),
+    ],
+)
+def test_a_malformed_queue_url_stops_the_command_with_one_line(command, url, expected, tmp_path):
+    line = _last_line(manage(command, env=base_env(url, str(tmp_path))))
+    assert line.startswith("CommandError: A2A_QUEUE_URL=") and expected in line
+    assert "pw-in-url" not in line
+
+
+def test_an_unreachable_sentinel_is_reported_without_its_password(tmp_path):
+    """redis-py's MasterNotFoundError quotes each sentinel client's repr, password and all."""
+    port = free_port()
+    env = base_env(f"redis+sentinel://:SENTPW-1@127.0.0.1:{port}/mymaster/0", str(tmp_path), A2A_QUEUE_OPTIONS_MAX_RETRIES="1", A2A_QUEUE_OPTIONS_TIMEOUT="500ms")
+    result = manage("runworker", env={**env, "A2A_QUEUE_CREDENTIALS_PASSWORD": "DATAPW-2"})
+    assert _last_line(result).startswith(f"CommandError: cannot reach Redis at addr=127.0.0.1:{port}, db=0: no Redis Sentinel named a master for 'mymaster': Error ")
+    assert "Redis not reachable, retrying" in result.stderr  # the warning line goes through the same cleaning
+    assert "SENTPW" not in result.stdout + result.stderr and "DATAPW" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"A2A_PUBLIC_URL": "notaurl"},
+            "CommandError: A2A_PUBLIC_URL='notaurl' is invalid: expected the base URL clients use: http:// or https://, a host and an optional path, such as https://agents.example.com",
+        ),
+        (
+            {"A2A_AUTH_TOKENS": "alice:tok-shared,bob:tok-shared"},
+            "CommandError: A2A_AUTH_TOKENS is invalid: one token is given to two identities, alice and bob: expected each identity to have tokens of its own",
+        ),
+    ],
+)
+def test_a_bad_public_url_or_shared_token_stops_serve_with_one_line(env, expected, redis_url, tmp_path):
+    result = manage("serve", env=base_env(redis_url, str(tmp_path), **env))
+    assert _last_line(result) == expected
+    assert "tok-shared" not in result.stderr
+
+
 async def test_separate_runworker_processes_a_task(processes, store, redis_url):
     worker = processes.worker(redis_url)
     record, _ = await store.create_task(user_message("hello worker"))

@@ -45,6 +45,12 @@ BAD_VALUES = [
     ("A2A_TASK_RETENTION_MAX_AGE", "1y"),
     ("A2A_IDEMPOTENCY_TTL", "a day"),
     ("A2A_EVENTS_TTL", "-"),
+    ("A2A_PUBLIC_URL", "notaurl"),
+    ("A2A_PUBLIC_URL", "agents.example.com"),
+    ("A2A_PUBLIC_URL", "ftp://agents.example.com"),
+    ("A2A_PUBLIC_URL", "https://"),
+    ("A2A_PUBLIC_URL", "https://agents.example.com:port"),
+    ("A2A_PUBLIC_URL", "https://agents.example.com/?tenant=1"),
 ]
 
 
@@ -205,3 +211,119 @@ def test_the_config_is_frozen():
     cfg = load({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.worker_lease = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("url", ["https://agents.example.com", "http://127.0.0.1:8080/", "https://example.com/agents/", "http://[::1]:8080"])
+def test_public_url_takes_an_http_or_https_base_url(url):
+    assert load({"A2A_PUBLIC_URL": url}).public_url == url
+
+
+@pytest.mark.parametrize(("variable", "value", "shown"), [("A2A_EMAIL_URL", "smtp://mailer:pw-in-url@", "smtp://***@"), ("A2A_PUBLIC_URL", "https://admin:pw-in-url@", "https://***@")])
+def test_a_bad_url_setting_is_printed_without_its_password(variable, value, shown):
+    with pytest.raises(ConfigError) as info:
+        load({variable: value})
+    assert str(info.value).startswith(f"{variable}={shown!r} is invalid: expected ") and "pw-in-url" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:notaport", "the port 'notaport' is not a number from 1 to 65535"),
+        ("redis://127.0.0.1:99999", "the port '99999' is not a number from 1 to 65535"),
+        ("redis://127.0.0.1:0/0", "the port '0' is not a number from 1 to 65535"),
+        ("redis://[::1:6393", "the host is not valid (an IPv6 address goes in brackets: [::1]:6379)"),
+        ("redis://127.0.0.1:6393?foo=bar", "a redis:// URL takes no query option 'foo': expected db, socket_timeout, "),
+        ("redis://127.0.0.1:6393?socket_timeout=abc", "the query option socket_timeout='abc' is not a number of seconds above 0"),
+        ("redis://127.0.0.1:6393?max_connections=0", "the query option max_connections='0' is not a whole number, 1 or more"),
+        ("redis://127.0.0.1:6393?db=1&db=2", "the query option db is given twice"),
+        ("redis://127.0.0.1:6393?ssl_ca_certs=/ca.pem", "the query option ssl_ca_certs is for TLS: use rediss:// instead of redis://"),
+        ("rediss://127.0.0.1:6393?ssl_cert_reqs=maybe", "the query option ssl_cert_reqs='maybe' is not none, optional or required"),
+        ("redis://", "the URL names no host"),
+        ("redis:///0", "the URL names no host"),
+        ("redis://127.0.0.1:6393/abc", "the database after the host must be a number, not 'abc'"),
+        ("redis://127.0.0.1:6393/1/2", "the database after the host must be a number, not '1/2'"),
+        ("unix://", "the URL names no socket path"),
+        ("unix://run/redis.sock", "a unix:// URL names a socket path, not a host ('run')"),
+        ("redis+sentinel://127.0.0.1:99999/mymaster", "the port of '127.0.0.1:99999' is not a number from 1 to 65535"),
+        ("redis+sentinel://127.0.0.1:26379/mymaster/0/1", "expected /mastername or /mastername/db after the hosts"),
+        ("redis+sentinel://127.0.0.1:26379/mymaster?db=2", "a redis+sentinel:// URL takes no query option 'db'"),
+        ("redis+cluster://127.0.0.1:7000,:7001", "':7001' is not host:port"),
+        ("redis+cluster://127.0.0.1:7000?ssl_check_hostname=true", "the query option ssl_check_hostname is for TLS: use rediss+cluster:// instead of redis+cluster://"),
+    ],
+)
+def test_a_malformed_queue_url_is_one_line_naming_the_variable(url, expected):
+    with pytest.raises(ConfigError) as info:
+        load({"A2A_QUEUE_URL": url, "A2A_QUEUE_KEY_PREFIX": "{a2a}"})
+    assert str(info.value).startswith(f"A2A_QUEUE_URL={url!r} is invalid: {expected}")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://app:pw-in-url@127.0.0.1:notaport/0",
+        "redis+sentinel://:pw-in-url@127.0.0.1:99999/mymaster",
+        "redis://app:pw-in-url@[::1:6379",
+        "redis://127.0.0.1:6379/0?password=pw-in-url&foo=1",
+        "unix://:pw-in-url@/run/redis.sock?foo=1",
+        "http://app:pw-in-url@127.0.0.1:6379",
+    ],
+)
+def test_a_malformed_queue_url_is_printed_without_its_password(url):
+    with pytest.raises(ConfigError) as info:
+        load({"A2A_QUEUE_URL": url})
+    assert str(info.value).startswith("A2A_QUEUE_URL='") and "pw-in-url" not in str(info.value) and "***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379",
+        "redis://cache.internal:6379/0",
+        "redis://user:pass@127.0.0.1:6379/2",
+        "redis://[::1]:6379/3",
+        "redis://127.0.0.1:6379/",
+        "redis://127.0.0.1:6379/0?socket_timeout=2.5&socket_connect_timeout=1&socket_keepalive=true&health_check_interval=0&max_connections=50",
+        "redis://127.0.0.1:6379/0?client_name=a2a&retry_on_timeout=no&db=4",
+        "rediss://127.0.0.1:6380/0?ssl_ca_certs=/etc/ssl/ca.pem&ssl_certfile=/etc/ssl/a2a.crt&ssl_keyfile=/etc/ssl/a2a.key",
+        "rediss://127.0.0.1:6380/0?ssl_cert_reqs=none&ssl_check_hostname=false",
+        "unix:///run/redis/redis.sock",
+        "unix:///run/redis/redis.sock?db=2&password=secret",
+        "unix://user:secret@/run/redis/redis.sock",
+        "redis+sentinel://u:p@10.0.0.1:26379,10.0.0.2,[::1]:26380/mymaster/2",
+        "rediss+sentinel://10.0.0.1:26379/mymaster/0?ssl_ca_certs=/ca.pem&socket_timeout=2",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        "rediss+cluster://n1:7000,n2:7001?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required",
+    ],
+)
+def test_every_documented_queue_url_form_is_accepted(url):
+    assert load({"A2A_QUEUE_URL": url, "A2A_QUEUE_KEY_PREFIX": "{a2a}" if "cluster" in url else "a2a"}).queue_url == url
+
+
+def test_the_query_options_of_sentinel_and_cluster_urls_reach_redis_py_as_values(make_config):
+    from queueapp.connection import make_async_client  # builds the clients without connecting
+
+    query = "?ssl_ca_certs=/ca.pem&socket_timeout=2&ssl_check_hostname=no&ssl_keyfile="
+    sentinel = make_async_client(make_config(A2A_QUEUE_URL=f"rediss+sentinel://127.0.0.1:26379/mymaster/0{query}"))
+    cluster = make_async_client(make_config(A2A_QUEUE_URL=f"rediss+cluster://127.0.0.1:7000{query}", A2A_QUEUE_KEY_PREFIX="{a2a}"))
+    for options in (sentinel.connection_pool.connection_kwargs, sentinel.connection_pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs, cluster.get_connection_kwargs()):
+        assert (options["socket_timeout"], options["ssl_check_hostname"], options["ssl_ca_certs"]) == (2.0, False, "/ca.pem")
+        assert options.get("ssl_keyfile") is None  # an empty value is no value, as redis-py reads a redis:// URL
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("A2A_AUTH_TOKENS", "alice:tok-1,bob:tok-1", "A2A_AUTH_TOKENS is invalid: one token is given to two identities, alice and bob"),
+        ("A2A_AUTH_TOKENS", "tok-1,carol:tok-2,tok-1", "A2A_AUTH_TOKENS is invalid: one token is given to two identities, token-1 and token-3"),
+        ("A2A_AUTH_API_KEYS", "ci:tok-1,ops:tok-1", "A2A_AUTH_API_KEYS is invalid: one API key is given to two identities, ci and ops"),
+    ],
+)
+def test_one_secret_for_two_identities_is_refused_without_printing_it(variable, value, expected):
+    with pytest.raises(ConfigError) as info:
+        load({variable: value})
+    assert str(info.value).startswith(expected) and "tok-" not in str(info.value)
+
+
+def test_the_same_secret_twice_for_one_identity_is_accepted():
+    assert load({"A2A_AUTH_TOKENS": "alice:t1,alice:t1", "A2A_AUTH_API_KEYS": "k1"}).auth_tokens == ("alice:t1", "alice:t1")

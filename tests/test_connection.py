@@ -7,9 +7,15 @@ import signal
 
 import httpx
 import pytest
+import redis
 import redis.asyncio as aioredis
+from django.test import RequestFactory
+from redis.asyncio.sentinel import MasterNotFoundError
 
-from queueapp.connection import RedisUnavailable, channel_layers, check_eviction_policy, connect, describe
+from queueapp import config as config_module
+from queueapp import views
+from queueapp.connection import RedisUnavailable, channel_layers, check_eviction_policy, connect, describe, make_async_client, redis_error_text
+from queueapp.protocol import errors
 from queueapp.store import QueueStore
 from tests.faults.tools import eventually, submit
 from tests.support import RedisServer, free_port, wait_until
@@ -57,10 +63,90 @@ async def test_unreachable_redis_raises_a_clear_error(make_config):
         ("redis://user:secret@cache.example:6380/2", None, "addr=cache.example:6380, db=2"),
         ("rediss://cache.example:6390", 4, "addr=cache.example:6390, db=4"),
         ("unix:///run/redis.sock", None, "addr=/run/redis.sock, db=0"),
+        ("unix:///run/redis.sock?db=3", None, "addr=/run/redis.sock, db=3"),
+        ("redis://127.0.0.1:6379/2?db=5", None, "addr=127.0.0.1:6379, db=5"),
     ],
 )
 def test_describe_never_shows_credentials(url, db, expected):
     assert describe(url, db) == expected
+
+
+SECRETS = ("s3cret", "app-user", "SENTPW", "DATAPW")
+
+
+def no_secret_in(text: str) -> bool:
+    return not any(secret in text for secret in SECRETS)
+
+
+def master_not_found(client: aioredis.Redis) -> MasterNotFoundError:
+    """The error as redis-py's Sentinel.discover_master words it: each sentinel's repr, then its error's."""
+    refused = redis.ConnectionError("Error 111 connecting to 127.0.0.1:26393. Connection refused.")
+    return MasterNotFoundError(f"No master found for 'mymaster' : {client} - {refused!r}")
+
+
+def test_redis_error_text_drops_the_passwords_of_client_reprs():
+    client = aioredis.Redis(host="127.0.0.1", port=26393, username="app-user", password="s3cret")
+    assert "password=s3cret" in repr(client)  # what redis-py puts in its errors
+    assert redis_error_text(master_not_found(client)) == "no Redis Sentinel named a master for 'mymaster': Error 111 connecting to 127.0.0.1:26393. Connection refused."
+    assert redis_error_text(MasterNotFoundError("No master found for 'mymaster'")) == "no Redis Sentinel named a master for 'mymaster'"
+    for exc in (
+        redis.ConnectionError(f"lost {client!r} and {client.connection_pool!r}"),
+        redis.ConnectionError(f"lost {redis.Redis(username='app-user', password='s3cret')!r}"),
+        redis.RedisError("bad options {'username': 'app-user', 'password': 's3cret'}"),
+        redis.ConnectionError("cannot use redis://app-user:s3cret@127.0.0.1:6379/0"),
+    ):
+        text = redis_error_text(exc)
+        assert no_secret_in(text), text
+        assert "***" in text or "redis://127.0.0.1:6379/0" in text
+
+
+def test_redis_error_text_drops_every_secret_of_the_configuration_wherever_it_is(make_config):
+    cfg = make_config(A2A_QUEUE_URL="redis+sentinel://:SENTPW%2Cx@127.0.0.1:26393/mymaster/0", A2A_QUEUE_CREDENTIALS_PASSWORD="DATAPW,)>")
+    client = aioredis.Redis(password="DATAPW,)>")  # a password the keyword pattern cannot see the end of
+    for exc in (master_not_found(client), redis.ResponseError("odd reply mentioning SENTPW,x and DATAPW,)>")):
+        assert no_secret_in(redis_error_text(exc, cfg))
+    assert redis_error_text(redis.TimeoutError()) == "TimeoutError"
+
+
+async def test_a_real_master_not_found_error_is_one_sentence_without_the_password(make_config, caplog):
+    port = free_port()
+    cfg = make_config(A2A_QUEUE_URL=f"redis+sentinel://:SENTPW@127.0.0.1:{port}/mymaster/0", A2A_QUEUE_CREDENTIALS_PASSWORD="DATAPW")
+    client = make_async_client(cfg)
+    with pytest.raises(MasterNotFoundError) as info:
+        await client.ping()
+    await client.aclose()
+    assert "password=SENTPW" in str(info.value)  # redis-py's own text
+    assert redis_error_text(info.value, cfg).startswith(f"no Redis Sentinel named a master for 'mymaster': Error 111 connecting to 127.0.0.1:{port}.")
+    try:  # a Redis error that is no outage is logged with its traceback
+        raise redis.ResponseError(f"odd reply on {aioredis.Redis(password='DATAPW')!r}")
+    except redis.ResponseError as exc:
+        odd = exc
+    config_module.set_current(cfg)  # from_unexpected and /health use the process's configuration
+    try:
+        caplog.set_level(logging.INFO)
+        answer = errors.from_unexpected(info.value, "SendMessage")
+        unexpected = errors.from_unexpected(odd, "GetTask")
+    finally:
+        config_module.set_current(None)
+    assert isinstance(answer, errors.StorageUnavailableError)
+    assert answer.message.startswith("The task store (Redis) is unavailable (MasterNotFoundError: no Redis Sentinel named a master for 'mymaster': ")
+    assert unexpected.message == "Internal error: ResponseError. The server log has the details."
+    assert "Redis unavailable during SendMessage: MasterNotFoundError: no Redis Sentinel" in caplog.text
+    assert "Unexpected error in GetTask\nTraceback (most recent call last)" in caplog.text and "odd reply on <redis.asyncio.client.Redis(" in caplog.text
+    assert no_secret_in(answer.message) and no_secret_in(caplog.text)
+
+
+async def test_health_gives_the_reason_without_the_password(monkeypatch):
+    client = aioredis.Redis(username="app-user", password="s3cret")
+
+    async def no_store():
+        raise master_not_found(client)
+
+    monkeypatch.setattr(views, "get_store", no_store)
+    response = await views.health(RequestFactory().get("/health"))
+    assert response.status_code == 503
+    body = response.content.decode()
+    assert "Redis unavailable: no Redis Sentinel named a master for 'mymaster'" in body and no_secret_in(body)
 
 
 def test_the_channel_layer_uses_the_queue_connection_settings(make_config):

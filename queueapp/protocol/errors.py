@@ -251,8 +251,14 @@ def from_unexpected(exc: Exception, request: str) -> InternalError:
     Redis being down is an outage, not a bug: it gets its own reason and a one-line
     warning. Anything else is logged with its traceback.
     """
+    from queueapp.connection import redis_error_text  # no password of a client's repr in the answer or the log
+
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisUnavailable | OSError):
-        log.warning("Redis unavailable during %s: %s: %s", request, exc.__class__.__name__, exc)
-        return StorageUnavailableError(f"The task store (Redis) is unavailable ({exc.__class__.__name__}: {exc}); retry shortly.")
-    log.error("Unexpected error in %s", request, exc_info=exc)
+        text = redis_error_text(exc)
+        log.warning("Redis unavailable during %s: %s: %s", request, exc.__class__.__name__, text)
+        return StorageUnavailableError(f"The task store (Redis) is unavailable ({exc.__class__.__name__}: {text}); retry shortly.")
+    if isinstance(exc, redis.RedisError):
+        log.error("Unexpected error in %s\n%s", request, redis_error_text(exc, with_traceback=True))
+    else:
+        log.error("Unexpected error in %s", request, exc_info=exc)
     return InternalError(f"Internal error: {exc.__class__.__name__}. The server log has the details.")
