@@ -21,6 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from queueapp import config, histogram
+from queueapp.model import dumps
+from queueapp.protocol.errors import from_unexpected, path_error, wire
 from queueapp.services import get_store
 from queueapp.states import FINISHED
 from queueapp.store import Stats
@@ -95,6 +97,7 @@ async def metrics(request: HttpRequest) -> HttpResponse:
     try:
         body = await render_metrics()
     except Exception as exc:
-        return HttpResponse(f"Redis unavailable: {exc}\n", status=503, content_type="text/plain")
+        error = from_unexpected(exc, "GET /metrics")  # logged: one warning when Redis is away, a traceback for a bug
+        return HttpResponse(dumps(path_error(request.path, error)), status=wire(error).http, content_type="application/json")
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable
 
 from queueapp import model
+from queueapp.connection import redis_error_text
 from queueapp.model import Json
 from queueapp.states import INTERRUPTED, TERMINAL
 from queueapp.store import QueueStore
@@ -91,7 +92,7 @@ class NotifyListener:
                 raise
             except Exception as exc:
                 self.connected.clear()
-                log.warning("Notify subscription lost, reconnecting in %.1fs, error=%s", backoff, exc)
+                log.warning("Notify subscription lost, reconnecting in %.1fs, error=%s", backoff, redis_error_text(exc))
                 # Wake every waiter so that it re-reads its task's events instead of waiting blind.
                 for waiters in self.task_waiters.values():
                     for waiter in waiters:

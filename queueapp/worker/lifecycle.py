@@ -17,6 +17,7 @@ import redis
 from queueapp import model, retention
 from queueapp.agents.base import Agent
 from queueapp.config import Config
+from queueapp.connection import redis_error_text
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
 from queueapp.worker.runner import RunningTask, execute
@@ -115,7 +116,7 @@ class Worker:
                 claims = await self._claim(free)
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("Redis unavailable while claiming, retrying in %.1fs, error=%s", backoff, exc)
+                log.warning("Redis unavailable while claiming, retrying in %.1fs, error=%s", backoff, redis_error_text(exc))
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.config.queue_reconnect_backoff_max)
                 continue
@@ -235,7 +236,7 @@ class Worker:
                         await self._return_to_queue(running)
                 except (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError) as exc:
                     # The others would each wait out the same timeout: they are not tried.
-                    outage = str(exc) or f"no answer within {self.config.queue_options_timeout:g}s"
+                    outage = redis_error_text(exc) if str(exc) else f"no answer within {self.config.queue_options_timeout:g}s"
             if outage is not None:
                 log.warning(
                     "Task not returned to the queue: Redis unavailable, task_id=%s, error=%s; a reaper returns it once its lease runs out",
@@ -297,7 +298,7 @@ class Worker:
             try:
                 await self._heartbeat_once()
             except Exception as exc:
-                log.warning("Heartbeat failed, worker_id=%s, error=%s", self.id, exc)
+                log.warning("Heartbeat failed, worker_id=%s, error=%s", self.id, redis_error_text(exc))
 
     # ---- maintenance: reaper and retention ----------------------------------------------
 
@@ -312,7 +313,7 @@ class Worker:
                     last_cleanup = loop.time()
                     await retention.run_if_due(self.store, self.config)
             except Exception as exc:
-                log.warning("Maintenance failed, worker_id=%s, error=%s", self.id, exc)
+                log.warning("Maintenance failed, worker_id=%s, error=%s", self.id, redis_error_text(exc))
 
 
 async def stop_loops(loops: list[asyncio.Task[None]]) -> None:

@@ -12,6 +12,7 @@ import redis
 
 from queueapp import model, tracing
 from queueapp.agents.base import Agent, RunContext
+from queueapp.connection import redis_error_text
 from queueapp.model import Json
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -101,7 +102,7 @@ async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeou
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Redis stayed away for longer than the lease: the reaper will hand the task to a
         # worker that can reach it. The agent did nothing wrong, so the task does not fail.
-        log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, exc)
+        log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, redis_error_text(exc))
     except Exception as exc:
         reason = _failure_reason(exc, timeout)
         log.warning("Task failed, task_id=%s, reason=%s", task_id, reason, exc_info=log.isEnabledFor(logging.DEBUG))

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import redis
 
 from queueapp import model, tracing
+from queueapp.connection import redis_error_text
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -50,7 +51,7 @@ async def through_outage(call: Callable[[int], Awaitable[T]], patience: float, w
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if loop.time() + delay > deadline:
                 raise
-            log.warning("Redis unavailable while %s, retrying in %.1fs, error=%s", what, delay, exc)
+            log.warning("Redis unavailable while %s, retrying in %.1fs, error=%s", what, delay, redis_error_text(exc))
             await asyncio.sleep(delay)
             delay, number = min(delay * 2, 2.0), number + 1
 

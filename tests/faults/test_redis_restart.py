@@ -35,13 +35,14 @@ async def test_redis_killed_and_restarted_under_load(processes, tmp_path):
             await eventually(lambda worker=worker: "Worker started" in worker.output, message="the workers to start")
         flow = SubmitFlow(server.url)
         clients = flow.start(4)
-        recoveries, health_while_down = [], []
+        recoveries, health_while_down, metrics_while_down = [], [], []
         async with httpx.AsyncClient(timeout=10) as http:
             for _ in range(OUTAGES):
                 await asyncio.sleep(2)
                 servers[-1].kill(signal.SIGKILL)
                 await asyncio.sleep(DOWN_S)
                 health_while_down.append((await http.get(f"{server.url}/health")).status_code)
+                metrics_while_down.append(await http.get(f"{server.url}/metrics"))
                 servers.append(RedisServer("--appendonly", "yes", "--appendfsync", "always", port=redis_server.port, folder=redis_server.folder).start())
                 back = time.monotonic()
                 await eventually(lambda back=back: flow.last_ack > back, timeout=30, message="the endpoint to acknowledge again")
@@ -69,6 +70,9 @@ async def test_redis_killed_and_restarted_under_load(processes, tmp_path):
         answered = [e for e in flow.errors if not e.startswith("transport")]
         assert answered and all(" -32603 " in e and "Redis" in e for e in answered), answered[:3]
         assert health_while_down == [503] * OUTAGES
+        assert [m.status_code for m in metrics_while_down] == [503] * OUTAGES
+        assert all(m.json()["error"]["status"] == "UNAVAILABLE" and "Redis" in m.json()["error"]["message"] for m in metrics_while_down)
+        assert "Redis unavailable during GET /metrics" in server.output
         for worker in workers:
             assert "Redis unavailable while claiming" in worker.output or "Heartbeat failed" in worker.output
         audit = assert_clean(client, ids)
