@@ -214,10 +214,9 @@ def test_a_message_into_her_context_is_refused_like_an_unknown_context(live, ali
         assert alice["task"]["id"] not in seen.text
     owner = Caller(live, "alice", binding)
     assert listed_ids(owner.list_tasks(contextId=context_id)) == [alice["task"]["id"]]  # nothing joined her conversation
-    # Her own context takes her next message, and her message sent again as it was (naming no
-    # context) finds her task.
+    # Her own context takes her next message, and her repeated message id finds her task.
     assert task_of(owner.send("more", contextId=context_id))["contextId"] == context_id
-    assert task_of(owner.send("ask what colour?", messageId=alice["message_id"]))["id"] == alice["task"]["id"]
+    assert task_of(owner.send("ask what colour?", contextId=context_id, messageId=alice["message_id"]))["id"] == alice["task"]["id"]
 
 
 @pytest.mark.parametrize("binding", ["jsonrpc-1.0", "rest-0.3"])
