@@ -211,15 +211,6 @@ async def test_message_id_is_idempotent_within_a_context(any_store):
     assert await any_store.redis.llen("a2a:queue") == 2
 
 
-async def test_message_id_of_a_message_naming_no_context_finds_its_first_task(any_store):
-    first, created = await any_store.create_task(user_message("once", "m-3"))
-    again, created_again = await any_store.create_task(user_message("once", "m-3"))
-    named, created_named = await any_store.create_task(user_message("once", "m-3"), context_id=first.context_id)
-    assert created and not created_again and again.id == first.id
-    assert created_named and named.id != first.id  # naming a context is another message
-    assert await any_store.redis.llen("a2a:queue") == 2
-
-
 async def test_message_id_of_a_deleted_task_creates_a_new_one(any_store):
     first, _ = await any_store.create_task(user_message("x", "m-2"), context_id="ctx")
     await any_store.request_cancel(first.id)

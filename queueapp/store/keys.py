@@ -120,8 +120,7 @@ class Keys:
     def message_id(self, context_id: str, message_id: str, owner: str | None = None) -> str:
         """String message id -> task id, so a retried send does not make a second task.
 
-        Per owner: one identity's message id never finds another's task. ``context_id`` is the
-        one the message named, "" for none (the key then names no context).
+        Per owner: one identity's message id never finds another's task.
         """
         if owner:
             return self._k("msgid", "owner", quote(owner, safe=""), context_id, message_id)

@@ -60,24 +60,22 @@ class Transitions(Reads):
         """Create a task from a user message and enqueue it.
 
         Returns the record and whether it is new: a message id the same identity sent before
-        in the same context, or like it naming no context (within the idempotency TTL),
-        returns the task it created the first time. The task, and a context it starts, belong to ``identity``. A context that
+        in the same context (within the idempotency TTL) returns the task it created the
+        first time. The task, and a context it starts, belong to ``identity``. A context that
         exists and belongs to another identity (or to none, when ``identity`` is set) raises
         :class:`ContextNotAvailable`; so does one that does not exist, with
         ``context_must_exist``. ``trace``, a W3C ``traceparent``, is kept with the task so
         that its worker continues the caller's trace (queueapp/tracing.py).
         """
         k = self.keys
-        # A message that names no context is remembered under none, not under the context made
-        # for it here: its retry (after a timeout, or a create that Redis did not confirm on
-        # enough replicas) names none either, and must find the first task, not start another.
-        message_key = k.message_id(context_id or "", user_message.get("messageId", ""), identity)
         context_id = context_id or model.new_id()
         task_id = task_id or model.new_id()
         ms = model.now_ms()
         user_message = {**user_message, "taskId": task_id, "contextId": context_id}
         task = model.new_task(task_id, context_id, user_message, ms, metadata)
-        ttl = self.idempotency_ttl_ms if user_message.get("messageId") else 0
+        message_id = user_message.get("messageId", "")
+        ttl = self.idempotency_ttl_ms if message_id else 0
+        message_key = k.message_id(context_id, message_id, identity)
         keys: CreateItemKeys = {
             "active": k.active(task_id),
             "deadletter": k.deadletter(task_id),
