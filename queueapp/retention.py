@@ -5,7 +5,9 @@ A2A_TASK_RETENTION_MAX_FAILED_TASKS of each other finished state (failed, cancel
 rejected: ``states.FINISHED``), and drops any finished task older than
 A2A_TASK_RETENTION_MAX_AGE. It reads only the history indexes, so it never touches waiting
 or running tasks, and each removal goes through the same delete script as the dashboard's,
-which leaves no id behind (the deletes of one batch go to Redis in one call of it).
+which leaves no id of the task in any index behind (the deletes of one batch go to Redis in
+one call of it). Message-id keys are left to expire (A2A_IDEMPOTENCY_TTL): a retry that finds
+one whose task is gone makes a new task.
 """
 
 from __future__ import annotations

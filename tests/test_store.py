@@ -211,6 +211,14 @@ async def test_message_id_is_idempotent_within_a_context(any_store):
     assert await any_store.redis.llen("a2a:queue") == 2
 
 
+async def test_a_message_naming_no_context_starts_a_new_task_whatever_its_id(any_store):
+    # The conformance kit sends one message id several times without a context and expects
+    # each to run: such a message is not looked up by its id.
+    first, created = await any_store.create_task(user_message("once", "m-3"))
+    again, created_again = await any_store.create_task(user_message("once", "m-3"))
+    assert created and created_again and again.id != first.id and again.context_id != first.context_id
+
+
 async def test_message_id_of_a_deleted_task_creates_a_new_one(any_store):
     first, _ = await any_store.create_task(user_message("x", "m-2"), context_id="ctx")
     await any_store.request_cancel(first.id)

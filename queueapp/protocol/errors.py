@@ -240,6 +240,8 @@ def from_store_error(exc: store.StoreError) -> ProtocolError:
         return InvalidParamsError(
             f"{exc}. With auth on, contexts are the server's: send the message without contextId to start one, then use the contextId it returns."
         )
+    if isinstance(exc, store.NotReplicated):
+        return InternalError(f"The task was written but not confirmed on enough replicas: {exc}.")
     return InternalError(f"The task changed while the request was handled; try again ({exc}).")
 
 

@@ -89,3 +89,11 @@ def test_every_error_class_has_a_row_in_the_table():
     assert set(classes) == set(errors.ERROR_TABLE)
     assert set(classes) == set(errors.V03_TYPE_NAMES)  # a 0.3 HTTP+JSON error never names another
     assert errors.jsonrpc_error(errors.VersionNotSupportedError(), "0.3")["code"] == -32600  # 0.3 has no -32009
+
+
+def test_a_create_not_confirmed_on_replicas_says_so_not_that_the_task_changed():
+    from queueapp.store import NotReplicated
+
+    error = errors.from_store_error(NotReplicated("0 of 1 replicas confirmed the task within 1000 ms; retry with the same messageId"))
+    assert str(error) == "The task was written but not confirmed on enough replicas: 0 of 1 replicas confirmed the task within 1000 ms; retry with the same messageId."
+    assert errors.wire(error).code == -32603
