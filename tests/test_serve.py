@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 
+import grpc
 import httpx
 import orjson
 import pytest
@@ -122,6 +123,9 @@ async def test_a_stop_keeps_to_the_grace_with_a_stream_open_and_claims_nothing_m
     await asyncio.sleep(1)
     with pytest.raises(httpx.ConnectError):  # no new connections
         httpx.get(f"{serve.url}/health", timeout=2)
+    with grpc.insecure_channel(serve.grpc_target) as channel, pytest.raises(grpc.RpcError) as refused:  # nor gRPC calls
+        channel.unary_unary("/lf.a2a.v1.A2AService/GetTask")(b"", timeout=2)
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
     [later] = await submit(store, 1, "hello")  # sent through another server: this one's worker has stopped claiming
     await asyncio.wait_for(stream.reading, grace + 5)  # open through the grace, then ended cleanly
     ended_s = time.monotonic() - started

@@ -139,7 +139,7 @@ def _stream(method: str) -> StreamMethod:
                 # The client cancelled or went away: gRPC cancelled this call while it read
                 # events, or dropped it between two (then it is closed here). Either way the
                 # follower is closed by now.
-                log.info("gRPC %s stream closed: the client cancelled it", method)
+                log.info("gRPC %s stream closed: cancelled (the client went away, or the server stopped)", method)
 
     call.__name__ = method
     return call

@@ -64,6 +64,8 @@ async def start(config: Config, reserved: socket.socket | None = None) -> grpc.a
     return server
 
 
-async def stop(server: grpc.aio.Server | None) -> None:
+async def stop(server: grpc.aio.Server | None, grace: float = STOP_GRACE_S) -> None:
+    """Take no new calls; those in flight get ``grace`` seconds, then are cancelled. A later
+    call with a shorter grace ends them sooner (0: at once)."""
     if server is not None:
-        await server.stop(STOP_GRACE_S)
+        await server.stop(grace)

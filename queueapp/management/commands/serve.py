@@ -37,6 +37,7 @@ POLL_S = 0.1  # how often a stopping serve looks whether its open requests have 
 class Command(BaseCommand):
     help = "Serve the A2A endpoint (HTTP and gRPC) and the dashboard, with A2A_EMBEDDED_WORKERS workers in-process."
     grpc = None  # the gRPC server, once started
+    _grpc_stops: list[asyncio.Task[None]]  # the stops asked of it by signals (see _stop_grpc)
     shared: services.Services  # what the process shares (store, push delivery...), built by _start
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -80,6 +81,7 @@ class Command(BaseCommand):
         ensure_admin_user(self.stdout)
 
     async def _start(self, cfg: Config, agent: Agent, listeners: Listeners) -> tuple[list[Worker], list[asyncio.Task[None]]]:
+        self._grpc_stops = []
         shared = self.shared = services.Services(cfg, await open_store(cfg))
         services.install(shared)
         self._supervisor = embedded.start_supervision(cfg)
@@ -108,8 +110,16 @@ class Command(BaseCommand):
         host = "localhost" if cfg.server_host in ("127.0.0.1", "0.0.0.0", "::") else cfg.server_host
         return f"gRPC:          {grpc_server.listen_address(host, cfg.grpc_port)}{' (TLS)' if cfg.grpc_tls_cert else ''}\n"
 
+    def _stop_grpc(self, grace: float) -> None:
+        """Stop taking gRPC calls now, and give those in flight ``grace`` seconds (a signal's stop)."""
+        if self.grpc is not None:
+            self._grpc_stops.append(asyncio.get_running_loop().create_task(grpc_server.stop(self.grpc, grace), name="stop-grpc"))
+
     async def _stop(self, workers: list[Worker], tasks: list[asyncio.Task[None]]) -> None:
-        await grpc_server.stop(self.grpc)
+        if self._grpc_stops:
+            await asyncio.gather(*self._grpc_stops)
+        else:
+            await grpc_server.stop(self.grpc)
         for worker in workers:
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -145,6 +155,7 @@ class Command(BaseCommand):
         stopping = _Stopping(
             workers,
             cfg.worker_shutdown_grace,
+            stop_grpc=self._stop_grpc,
             stop_accepting=server.stop_accepting,
             open_requests=lambda: len(server.server_state.tasks),
             stop_now=server.stop_waiting,
@@ -175,6 +186,7 @@ class Command(BaseCommand):
         stopping = _Stopping(
             workers,
             cfg.worker_shutdown_grace,
+            stop_grpc=self._stop_grpc,
             stop_accepting=lambda: _daphne_stop_listening(server),
             open_requests=lambda: _daphne_open_requests(server),
             stop_http=reactor.stop,  # type: ignore[misc]  # Twisted's interfaces declare methods without self
@@ -224,7 +236,8 @@ class _Stopping:
     """What a stop signal does.
 
     The first stops the embedded workers' claiming at once (the grace of their running tasks
-    counts from it) and stops taking new connections. Open requests may go on until they end
+    counts from it) and stops taking new connections and gRPC calls (those in flight get the
+    grace, and ``CLOSE_S`` to send their answers). Open requests may go on until they end
     or the grace does; then the open event streams are ended cleanly (their clients can
     subscribe again) and the HTTP server stops. A second signal ends the grace at once: running
     tasks go back to the queue, and the streams end now.
@@ -235,6 +248,7 @@ class _Stopping:
         workers: list[Worker],
         grace: float,
         *,
+        stop_grpc: Callable[[float], None],
         stop_accepting: Callable[[], None],
         open_requests: Callable[[], int],
         stop_http: Callable[[], None] = lambda: None,
@@ -242,6 +256,7 @@ class _Stopping:
     ):
         self.workers = workers
         self.grace = grace
+        self.stop_grpc = stop_grpc
         self.stop_accepting = stop_accepting
         self.open_requests = open_requests
         self.stop_http = stop_http
@@ -256,6 +271,7 @@ class _Stopping:
             for worker in self.workers:
                 worker.stop(now=True)
             self._hurry.set()
+            self.stop_grpc(0)
             self.stop_now()
             return
         self.requested = True
@@ -265,6 +281,7 @@ class _Stopping:
             log.info("Shutting down: no new requests")
         for worker in self.workers:
             worker.stop()
+        self.stop_grpc(self.grace + CLOSE_S)
         self.stop_accepting()
         self._closing = asyncio.get_running_loop().create_task(self._close_http(), name="close-http")
 
