@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 
 import pytest
@@ -175,3 +176,23 @@ async def test_settle_returns_once_every_finish_asked_for_has_reached_redis(stor
     await store.settle_finishes()
     assert await store.redis.zcard(store.keys.index_history_state("completed")) == 2
     await asyncio.gather(*pending)
+
+
+async def test_two_finishes_of_one_task_in_one_call_finish_it_once(any_store):
+    # A worker's finish and a second one (a cancel, or a retried write) can meet in one turn.
+    await create(any_store)
+    ids, _ = await any_store.take(1)
+    [claim] = await any_store.lease(ids, "w1", 30)
+    record = completed(claim)
+    again = copy.deepcopy(record)
+    results = await asyncio.gather(
+        any_store.finish(record, model.status_event(record.task), token=claim.token),
+        any_store.finish(again, model.status_event(again.task), token=claim.token),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["TaskRecord", "TaskNotFound"]
+    assert (await any_store.require(record.id)).state is TaskState.COMPLETED
+    assert not await any_store.redis.exists(any_store.keys.active(record.id))
+    stats = await any_store.stats(minutes=1)
+    assert stats.totals["completed"] == 1 and stats.by_state["completed"] == 1 and stats.by_state.get("working", 0) == 0
+    assert [r.id for r in (await any_store.history()).items] == [record.id]
