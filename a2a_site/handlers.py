@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core import signals
 from django.core.cache import close_caches
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.db import close_old_connections, reset_queries
+from django.http import HttpResponse
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
-from queueapp.protocol.fallback import as_json
+from queueapp.protocol.errors import InvalidRequestError
+from queueapp.protocol.fallback import as_json, error_response
 from queueapp.protocol.limits import ASGIApp, Receive, Scope, Send
 from queueapp.protocol.urls import is_machine_path
+
+security_log = logging.getLogger("django.security.DisallowedHost")
 
 
 def _scope_request_signals_to_browsers() -> None:
@@ -53,6 +59,14 @@ class MachineASGIHandler(ASGIHandler):
         self._exception_middleware: list[Callable[..., Any]] = []
         get_response = self._get_response_async if is_async else self._get_response  # type: ignore[attr-defined]  # private to Django, not in django-stubs
         self._middleware_chain = convert_exception_to_response(get_response)
+
+
+# The probes answer whatever Host a request names: orchestrators and scrapers reach a server
+# by its address (a pod's IP), and what they read tells a page that rebound its name to this
+# server nothing. Every other machine path checks its Host against A2A_ALLOWED_HOSTS as
+# Django's middleware does for the dashboard: a page whose own name was made to resolve to
+# a server on this machine must not read or make its tasks (DNS rebinding).
+ANY_HOST_ROUTES = frozenset({"health", "metrics"})
 
 
 class MachineHandler:
@@ -94,6 +108,10 @@ class MachineHandler:
         await _until_disconnect(self._respond(request, match, send), receive)
 
     async def _respond(self, request: ASGIRequest, match: ResolverMatch, send: Send) -> None:
+        refusal = None if match.url_name in ANY_HOST_ROUTES else _host_refusal(request)
+        if refusal is not None:
+            await self.django.send_response(refusal, send)
+            return
         try:
             response = await match.func(request, *match.args, **match.kwargs)
         except Exception as exc:  # what Django would answer: 404, 400, or 500 with the error logged
@@ -105,6 +123,18 @@ class MachineHandler:
             # In the loop, not a thread: it signals request_finished with no sender, which the
             # browsers' database and cache housekeeping does not listen to.
             response.close()
+
+
+def _host_refusal(request: ASGIRequest) -> HttpResponse | None:
+    """A 400 in the path's binding form when the request's Host is not in A2A_ALLOWED_HOSTS."""
+    try:
+        request.get_host()
+    except DisallowedHost as exc:
+        security_log.warning("%s", exc)  # as Django logs it for the dashboard
+        host = request.META.get("HTTP_HOST", "")
+        error = InvalidRequestError(f"This server does not answer to the host {host!r}: reach it by a name in A2A_ALLOWED_HOSTS.")
+        return error_response(request, error, 400)
+    return None
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from queueapp import config, histogram
 from queueapp.model import dumps
-from queueapp.protocol.errors import from_unexpected, path_error, wire
+from queueapp.protocol.errors import ProtocolError, UnauthenticatedError, from_unexpected, path_error, wire
 from queueapp.services import get_store
 from queueapp.states import FINISHED
 from queueapp.store import Stats
@@ -91,13 +91,17 @@ async def render_metrics() -> bytes:
 async def metrics(request: HttpRequest) -> HttpResponse:
     token = config.get().metrics_token
     if token and not _authorized(request, token):
-        response = HttpResponse("A bearer token is required: Authorization: Bearer <A2A_METRICS_TOKEN>\n", status=401, content_type="text/plain")
+        response = _error(request, UnauthenticatedError("A bearer token is required: Authorization: Bearer <A2A_METRICS_TOKEN>"))
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     try:
         body = await render_metrics()
     except Exception as exc:
-        error = from_unexpected(exc, "GET /metrics")  # logged: one warning when Redis is away, a traceback for a bug
-        return HttpResponse(dumps(path_error(request.path, error)), status=wire(error).http, content_type="application/json")
+        return _error(request, from_unexpected(exc, "GET /metrics"))  # logged: one warning when Redis is away, a traceback for a bug
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def _error(request: HttpRequest, error: ProtocolError) -> HttpResponse:
+    """``error`` as the machine paths answer errors: a google.rpc.Status with its HTTP status."""
+    return HttpResponse(dumps(path_error(request.path, error)), status=wire(error).http, content_type="application/json")
 

@@ -100,3 +100,23 @@ def test_reset_links_point_at_the_public_url_or_an_allowed_host(processes, redis
     [mail] = mails(outbox)
     expected = f"{public_url or serve.url}/accounts/reset/"
     assert expected in mail and "evil.example" not in mail and "From: a2a@corp.invalid" in mail
+
+
+def test_every_a2a_binding_refuses_another_host_and_the_probes_answer_any(processes, redis_url):
+    # DNS rebinding: a page whose own name was made to resolve to this server sends its own
+    # name as Host. Before, only the card and the dashboard refused it: such a page could list,
+    # read and make tasks through /a2a and the HTTP+JSON routes of a server with auth off.
+    serve = processes.serve(redis_url, A2A_AGENT="echo")
+    evil = {"Host": f"evil.example:{serve.port}", "A2A-Version": "1.0"}
+    message = {"message": {"messageId": "rebound-1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}
+    rpc = httpx.post(f"{serve.url}/a2a", json={"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": message}, headers=evil)
+    assert rpc.status_code == 400 and rpc.json()["error"]["code"] == -32600 and rpc.json()["id"] is None
+    rest = httpx.post(f"{serve.url}/message:send", json=message, headers=evil)
+    assert rest.status_code == 400 and rest.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert httpx.get(f"{serve.url}/tasks", headers=evil).status_code == 400
+    old = httpx.post(f"{serve.url}/v1/message:send", json=message, headers={"Host": "evil.example", "A2A-Version": "0.3"})
+    assert old.status_code == 400 and "does not answer to the host 'evil.example'" in old.json()["message"]
+    # Nothing was made: an allowed name lists no task.
+    assert httpx.get(f"{serve.url}/tasks", headers={"A2A-Version": "1.0"}).json()["tasks"] == []
+    for path in ("/health", "/metrics"):
+        assert httpx.get(f"{serve.url}{path}", headers={"Host": "10.0.0.7:8080"}).status_code == 200

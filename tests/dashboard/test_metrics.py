@@ -67,5 +67,8 @@ async def test_metrics_token_is_required_when_set(server, set_config):
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
         right = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
     assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    # What to send, said in the Status form of the other machine paths, as UNAUTHENTICATED.
+    error = missing.json()["error"]
+    assert error["status"] == "UNAUTHENTICATED" and "Authorization: Bearer <A2A_METRICS_TOKEN>" in error["message"]
     assert wrong.status_code == 401
     assert right.status_code == 200 and "a2a_queue_length" in right.text
