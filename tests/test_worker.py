@@ -229,6 +229,57 @@ async def test_the_reaper_puts_tasks_back_so_that_the_oldest_is_taken_first(stor
     assert (await store.take(3))[0] == ids
 
 
+def reaper_that_read_before(store: QueueStore, expired: list[str]) -> QueueStore:
+    """A second reaper whose read of the expired leases came before the first reaper's writes."""
+    stale = QueueStore(store.redis, store.keys)
+
+    async def as_read(limit: int = 100) -> list[str]:
+        return expired
+
+    stale.expired_leases = as_read  # type: ignore[method-assign]
+    return stale
+
+
+async def test_two_reapers_that_read_the_same_expired_leases_put_each_task_back_once(store, config):
+    # Before: the second reaper re-read each task (now submitted, a new revision) and put it on
+    # the queue again, and one worker then claimed it twice and ran it twice at once.
+    ids = await submit(store, 3, "abandoned")
+    await store.lease((await store.take(3))[0], "dead-worker", 0.01)
+    await asyncio.sleep(0.05)
+    second = reaper_that_read_before(store, await store.expired_leases())
+    assert await reap(store, config) == 3
+    assert await reap(second, config) == 0
+    assert await store.redis.lrange(store.keys.queue, 0, -1) == list(reversed(ids))
+    claims = await store.lease((await store.take(10))[0], "worker-b", 30)
+    assert sorted(c.record.id for c in claims) == sorted(ids) and await store.redis.llen(store.keys.queue) == 0
+
+
+@pytest.mark.parametrize("max_attempts", [3, 1])
+async def test_a_reaper_that_read_an_expired_lease_leaves_the_claim_made_since_alone(store, config, max_attempts):
+    # A worker claimed the task between the reaper's read and its write: its new lease is not
+    # the one that ran out, so the task is neither put back nor (out of attempts) failed.
+    [task_id] = await submit(store, 1, "abandoned")
+    await store.lease((await store.take(1))[0], "dead-worker", 0.01)
+    await asyncio.sleep(0.05)
+    late = reaper_that_read_before(store, await store.expired_leases())
+    assert await reap(store, config) == 1
+    [claim] = await store.lease((await store.take(1))[0], "worker-b", 30)
+    assert await reap(late, config.replace(worker_max_attempts=max_attempts)) == 0
+    record = await store.require(task_id)
+    assert record.state.value == "working" and not record.finished
+    assert await store.redis.hget(store.keys.active(task_id), "token") == claim.token
+    assert await store.redis.zscore(store.keys.leases, task_id) > 0
+    assert await store.redis.llen(store.keys.queue) == 0
+
+
+async def test_an_id_taken_twice_is_claimed_once(store):
+    [task_id] = await submit(store, 1, "twice")
+    await store.redis.lpush(store.keys.queue, task_id)  # on the queue twice, however that came about
+    taken, _ = await store.take(2)
+    assert taken == [task_id, task_id]
+    assert [c.record.id for c in await store.lease(taken, "worker-a", 30)] == [task_id]
+
+
 async def test_graceful_stop_finishes_short_tasks_and_requeues_long_ones(store, config, caplog):
     caplog.set_level(logging.INFO, "queueapp.worker")
     short = await submit(store, 2, "sleep 0.5")

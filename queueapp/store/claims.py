@@ -34,6 +34,10 @@ class Claims(Reads):
         """
         if not task_ids:
             return []
+        # An id taken twice (twice on the queue) is claimed once: its second copy would come back
+        # as a resend of the first claim, and the caller would run the task twice. The copy left
+        # in processing goes back to the queue after the grace and is then dropped by the claim.
+        task_ids = list(dict.fromkeys(task_ids))
         k = self.keys
         ms = model.now_ms()
         tokens = tokens or {task_id: model.new_id() for task_id in task_ids}

@@ -78,7 +78,7 @@ class UpdateKeys(TypedDict):
 
 class UpdateArgs(TypedDict):
     task_id: str
-    guard_kind: str  # 'token' | 'rev' | 'none' (see guard_ok in _common.lua)
+    guard_kind: str  # 'token' | 'rev' | 'lease' | 'none' (see guard_ok in _common.lua)
     guard_value: str
     state: str
     task_json: str
@@ -124,7 +124,7 @@ class FinishItemKeys(TypedDict):
 
 class FinishItemArgs(TypedDict):
     task_id: str
-    guard_kind: str  # 'token' | 'rev' | 'cancel' | 'none'
+    guard_kind: str  # 'token' | 'rev' | 'lease' | 'cancel' | 'none'
     guard_value: str
     state: str
     task_json: str

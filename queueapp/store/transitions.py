@@ -167,16 +167,18 @@ class Transitions(Reads):
         token: str | None = None,
         action: str = "",
         extra: dict[str, Any] | None = None,
+        lease_expired: bool = False,
     ) -> TaskRecord:
         """Store ``record.task`` (already changed by the caller) on an unfinished task.
 
-        Guarded by ``token`` when a worker writes, else by ``record.rev``. ``action`` may
-        release the claim (``release``) or put the task back on the queue (``requeue``,
-        ``requeue_front``). Raises :class:`Conflict` if the guard fails.
+        Guarded by ``token`` when a worker writes, else by ``record.rev``, and with
+        ``lease_expired`` (the reaper) also by the task's lease still being there and run out.
+        ``action`` may release the claim (``release``) or put the task back on the queue
+        (``requeue``, ``requeue_front``). Raises :class:`Conflict` if the guard fails.
         """
         state = model.task_state(record.task)
         k, ms = self.keys, model.now_ms()
-        guard_kind, guard_value = _guard(record, token)
+        guard_kind, guard_value = _guard(record, token, "lease" if lease_expired else "rev")
         keys: UpdateKeys = {
             "active": k.active(record.id),
             "active_index": k.index_active,
@@ -208,13 +210,22 @@ class Transitions(Reads):
         return record
 
     async def finish(
-        self, record: TaskRecord, event: Json, *, token: str | None = None, error: str | None = None, flag_if_claimed: bool = False
+        self,
+        record: TaskRecord,
+        event: Json,
+        *,
+        token: str | None = None,
+        error: str | None = None,
+        flag_if_claimed: bool = False,
+        lease_expired: bool = False,
     ) -> TaskRecord:
         """Move a task whose ``record.task`` now has a terminal status into the history.
 
         With ``flag_if_claimed`` (a cancel request), a task a worker holds is not finished but
-        flagged for its worker, in the same step: ``record.finished`` stays False. The
-        finishes asked for in one turn of the event loop go to Redis as one script call.
+        flagged for its worker, in the same step: ``record.finished`` stays False. With
+        ``lease_expired`` (the reaper), only while its lease is there and run out (see
+        :meth:`update`). The finishes asked for in one turn of the event loop go to Redis as
+        one script call.
         """
         k = self.keys
         state = model.task_state(record.task)
@@ -224,7 +235,7 @@ class Transitions(Reads):
         ms = model.now_ms()
         wait_ms = (record.started_ms - record.enqueued_ms) if record.started_ms and record.enqueued_ms else -1
         run_ms = (ms - record.started_ms) if record.started_ms else -1
-        guard_kind, guard_value = _guard(record, token, "cancel" if flag_if_claimed else "rev")
+        guard_kind, guard_value = _guard(record, token, "cancel" if flag_if_claimed else "lease" if lease_expired else "rev")
         keys: FinishItemKeys = {
             "active": k.active(record.id),
             "deadletter": k.deadletter(record.id),
@@ -288,16 +299,19 @@ class Transitions(Reads):
         rows = await self.scripts.finish(keys, args, items=items)
         return [(row, ms) for row in rows]
 
-    async def finish_unclaimed(self, record: TaskRecord, state: TaskState, reason: str, *, flag_if_claimed: bool = False) -> TaskRecord:
+    async def finish_unclaimed(
+        self, record: TaskRecord, state: TaskState, reason: str, *, flag_if_claimed: bool = False, lease_expired: bool = False
+    ) -> TaskRecord:
         """End a task no worker holds (or whose worker is gone), guarded by its revision.
 
-        With ``flag_if_claimed``, a task a worker holds is flagged for it instead (see :meth:`finish`).
+        With ``flag_if_claimed``, a task a worker holds is flagged for it instead; with
+        ``lease_expired``, it ends only while its lease is there and run out (see :meth:`finish`).
         """
         ms = model.now_ms()
         before = record.task.get("status")
         record.task["status"] = model.status(state, ms, model.agent_text(reason, record.id, record.context_id))
         error = reason if state is TaskState.FAILED else None
-        record = await self.finish(record, model.status_event(record.task), error=error, flag_if_claimed=flag_if_claimed)
+        record = await self.finish(record, model.status_event(record.task), error=error, flag_if_claimed=flag_if_claimed, lease_expired=lease_expired)
         if not record.finished:  # flagged: its worker ends it
             record.task["status"] = before
         return record

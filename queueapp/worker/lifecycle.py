@@ -357,14 +357,16 @@ async def reap(store: QueueStore, config: Config) -> int:
         try:
             if record.attempts >= config.worker_max_attempts:
                 reason = f"Task failed after {record.attempts} attempts: its worker stopped responding each time"
-                await store.finish_unclaimed(record, TaskState.FAILED, reason)
+                await store.finish_unclaimed(record, TaskState.FAILED, reason, lease_expired=True)
                 log.warning("Task failed, task_id=%s, reason=%s", task_id, reason)
             else:
                 text = f"Requeued: its worker stopped responding (attempt {record.attempts} of {config.worker_max_attempts})"
                 record.task["status"] = model.status(TaskState.SUBMITTED, model.now_ms(), model.agent_text(text, record.id, record.context_id))
-                await store.update(record, model.status_event(record.task), action="requeue_front")
+                await store.update(record, model.status_event(record.task), action="requeue_front", lease_expired=True)
                 log.warning("Task requeued, task_id=%s, reason=lease expired, attempts=%s", task_id, record.attempts)
             count += 1
         except Conflict:
-            continue  # the worker wrote in the meantime: it is alive after all
+            # Its worker wrote in the meantime (it is alive after all), another reaper put it
+            # back first, or a worker claimed it since: its lease is not the one that ran out.
+            continue
     return count

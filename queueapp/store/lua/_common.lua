@@ -161,14 +161,21 @@ local function move_count(counts, old_state, new_state)
   end
 end
 
-local function guard_ok(kind, value, token, rev)
+local function guard_ok(kind, value, token, rev, leases, task_id, now_ms)
   -- 'token': only the worker holding the claim may write.
   -- 'rev': compare-and-set against the revision the caller read.
+  -- 'lease': the reaper's: the revision it read, and the lease it saw run out is still there
+  -- and still run out. Another reaper that got there first took the lease away, and a worker
+  -- that claimed the task since holds a new one: without this, two reapers that read the same
+  -- expired leases both put the task back on the queue, and a worker took it twice.
   -- token and rev are the task's, read by the caller with its other fields (one HMGET).
   if kind == 'token' then
     return token == value
   elseif kind == 'rev' then
     return rev == value
+  elseif kind == 'lease' then
+    local deadline = rev == value and redis.call('ZSCORE', leases, task_id)
+    return deadline and tonumber(deadline) <= tonumber(now_ms) or false
   end
   return true
 end

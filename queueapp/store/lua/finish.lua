@@ -102,7 +102,7 @@ local function finish_one(key, item_arg)
   if not active then
     return {-1}
   end
-  if item_arg.guard_kind ~= 'cancel' and not guard_ok(item_arg.guard_kind, item_arg.guard_value, active.token, active.rev) then
+  if item_arg.guard_kind ~= 'cancel' and not guard_ok(item_arg.guard_kind, item_arg.guard_value, active.token, active.rev, K.leases, id, A.now_ms) then
     return {-2}
   end
   local state = item_arg.state

@@ -7,7 +7,7 @@ local fields = redis.call('HMGET', K.active, 'state', 'context_id', 'identity', 
 if not fields[1] then
   return {-1}
 end
-if not guard_ok(A.guard_kind, A.guard_value, fields[4], fields[5]) then
+if not guard_ok(A.guard_kind, A.guard_value, fields[4], fields[5], K.leases, A.task_id, A.now_ms) then
   return {-2}
 end
 local rev = string.format('%d', (tonumber(fields[5]) or 0) + 1)
