@@ -37,6 +37,24 @@ class RedisUnavailable(RuntimeError):
     """Redis could not be reached (or could not be started, for the embedded one)."""
 
 
+# Redis answering but refusing writes for a while: full (maxmemory with noeviction), a
+# replica, a master short of the replicas it needs, or one whose last save failed. redis-py
+# names the first two (OutOfMemoryError, ReadOnlyError); the others come as their code.
+_REFUSED_WRITE_CODES = ("MISCONF ", "NOREPLICAS ")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis's way of saying it cannot serve this now (unreachable, or refusing writes).
+
+    Such an error is waited out and retried, as an outage is, and answered as
+    STORAGE_UNAVAILABLE: it is no bug of ours, no fault of a task's agent, and no reason for a
+    worker to stop. (A bare OSError or TimeoutError is not counted: an agent raises those too.)
+    """
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisUnavailable | redis.OutOfMemoryError | redis.ReadOnlyError):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_REFUSED_WRITE_CODES)
+
+
 # ---- clients ---------------------------------------------------------------------------
 
 _memory_server: Any = None

@@ -18,7 +18,7 @@ import logging
 from queueapp import model
 from queueapp.config import Config
 from queueapp.states import FINISHED, TaskState
-from queueapp.store import QueueStore, TaskNotFound
+from queueapp.store import InvalidTransition, QueueStore, TaskNotFound
 
 log = logging.getLogger("queueapp.retention")
 
@@ -63,12 +63,15 @@ async def apply(store: QueueStore, config: Config, *, dry_run: bool = False) -> 
 
 
 async def _remove(store: QueueStore, state: TaskState, task_id: str) -> bool:
-    """Delete one finished task; False when it was already gone (its stale index entry is dropped)."""
+    """Delete one finished task; False when it was already gone (its stale index entry is
+    dropped) or retried since it was read (it is waiting again, no longer history)."""
     try:
         await store.delete(task_id, only_finished=True)
         return True
     except TaskNotFound:
         await store.forget_history_id(state, task_id)
+        return False
+    except InvalidTransition:
         return False
 
 

@@ -154,3 +154,23 @@ async def test_removals_in_batches_count_each_task_once_and_drop_stale_ids(store
     assert await retention.apply(store, config.replace(task_retention_max_completed_tasks=1)) == {"completed": 9}
     assert await store.redis.zrange(index, 0, -1) == [ids[-1]]
     assert_clean(sync_client(store), [ids[-1]], quiet=False)
+
+
+async def test_a_task_retried_after_retention_read_it_is_left_and_the_rest_removed(store, config, monkeypatch):
+    # The dashboard's Retry landing between retention's read and its delete. Before, the
+    # delete's "not finished" stopped the whole run: cleanup_tasks failed and the states after
+    # it were not looked at.
+    canceled = await finished_tasks(store, TaskState.CANCELED, 3)
+    failed = await finished_tasks(store, TaskState.FAILED, 2)
+    read = store.history_beyond
+
+    async def read_then_retry(*args):
+        beyond = await read(*args)
+        await store.retry(canceled[0])
+        return beyond
+
+    monkeypatch.setattr(store, "history_beyond", read_then_retry)
+    removed = await retention.apply(store, config.replace(task_retention_max_failed_tasks=0))
+    assert removed == {"canceled": 2, "failed": 2}
+    assert (await store.require(canceled[0])).state is TaskState.SUBMITTED
+    assert [await store.get(task_id) for task_id in [*canceled[1:], *failed]] == [None] * 4

@@ -182,3 +182,37 @@ async def test_a_second_stop_signal_returns_running_tasks_to_the_front_at_once(p
     assert client.lindex("a2a:queue", -1) == running  # the front: taken next
     assert f"Task requeued, task_id={running}, reason=worker shutdown" in serve.output
     assert "Traceback" not in serve.output and "ERROR" not in serve.output, serve.output[-3000:]
+
+
+async def test_an_embedded_worker_that_a_bug_ends_is_logged_and_replaced(monkeypatch, caplog):
+    # Before, its task ended with the error unseen (gathered only at shutdown): the server went
+    # on taking tasks that nothing ran, and /health said healthy.
+    from types import SimpleNamespace
+
+    from queueapp.management.commands import serve as serve_command
+
+    started: list[FakeWorker] = []
+
+    class FakeWorker:
+        def __init__(self, *args, **kwargs):
+            self.id, self.stopping = f"w{len(started)}", asyncio.Event()
+            started.append(self)
+
+        async def run(self):
+            if len(started) == 1:
+                raise RuntimeError("a bug")
+            await self.stopping.wait()
+
+    monkeypatch.setattr(serve_command, "Worker", FakeWorker)
+    monkeypatch.setattr(serve_command, "default_hooks", lambda shared: [])
+    monkeypatch.setattr(serve_command, "WORKER_RESTART_S", 0.01)
+    command = serve_command.Command()
+    command.shared = SimpleNamespace(store=None, config=None)
+    workers = [FakeWorker()]
+    keeping = asyncio.create_task(command._keep_running(workers, 0, agent=None))
+    await eventually(lambda: len(started) == 2, timeout=5, message="a second worker")
+    assert workers == [started[1]] and not keeping.done()
+    assert "Embedded worker ended by an unexpected error, worker_id=w0; another starts in 0.01s" in caplog.text and "RuntimeError: a bug" in caplog.text
+    workers[0].stopping.set()  # the shutdown stops whichever worker is in the list
+    await asyncio.wait_for(keeping, 5)
+    assert len(started) == 2

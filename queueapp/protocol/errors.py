@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import redis
 
 from queueapp import store
-from queueapp.connection import RedisUnavailable
+from queueapp.connection import is_outage
 
 log = logging.getLogger("queueapp.protocol")
 
@@ -248,12 +248,12 @@ def from_store_error(exc: store.StoreError) -> ProtocolError:
 def from_unexpected(exc: Exception, request: str) -> InternalError:
     """Log an exception nothing expected and say what to answer.
 
-    Redis being down is an outage, not a bug: it gets its own reason and a one-line
+    Redis being down, or refusing writes (full, say), is an outage, not a bug: it gets its own reason and a one-line
     warning. Anything else is logged with its traceback.
     """
     from queueapp.connection import redis_error_text  # no password of a client's repr in the answer or the log
 
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisUnavailable | OSError):
+    if is_outage(exc) or isinstance(exc, OSError):
         text = redis_error_text(exc)
         log.warning("Redis unavailable during %s: %s: %s", request, exc.__class__.__name__, text)
         return StorageUnavailableError(f"The task store (Redis) is unavailable ({exc.__class__.__name__}: {text}); retry shortly.")

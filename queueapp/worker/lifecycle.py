@@ -12,12 +12,10 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from queueapp import model, retention
 from queueapp.agents.base import Agent
 from queueapp.config import Config
-from queueapp.connection import redis_error_text
+from queueapp.connection import is_outage, redis_error_text
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
 from queueapp.worker.runner import RunningTask, execute
@@ -115,7 +113,9 @@ class Worker:
             try:
                 claims = await self._claim(free)
                 backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            except Exception as exc:
+                if not (is_outage(exc) or isinstance(exc, OSError)):
+                    raise
                 log.warning("Redis unavailable while claiming, retrying in %.1fs, error=%s", backoff, redis_error_text(exc))
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.config.queue_reconnect_backoff_max)
@@ -234,7 +234,9 @@ class Worker:
                     # can wait out several (connect, then its set-up commands) before it fails.
                     async with asyncio.timeout(self.config.queue_options_timeout):
                         await self._return_to_queue(running)
-                except (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError) as exc:
+                except Exception as exc:
+                    if not (is_outage(exc) or isinstance(exc, OSError)):  # OSError: TimeoutError, the timeout above, too
+                        raise
                     # The others would each wait out the same timeout: they are not tried.
                     outage = redis_error_text(exc) if str(exc) else f"no answer within {self.config.queue_options_timeout:g}s"
             if outage is not None:

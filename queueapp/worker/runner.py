@@ -8,11 +8,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from queueapp import model, tracing
 from queueapp.agents.base import Agent, RunContext
-from queueapp.connection import redis_error_text
+from queueapp.connection import is_outage, redis_error_text
 from queueapp.model import Json
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -99,11 +97,12 @@ async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeou
             raise
     except (Conflict, TaskNotFound):
         log.warning("Task lost to another worker or removed, task_id=%s", task_id)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        # Redis stayed away for longer than the lease: the reaper will hand the task to a
-        # worker that can reach it. The agent did nothing wrong, so the task does not fail.
-        log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, redis_error_text(exc))
     except Exception as exc:
+        if is_outage(exc):
+            # Redis stayed away (or full) for longer than the lease: the reaper will hand the
+            # task to a worker that can write it. The agent did nothing wrong: no failure.
+            log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, redis_error_text(exc))
+            return
         reason = _failure_reason(exc, timeout)
         log.warning("Task failed, task_id=%s, reason=%s", task_id, reason, exc_info=log.isEnabledFor(logging.DEBUG))
         await _safely(updater.fail(reason), task_id, updater)

@@ -7,10 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import redis
-
 from queueapp import model, tracing
-from queueapp.connection import redis_error_text
+from queueapp.connection import is_outage, redis_error_text
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -38,7 +36,8 @@ def validate_parts(parts: Any) -> list[Json]:
 
 
 async def through_outage(call: Callable[[int], Awaitable[T]], patience: float, what: str) -> T:
-    """Call ``call(attempt_number)``, retrying while Redis is unreachable, for up to ``patience`` s.
+    """Call ``call(attempt_number)``, retrying while Redis is unreachable or refuses writes
+    (``is_outage``: full, say), for up to ``patience`` s.
 
     Without it a task whose work is done would wait out its lease and run again.
     """
@@ -48,8 +47,8 @@ async def through_outage(call: Callable[[int], Awaitable[T]], patience: float, w
     while True:
         try:
             return await call(number)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if loop.time() + delay > deadline:
+        except Exception as exc:
+            if not is_outage(exc) or loop.time() + delay > deadline:
                 raise
             log.warning("Redis unavailable while %s, retrying in %.1fs, error=%s", what, delay, redis_error_text(exc))
             await asyncio.sleep(delay)

@@ -31,6 +31,7 @@ from queueapp.worker.hooks import close_hooks, default_hooks
 log = logging.getLogger("queueapp.serve")
 
 CLOSE_S = 1.0  # how long the ended streams and waits get to finish their responses before the HTTP server stops
+WORKER_RESTART_S = 1.0  # the pause before an embedded worker that a bug ended is replaced
 POLL_S = 0.1  # how often a stopping serve looks whether its open requests have ended
 
 
@@ -92,7 +93,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         log.info("A2A server starting with %s", STORAGE_NAMES[cfg.storage_kind])
         workers = [Worker(shared.store, agent, cfg, hooks=default_hooks(shared)) for _ in range(cfg.embedded_workers)]
-        tasks = [asyncio.create_task(w.run(), name=f"embedded-worker-{i}") for i, w in enumerate(workers)]
+        tasks = [asyncio.create_task(self._keep_running(workers, i, agent), name=f"embedded-worker-{i}") for i in range(len(workers))]
         oidc = shared.authenticator.oidc
         if oidc is not None:
             tasks.append(asyncio.create_task(oidc.prefetch(), name="oidc-prefetch"))
@@ -103,6 +104,27 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         return workers, tasks
+
+    async def _keep_running(self, workers: list[Worker], index: int, agent: Agent) -> None:
+        """Run embedded worker ``index`` until it is stopped; one that a bug ends is replaced.
+
+        A runworker process that dies is restarted by whatever runs it; an embedded worker
+        has only this: without it the server would go on taking tasks that nothing runs.
+        The shutdown stops whichever worker is in ``workers[index]`` then.
+        """
+        while True:
+            worker = workers[index]
+            try:
+                await worker.run()
+                return
+            except Exception:
+                if worker.stopping.is_set():
+                    raise
+                log.exception("Embedded worker ended by an unexpected error, worker_id=%s; another starts in %gs", worker.id, WORKER_RESTART_S)
+            await asyncio.sleep(WORKER_RESTART_S)
+            if worker.stopping.is_set():  # a stop came while it waited
+                return
+            workers[index] = Worker(self.shared.store, agent, self.shared.config, hooks=default_hooks(self.shared))
 
     def _grpc_line(self, cfg: Config) -> str:
         if self.grpc is None:
