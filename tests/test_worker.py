@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from queueapp.agents import load_agent
 from queueapp.store import QueueStore, TaskNotFound
@@ -417,3 +418,20 @@ async def _forgotten(store: QueueStore, dead_id: str) -> bool:
 
 async def _listed_once(listed_on, worker_id: str) -> bool:
     return await listed_on() == [worker_id]
+
+
+async def test_an_idle_worker_waits_for_tasks_within_the_socket_timeout(config, caplog):
+    # Before, its BLMOVE blocked 1 s whatever A2A_QUEUE_OPTIONS_TIMEOUT said: with a timeout of
+    # 1 s or less each wait on an empty queue was cut as an outage, logged "Redis unavailable",
+    # and the backoff that followed delayed the next task by seconds.
+    caplog.set_level(logging.WARNING, "queueapp.worker")
+    client = aioredis.Redis.from_url(config.queue_url, decode_responses=True, socket_timeout=0.5)
+    store = QueueStore.from_config(client, config)
+    try:
+        async with running_worker(store, config.replace(queue_options_timeout=0.5), agent="echo"):
+            await asyncio.sleep(2.5)
+            [task_id] = await submit(store, 1, "hi")
+            await eventually(lambda: store.redis.hget(store.keys.deadletter(task_id), "state"), timeout=1.5, message="the task to be done at once")
+        assert "Redis unavailable" not in caplog.text
+    finally:
+        await client.aclose()

@@ -168,7 +168,10 @@ class Worker:
         worker killed at that moment: any worker's reaper returns it to the queue after
         PROCESSING_GRACE_S (with no worker running, the next one to start does).
         """
-        take = asyncio.ensure_future(self.store.wait_take(WAIT_TIMEOUT_S))
+        # Within the socket timeout (A2A_QUEUE_OPTIONS_TIMEOUT), which redis-py does not stretch
+        # for a blocking command: a BLMOVE that outlasted it would be cut as an outage, every
+        # time the queue stays empty that long.
+        take = asyncio.ensure_future(self.store.wait_take(min(WAIT_TIMEOUT_S, self.config.queue_options_timeout / 2)))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait((take, stop), return_when=asyncio.FIRST_COMPLETED)
