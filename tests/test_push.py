@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -392,3 +395,26 @@ def test_a_live_server_refuses_a_private_webhook_by_default(processes, redis_url
     assert answer["error"]["code"] == -32602
     assert "A2A_PUSH_ALLOW_PRIVATE" in answer["error"]["message"]
     assert receiver.received == []
+
+
+def test_a_stopped_worker_gives_pending_notifications_what_is_left_of_the_grace(processes, redis_url):
+    # The grace counts from the signal: running tasks and the push deliveries they leave share
+    # it. Before, the deliveries got a whole grace of their own after the tasks had used theirs.
+    silent = socket.socket()  # a webhook that accepts and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        server = processes.serve(redis_url, A2A_EMBEDDED_WORKERS="0", A2A_PUSH_ALLOW_PRIVATE="true")
+        worker = processes.worker(redis_url, A2A_AGENT="demo", A2A_PUSH_ALLOW_PRIVATE="true", A2A_WORKER_SHUTDOWN_GRACE="4s", A2A_PUSH_TIMEOUT="30s")
+        answer = send_message(server.url, "sleep 2", {"url": f"http://127.0.0.1:{silent.getsockname()[1]}/hook"})
+        task_id = answer["result"]["task"]["id"]
+        wait_until(lambda: f"task_id={task_id}" in worker.output, timeout=30, message="the worker to take the task")
+        worker.signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert worker.wait(20) == 0
+        elapsed = time.monotonic() - stopped
+        assert 3.5 < elapsed < 5.5, elapsed  # the whole grace (the deliveries hang), not the task's 2 s plus another 4
+        assert f"Task completed successfully, task_id={task_id}" in worker.output
+        assert "Shutdown left push notifications undelivered" in worker.output
+    finally:
+        silent.close()

@@ -62,7 +62,7 @@ async def work(cfg: config_module.Config, agent: Agent) -> None:
     try:
         await worker.run()
     finally:
-        await close_hooks(shared, cfg.worker_shutdown_grace, worker.hurry)
+        await close_hooks(shared, worker.grace_left(), worker.hurry)  # what its running tasks left of the grace
         await shared.close()
         services.install(None)
         await embedded.release(cfg, supervisor)

@@ -63,6 +63,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self.started_ms = model.now_ms()
         self.processed = 0
+        self._stop_requested: float | None = None  # the loop's time of the first stop request
 
     # ---- the main loop -----------------------------------------------------------------
 
@@ -90,8 +91,16 @@ class Worker:
             self.hurry.set()
         elif not self.stopping.is_set():
             log.info("Worker stopping: no new claims, waiting up to %gs for running tasks, worker_id=%s", self.config.worker_shutdown_grace, self.id)
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.get_running_loop().time()
         self.stopping.set()
         self._slot_free.set()
+
+    def grace_left(self) -> float:
+        """Seconds left of the shutdown grace, which counts from the first stop request."""
+        if self._stop_requested is None:
+            return self.config.worker_shutdown_grace
+        return max(0.0, self._stop_requested + self.config.worker_shutdown_grace - asyncio.get_running_loop().time())
 
     def stop_again(self) -> None:
         """A stop signal: the first lets running tasks finish within the grace, a second stops at once."""

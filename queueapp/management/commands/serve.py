@@ -146,7 +146,7 @@ class Command(BaseCommand):
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         if workers:
-            await close_hooks(self.shared, self.shared.config.worker_shutdown_grace, workers[0].hurry)
+            await close_hooks(self.shared, workers[0].grace_left(), workers[0].hurry)  # what the running tasks left of the grace
         await self._close_services()
 
     async def _close_services(self) -> None:
