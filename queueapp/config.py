@@ -66,7 +66,7 @@ def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
-    if lowered in ("0", "false", "no", "off", ""):
+    if lowered in ("0", "false", "no", "off"):  # not '': an emptied line of .env must not turn a default of true off
         return False
     raise ValueError(text)
 
@@ -106,6 +106,14 @@ class Setting:
 
 def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], bool]:
     return lambda value: value >= minimum and (maximum is None or value <= maximum)
+
+
+def _writable_folder(value: str) -> bool:
+    """A folder there and writable, or one that can be made: its nearest existing parent is a writable folder."""
+    path = Path(value).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return bool(value) and path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
 def _positive(value: float) -> bool:
@@ -232,7 +240,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_QUEUE_CREDENTIALS_PASSWORD", str, "", "a Redis password", map_key=("A2A_QUEUE_CREDENTIALS", "password")),
         Setting("A2A_QUEUE_KEY_PREFIX", str.strip, "a2a", "letters, digits, ':', '_', '-', '{' and '}'", lambda v: bool(re.fullmatch(r"[\w:{}\-.]+", v))),
         Setting("A2A_QUEUE_RECONNECT_BACKOFF_MAX", parse_duration, "10s", "a duration such as 10s", _positive),
-        Setting("A2A_DATA_DIR", str.strip, str(BASE_DIR / "var"), "a folder path"),
+        Setting("A2A_DATA_DIR", str.strip, str(BASE_DIR / "var"), "a folder this process can write, or create in a folder it can write", _writable_folder),
         Setting("A2A_SERVER_HOST", str.strip, "127.0.0.1", "a host or address to listen on"),
         Setting("A2A_SERVER_PORT", int, "8080", "a TCP port from 1 to 65535", _int(1, 65535)),
         Setting("A2A_SERVER_MAX_CONNECTIONS", int, "1000", "a whole number of connections from 1 to 100000", _int(1, 100000)),
@@ -259,9 +267,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_AGENT_NAME", str.strip, "A2A Redis Queue Agent", "a non-empty name", bool),
         Setting("A2A_AGENT_DESCRIPTION", str.strip, "An A2A agent whose tasks are queued, processed and kept in Redis.", "a non-empty description", bool),
         Setting("A2A_AGENT_VERSION", str.strip, "1.0.0", "a non-empty version", bool),
-        Setting("A2A_EMBEDDED_WORKERS", int, "1", "a whole number of workers, 0 or more", _int(0, 64)),
+        Setting("A2A_EMBEDDED_WORKERS", int, "1", "a whole number of workers from 0 to 64", _int(0, 64)),
         Setting("A2A_WORKER_CONCURRENCY", int, "10", "a whole number of tasks from 1 to 1000", _int(1, 1000)),
-        Setting("A2A_WORKER_LEASE", parse_duration, "30s", "a duration such as 30s", lambda v: v >= 1),
+        Setting("A2A_WORKER_LEASE", parse_duration, "30s", "a duration of 1s or more, such as 30s", lambda v: v >= 1),
         Setting("A2A_WORKER_HEARTBEAT_INTERVAL", parse_duration, "500ms", "a duration shorter than A2A_WORKER_LEASE", _positive),
         Setting("A2A_WORKER_MAX_ATTEMPTS", int, "3", "a whole number of attempts, 1 or more", _int(1)),
         Setting("A2A_WORKER_SHUTDOWN_GRACE", parse_duration, "25s", "a duration such as 25s", lambda v: v >= 0),

@@ -34,6 +34,10 @@ def load_config(**overrides: Any) -> config_module.Config:
     except config_module.ConfigError as exc:
         raise StartError(str(exc)) from None
     changes = {k: v for k, v in overrides.items() if v is not None}
+    for name, value in changes.items():  # held to what the variable of the same name takes
+        setting = next(s for s in config_module.SETTINGS.values() if s.name == name)
+        if not setting.check(value):
+            raise StartError(f"{setting.env}={value!r} (from the command line) is invalid: expected {setting.accepts}")
     if changes:
         cfg = cfg.replace(**changes)
         config_module.set_current(cfg)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 
 import pytest
 
 from queueapp import config as config_module
-from queueapp import config_gen
+from queueapp import config_gen, startup
 from queueapp.config import SETTINGS, Config, ConfigError, Setting, load, load_env_file, parse_duration
 
 BAD_VALUES = [
@@ -327,3 +329,38 @@ def test_one_secret_for_two_identities_is_refused_without_printing_it(variable, 
 
 def test_the_same_secret_twice_for_one_identity_is_accepted():
     assert load({"A2A_AUTH_TOKENS": "alice:t1,alice:t1", "A2A_AUTH_API_KEYS": "k1"}).auth_tokens == ("alice:t1", "alice:t1")
+
+
+def test_an_emptied_boolean_is_refused_not_taken_as_false():
+    # A line of .env.example uncommented and left empty turned streaming off without a word.
+    with pytest.raises(ConfigError, match=r"^A2A_CAPABILITIES_STREAMING='' is invalid: expected true or false$"):
+        load({"A2A_CAPABILITIES_STREAMING": ""})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"server_port": 70000}, "A2A_SERVER_PORT=70000 (from the command line) is invalid: expected a TCP port from 1 to 65535"),
+        ({"server_port": 0}, "A2A_SERVER_PORT=0 (from the command line) is invalid"),
+        ({"grpc_port": -5}, "A2A_GRPC_PORT=-5 (from the command line) is invalid"),
+        ({"embedded_workers": 100}, "A2A_EMBEDDED_WORKERS=100 (from the command line) is invalid: expected a whole number of workers from 0 to 64"),
+        ({"worker_concurrency": 0}, "A2A_WORKER_CONCURRENCY=0 (from the command line) is invalid: expected a whole number of tasks from 1 to 1000"),
+    ],
+)
+def test_command_line_options_are_held_to_what_their_variables_take(monkeypatch, override, message):
+    # Before, `runworker --concurrency 0` registered a worker that never claimed, and
+    # `serve --port 70000` ended in an OverflowError traceback.
+    monkeypatch.setenv(config_module.ENV_FILE_VARIABLE, os.devnull)
+    monkeypatch.setattr(config_module, "_current", config_module.loaded())  # load_config replaces it
+    with pytest.raises(startup.StartError, match="^" + re.escape(message)):
+        startup.load_config(**override)
+
+
+def test_a_data_dir_that_cannot_be_a_folder_is_refused(tmp_path):
+    # Before: a traceback (NotADirectoryError) from whichever command first wrote into it.
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for path in (a_file, a_file / "below"):
+        with pytest.raises(ConfigError, match=rf"^A2A_DATA_DIR='{re.escape(str(path))}' is invalid: expected a folder this process can write"):
+            load({"A2A_DATA_DIR": str(path)})
+    assert load({"A2A_DATA_DIR": str(tmp_path / "new" / "deeper")}).data_dir == str(tmp_path / "new" / "deeper")
