@@ -245,7 +245,25 @@ async def connect(config: Config, *, check_policy: bool = True) -> RedisClient:
     await check_key_access(client, config.queue_key_prefix)
     if check_policy:
         await check_eviction_policy(client, config.queue_options_maxmemory_policy)
+    if config.queue_replica_acks:
+        await check_replicas(client, config.queue_replica_acks)
     return client
+
+
+async def check_replicas(client: RedisClient, wanted: int) -> int | None:
+    """Warn when fewer replicas are connected than A2A_QUEUE_REPLICA_ACKS asks to confirm each create."""
+    try:
+        connected = int((await client.info("replication")).get("connected_slaves", 0))
+    except redis.RedisError as exc:
+        log.warning("Could not read Redis's replicas (INFO may be refused to this user), error=%s", redis_error_text(exc))
+        return None
+    if connected < wanted:
+        log.warning(
+            "A2A_QUEUE_REPLICA_ACKS=%s but Redis has %s connected replicas: every SendMessage that creates a task waits for them and is answered -32603 until enough connect",
+            wanted,
+            connected,
+        )
+    return connected
 
 
 async def check_key_access(client: RedisClient, prefix: str) -> None:

@@ -35,7 +35,7 @@ class ContextNotAvailable(StoreError):
 
 
 class NotReplicated(StoreError):
-    default_message = "Redis could not confirm the write on enough replicas; retry with the same messageId"
+    default_message = "Redis could not confirm the write on enough replicas; retry with the same messageId and contextId"
 
 
 def check(result: list[Any], task_id: str) -> None:

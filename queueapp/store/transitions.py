@@ -155,7 +155,8 @@ class Transitions(Reads):
         rows, replicas = await pipe.execute()
         if int(replicas) < self.replica_acks:
             raise NotReplicated(
-                f"{replicas} of {self.replica_acks} replicas confirmed the task within {REPLICA_ACK_TIMEOUT_MS} ms; retry with the same messageId"
+                f"{replicas} of {self.replica_acks} replicas confirmed the task within {REPLICA_ACK_TIMEOUT_MS} ms; a retry with the same messageId"
+                " and contextId finds it (a message that names no context starts a new task)"
             )
         return rows
 

@@ -153,13 +153,15 @@ async def test_sentinel_client_leaves_a_demoted_master_that_still_accepts_writes
         group.stop()
 
 
-async def test_unconfirmed_task_is_not_acknowledged_and_a_retry_makes_no_duplicate(redis_server, redis_url):
+async def test_unconfirmed_task_is_not_acknowledged_and_a_retry_makes_no_duplicate(redis_server, redis_url, caplog):
     """A Redis without replicas cannot confirm: the caller gets a clear error, and retries stay idempotent."""
     store = await open_store(A2A_QUEUE_URL=redis_url, A2A_QUEUE_REPLICA_ACKS="1")
+    # Said at start, before the first client is refused.
+    assert "A2A_QUEUE_REPLICA_ACKS=1 but Redis has 0 connected replicas" in caplog.text
     try:
         message = user_message("hello", "message-1")
         for _ in range(2):
-            with pytest.raises(NotReplicated, match="0 of 1 replicas confirmed the task within 1000 ms; retry with the same messageId"):
+            with pytest.raises(NotReplicated, match="0 of 1 replicas confirmed the task within 1000 ms; a retry with the same messageId and contextId finds it"):
                 await store.create_task(message, context_id="ctx-1")
         assert len(every_task_id(redis_server.client())) == 1
     finally:
