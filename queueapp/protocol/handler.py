@@ -71,7 +71,13 @@ class Handler:
             raise from_store_error(exc) from None
 
     async def _task(self, task_id: str, ctx: CallContext) -> TaskRecord:
-        """The task, if the caller may see it: another's task is answered as a missing one."""
+        """The task, if the caller may see it: another's task is answered as a missing one.
+
+        The owner is checked before the task is read: read whole, another's task would be
+        answered later than a missing one, the more so the larger it is.
+        """
+        if not self.access.sees_all(ctx.identity) and await self.store.task_owner(task_id) != ctx.identity:
+            raise TaskNotFoundError(f"Task {task_id} was not found.")
         record = await self.store.get(task_id)
         if record is None or not self.access.may_see(ctx.identity, record.identity):
             raise TaskNotFoundError(f"Task {task_id} was not found.")

@@ -62,6 +62,16 @@ class Reads(StoreBase):
         record = await self.require(task_id)  # no such task, or a hash without those fields
         return record.context_id, record.identity
 
+    async def task_owner(self, task_id: str) -> str | None:
+        """The identity a task belongs to, read without the task: None for no such task or one
+        without an owner. One round trip whatever the task holds, so that an owner check made
+        with it costs the same for another's task, however large, as for a missing one."""
+        k = self.keys
+        for identity in await self.scripts.pipeline.call_many([("HGET", key, "identity") for key in (k.deadletter(task_id), k.active(task_id))]):
+            if identity is not None:
+                return str(identity)
+        return None
+
     async def context_owner(self, context_id: str) -> str | None:
         """The identity a context belongs to; None for one created with auth off, or unknown."""
         owner: str | None = await self.redis.hget(self.keys.context_owners, context_id)

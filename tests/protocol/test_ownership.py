@@ -263,3 +263,18 @@ def test_a_refused_message_leaves_no_push_config_behind(live, alice):
         refused = live.rpc("SendMessage", params, headers=auth(who))
         assert "-32602" in refused.text, refused.text
     assert set(redis.keys("a2a:push:*")) == before
+
+
+@pytest.mark.parametrize("binding", ["jsonrpc-1.0", "rest-1.0"])
+def test_her_task_is_not_read_for_another_identity(live, alice, binding):
+    # Before, the whole task was read and decoded before its owner was checked: Bob's GetTask
+    # of her task took longer than one of a missing id, the more so the larger her task.
+    bob = Caller(live, "bob", binding)
+    client = live.redis.client()
+    client.config_resetstat()
+    assert bob.get(alice["task"]["id"]).status_code in (200, 404)
+    reads = client.info("commandstats")
+    assert "cmdstat_hgetall" not in reads and "cmdstat_lrange" not in reads, sorted(reads)
+    client.config_resetstat()
+    Caller(live, "alice", binding).get(alice["task"]["id"])
+    assert "cmdstat_hgetall" in client.info("commandstats")  # her own read does read it
