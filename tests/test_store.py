@@ -396,10 +396,10 @@ async def test_cancel_waiting_task_leaves_the_queue_at_once(any_store):
 async def test_cancel_running_task_flags_it_for_its_worker(any_store):
     await create(any_store)
     claim = await claim_one(any_store)
-    record = await any_store.request_cancel(claim.record.id)
+    record = await any_store.request_cancel(claim.record.id, "Canceled from the dashboard")
     assert record.state is TaskState.WORKING and not record.finished  # still running until its worker stops
     lost, cancel = await any_store.heartbeat("w1", {}, [claim], 30)
-    assert lost == [] and cancel == [claim.record.id]
+    assert lost == [] and cancel == {claim.record.id: "Canceled from the dashboard"}  # the worker ends it with the caller's words
     forced = await any_store.force_cancel(claim.record.id)
     assert forced.state is TaskState.CANCELED
     assert not await any_store.redis.sismember(any_store.keys.cancels, claim.record.id)

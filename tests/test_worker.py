@@ -435,3 +435,16 @@ async def test_an_idle_worker_waits_for_tasks_within_the_socket_timeout(config, 
         assert "Redis unavailable" not in caplog.text
     finally:
         await client.aclose()
+
+
+async def test_a_running_task_is_canceled_with_the_reason_its_canceller_gave(store, config):
+    # Before, a running task's worker ended it with "Canceled by request" whatever the caller
+    # said (the dashboard says "Canceled from the dashboard"): only a waiting task kept it.
+    [task_id] = await submit(store, 1, "sleep 30")
+    async with running_worker(store, config):
+        await in_state(store, task_id, "working")
+        await store.request_cancel(task_id, "Canceled from the dashboard")
+        record = await in_state(store, task_id, "canceled")
+    assert status_text(record) == "Canceled from the dashboard"
+    assert "cancel_reason" not in await store.redis.hgetall(store.keys.deadletter(task_id))
+    assert_clean(sync_client(store), [task_id])

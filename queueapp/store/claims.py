@@ -85,8 +85,8 @@ class Claims(Reads):
             claims.append(Claim(record, tokens[task_id], worker_id))
         return claims
 
-    async def heartbeat(self, worker_id: str, info: Json, claims: list[Claim], lease_seconds: float) -> tuple[list[str], list[str]]:
-        """Extend this worker's leases. Returns (ids it lost, ids whose cancellation was asked)."""
+    async def heartbeat(self, worker_id: str, info: Json, claims: list[Claim], lease_seconds: float) -> tuple[list[str], dict[str, str]]:
+        """Extend this worker's leases. Returns (ids it lost, {id whose cancellation was asked: the reason given, or ''})."""
         k = self.keys
         ms = model.now_ms()
         keys: HeartbeatKeys = {"workers": k.workers, "worker": k.worker(worker_id), "leases": k.leases, "cancels": k.cancels}
@@ -98,8 +98,8 @@ class Claims(Reads):
             "worker_ttl_s": max(int(lease_seconds * 3), 10),
         }
         items: list[tuple[HeartbeatItemKeys, TaskToken]] = [({"active": k.active(c.record.id)}, {"task_id": c.record.id, "token": c.token}) for c in claims]
-        lost, cancel = await self.scripts.heartbeat(keys, args, items=items)
-        return list(lost), list(cancel)
+        lost, cancel, reasons = await self.scripts.heartbeat(keys, args, items=items)
+        return list(lost), dict(zip(cancel, reasons, strict=True))
 
     async def prune_dead_workers(self, lease_seconds: float) -> list[str]:
         """Forget the workers whose last heartbeat is older than the lease; returns their ids."""

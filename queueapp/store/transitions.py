@@ -218,6 +218,7 @@ class Transitions(Reads):
         token: str | None = None,
         error: str | None = None,
         flag_if_claimed: bool = False,
+        cancel_reason: str = "",
         lease_expired: bool = False,
     ) -> TaskRecord:
         """Move a task whose ``record.task`` now has a terminal status into the history.
@@ -258,7 +259,8 @@ class Transitions(Reads):
             "run_ms": run_ms,
             "wait_bucket": histogram.field(histogram.WAIT, wait_ms),
             "run_bucket": histogram.field(histogram.RUN, run_ms),
-            "extra_json": model.dumps({"error": error}) if error else "{}",
+            # A flagged cancel's reason goes to the task's worker (finish.lua, heartbeat.lua).
+            "extra_json": model.dumps({"error": error}) if error else model.dumps({"cancel_reason": cancel_reason}) if cancel_reason else "{}",
             # A worker's claim knows the bookkeeping the history keeps, so the script need not read it.
             "meta_json": record.history_meta(error) if token else "",
         }
@@ -312,7 +314,14 @@ class Transitions(Reads):
         before = record.task.get("status")
         record.task["status"] = model.status(state, ms, model.agent_text(reason, record.id, record.context_id))
         error = reason if state is TaskState.FAILED else None
-        record = await self.finish(record, model.status_event(record.task), error=error, flag_if_claimed=flag_if_claimed, lease_expired=lease_expired)
+        record = await self.finish(
+            record,
+            model.status_event(record.task),
+            error=error,
+            flag_if_claimed=flag_if_claimed,
+            cancel_reason=reason if flag_if_claimed else "",
+            lease_expired=lease_expired,
+        )
         if not record.finished:  # flagged: its worker ends it
             record.task["status"] = before
         return record

@@ -289,14 +289,14 @@ class Worker:
                 log.warning("Task lease lost to another worker, task_id=%s", task_id)
                 self.running[task_id].lost = True
                 self.running[task_id].cancel_run()
-        for task_id in cancel:
+        for task_id, reason in cancel.items():
             if task_id in self.running:
-                self._cancel(self.running[task_id])
+                self._cancel(self.running[task_id], reason or "Canceled by request")
 
-    def _cancel(self, running: RunningTask) -> None:
+    def _cancel(self, running: RunningTask, reason: str) -> None:
         if running.cancel_reason:
             return
-        running.cancel_reason = "Canceled by request"
+        running.cancel_reason = reason
         running.cancelled.set()
         log.info("Task cancel requested, task_id=%s", running.claim.record.id)
 

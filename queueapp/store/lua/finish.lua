@@ -12,7 +12,7 @@
 -- for a task that finished in between; a task that changed or left answers {-2}, re-read.
 -- KEYS and ARGV: K.<name>, A.<name> and item(n), declared in queueapp/store/scripts.py.
 local HISTORY_OWN_FIELDS = {state = true, context_id = true, task = true, identity = true,
-  token = true, progress = true, status = true, updated_ms = true, rev = true}
+  token = true, progress = true, status = true, updated_ms = true, rev = true, cancel_reason = true}
 local score = index_score(A.now_ms)
 local events_maxlen = tonumber(A.events_maxlen)
 local counts, stats, notices = {}, {}, {}
@@ -66,8 +66,8 @@ local function read_active(key, item_arg)
   -- The history hash keeps state, context_id, task and identity (with auth on) as fields and
   -- the rest of the bookkeeping (rev, attempts, times, worker, the caller's extra fields...)
   -- as one JSON field, 'meta': a hash of few fields takes far less memory. The claim token and
-  -- progress end with the task, the claim's status field is in the task JSON now, and
-  -- updated_ms is finished_ms. One pass sorts the hash's fields into the two.
+  -- progress end with the task, the claim's status field and a cancel's reason are in the task
+  -- JSON now, and updated_ms is finished_ms. One pass sorts the hash's fields into the two.
   local active, meta = {}, {finished_ms = A.now_ms}
   for i = 1, #all, 2 do
     if HISTORY_OWN_FIELDS[all[i]] then
@@ -94,6 +94,8 @@ local function finish_one(key, item_arg)
       return {-2}
     end
     if redis.call('HEXISTS', key.active, 'token') == 1 then
+      -- The worker ends it with the caller's reason, which its heartbeat reads with the flag.
+      redis.call('HSET', key.active, 'cancel_reason', cjson.decode(item_arg.extra_json).cancel_reason or '')
       redis.call('SADD', K.cancels, id)
       return {2}
     end
