@@ -294,6 +294,7 @@ async def test_graceful_stop_finishes_short_tasks_and_requeues_long_ones(store, 
     assert record.state.value == "submitted" and not record.finished and record.attempts == 0
     assert await store.redis.lrange(store.keys.queue, 0, -1) == [long]
     assert f"Task requeued, task_id={long}, reason=worker shutdown" in caplog.text
+    assert ", processed=2" in caplog.text  # the two it finished, not the one it gave back
     assert_clean(sync_client(store), [*short, long])
 
 

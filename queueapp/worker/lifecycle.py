@@ -205,7 +205,8 @@ class Worker:
             pass
         finally:
             self.running.pop(running.claim.record.id, None)
-            self.processed += 1
+            if not (running.returning or running.lost):  # given back or taken over: not processed here
+                self.processed += 1
             self._slot_free.set()
 
     async def _sleep(self, seconds: float) -> None:
