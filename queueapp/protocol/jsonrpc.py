@@ -59,6 +59,17 @@ def _envelope(body: bytes) -> tuple[RequestId, str, Any]:
     return request_id, method, params
 
 
+def _id_of(body: bytes) -> RequestId:
+    """The id of a request refused before its body was read, so that its error still echoes
+    it (JSON-RPC 2.0, section 5); None when the body holds no usable one."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    request_id = data.get("id") if isinstance(data, dict) else None
+    return request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
+
+
 def _resolve(version: str, method: str, params: Any) -> tuple[str, Json]:
     """The 1.0 method name and 1.0 params of a request in either version."""
     if version == "1.0":
@@ -87,12 +98,13 @@ def _answer(request_id: RequestId, version: str, *, result: Any = None, error: P
 async def endpoint(request: HttpRequest) -> HttpResponseBase:
     request_id: RequestId = None
     version = "1.0"
+    body = request.read()  # read first: an error found before it is parsed still echoes its id
     try:
         version = transport.requested_version(request)
         if request.method != "POST":
             raise MethodNotAllowedError(f"{request.method} is not allowed on {request.path}: the JSON-RPC endpoint takes POST requests with a JSON body.")
         ctx = await transport.authenticate(request)
-        request_id, method, params = _envelope(transport.read_body(request))
+        request_id, method, params = _envelope(transport.json_body(request, body))
         method, params = _resolve(version, method, params)
         handler = await transport.make_handler()
         if method in codec.STREAMING_METHODS:
@@ -103,6 +115,8 @@ async def endpoint(request: HttpRequest) -> HttpResponseBase:
     except ProtocolError as exc:
         if exc.data and "id" in exc.data:
             request_id = exc.data.pop("id")
+        elif request_id is None:  # refused before the body was parsed (version, method, content type, credentials)
+            request_id = _id_of(body)
         return _answer(request_id, version, error=exc)
     except Exception as exc:
         return _answer(request_id, version, error=from_unexpected(exc, f"JSON-RPC request id={request_id}"))

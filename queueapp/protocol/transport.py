@@ -90,7 +90,14 @@ def is_json_type(media_type: str) -> bool:
 
 
 def read_body(request: HttpRequest) -> bytes:
-    """The body of a POST, which must say it is JSON; anything else is ContentTypeNotSupported.
+    """The body of a POST, read from the request, which must say it is JSON (see :func:`json_body`)."""
+    # request.read() rather than request.body: the size cap is A2A_MAX_BODY_BYTES, enforced
+    # by the ASGI middleware before Django buffers anything, not Django's own upload limit.
+    return json_body(request, request.read())
+
+
+def json_body(request: HttpRequest, body: bytes) -> bytes:
+    """``body``, the body of a POST, which must say it is JSON; anything else is ContentTypeNotSupported.
 
     A web page on another site can POST here without asking first only with a form or
     text/plain type, or with none at all (a ``no-cors`` fetch of a Blob): refusing those
@@ -98,9 +105,6 @@ def read_body(request: HttpRequest) -> bytes:
     Content-Type is still served when no browser sent it (no ``Origin``): the SDK clients'
     cancel (0.3) and subscribe (1.0) send exactly that.
     """
-    # request.read() rather than request.body: the size cap is A2A_MAX_BODY_BYTES, enforced
-    # by the ASGI middleware before Django buffers anything, not Django's own upload limit.
-    body = request.read()
     declared = (request.content_type or "").lower()
     if is_json_type(declared):
         return body

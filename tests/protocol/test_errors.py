@@ -316,3 +316,15 @@ def test_rest_v03_json_of_the_wrong_shape_is_invalid_params_in_plain_words(live,
     assert (body["code"], body["type"]) == (-32602, "InvalidParamsError")
     assert "must be a JSON object" in body["message"]
     assert not any(word in body["message"] for word in ("NoneType", "TypeError", "iterable")), body["message"]
+
+
+def test_a_request_refused_for_its_headers_still_has_its_id_echoed(live):
+    # JSON-RPC 2.0 section 5: the error answers the request's id. Before, a refusal made before
+    # the body was read (version, content type) answered with a null id.
+    body = b'{"jsonrpc": "2.0", "id": "req-7", "method": "GetTask", "params": {"id": "x"}}'
+    version = httpx.post(f"{live.url}/a2a", content=body, headers={"A2A-Version": "2.0", "Content-Type": "application/json"}, timeout=10).json()
+    assert version["id"] == "req-7" and version["error"]["code"] == -32009
+    form = httpx.post(f"{live.url}/a2a", content=body, headers={"A2A-Version": "1.0", "Content-Type": "text/plain"}, timeout=10).json()
+    assert form["id"] == "req-7" and form["error"]["code"] == -32005
+    junk = httpx.post(f"{live.url}/a2a", content=b'{"id": true', headers={"A2A-Version": "2.0", "Content-Type": "application/json"}, timeout=10).json()
+    assert junk["id"] is None and junk["error"]["code"] == -32009
