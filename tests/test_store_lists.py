@@ -167,3 +167,27 @@ async def test_a_task_is_listed_only_under_the_worker_holding_its_claim(any_stor
     await any_store.heartbeat("lost-it", {"tasks": [record.id]}, [], 30)  # has not noticed yet
     listed = {w["id"]: w["tasks"] for w in (await any_store.stats()).workers}
     assert listed == {claim.worker_id: [record.id], "lost-it": []}
+
+
+async def test_a_state_that_few_of_an_owners_many_tasks_are_in_is_listed_in_a_few_reads(store, monkeypatch):
+    # Before, each read of the walk took a page's worth of rows (2 for a page of 1): 300 waiting
+    # tasks meant 150 round trips, and the count read every task whole.
+    working = []
+    for _ in range(2):
+        await create(store, identity="bob")
+        working.append((await claim_one(store)).record.id)
+    for _ in range(300):
+        await create(store, identity="bob")
+    reads = 0
+    newest_after = store._newest_after
+
+    async def counted(*args):
+        nonlocal reads
+        reads += 1
+        return await newest_after(*args)
+
+    monkeypatch.setattr(store, "_newest_after", counted)
+    pages = [page async for page in every_page(lambda cursor: store.list_tasks(state=TaskState.WORKING, owner="bob", limit=1, cursor=cursor))]
+    assert [r.id for page in pages for r in page.items] == list(reversed(working)) and pages[0].total == 2
+    assert reads <= 8, reads
+    assert (await store.list_tasks(state=TaskState.SUBMITTED, owner="bob", limit=5)).total == 300
