@@ -41,3 +41,13 @@ def test_an_existing_superuser_is_left_alone(config):
     get_user_model().objects.create_superuser("root", "", "pw-of-root-123")
     assert ensure_admin_user(io.StringIO()) is None
     assert not get_user_model().objects.filter(username="admin").exists()
+
+
+def test_the_setting_given_after_the_first_start_is_said_to_change_nothing(set_config):
+    # Before, it was ignored without a word: the operator believed the new password was set.
+    ensure_admin_user(io.StringIO())
+    set_config(dashboard_admin_password="a-new-password-2")
+    out = io.StringIO()
+    assert ensure_admin_user(out) is None
+    assert "used on the first start only" in out.getvalue() and "changepassword admin" in out.getvalue()
+    assert "a-new-password-2" not in out.getvalue() and authenticate(username="admin", password="a-new-password-2") is None
