@@ -177,6 +177,13 @@ async def release(config: Config, supervisor: asyncio.Task[None] | None) -> None
     await asyncio.to_thread(_stop_if_unused, config)
 
 
+async def let_go(config: Config) -> None:
+    """At the end of a one-shot command (cleanup_tasks, backfill_owners), which does not watch
+    the embedded Redis: stop it, as :func:`release` does, unless another process uses it."""
+    if config.storage_kind == "embedded":
+        await asyncio.to_thread(_stop_if_unused, config)
+
+
 def _stop_if_unused(config: Config) -> None:
     sock = embedded_socket(config)
     try:

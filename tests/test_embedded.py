@@ -134,3 +134,20 @@ def test_stopping_sends_shutdown_once_and_spares_a_server_started_after_it(make_
         stop_watching.set()
         watcher.join(5)
         stop_embedded_server(cfg)
+
+
+def test_a_one_shot_command_stops_the_embedded_redis_it_started_and_spares_one_in_use(processes, make_config):
+    # Before, cleanup_tasks and backfill_owners started it and left it running with no user.
+    cfg = make_config(A2A_DATA_DIR=processes.data_dir)
+    try:
+        for command in ("cleanup_tasks", "backfill_owners"):
+            done = processes.command(None, command)
+            assert done.wait(60) == 0, done.output
+            assert not pingable(cfg), command
+        worker = processes.worker(None)
+        wait_until(lambda: "Worker started" in worker.output, message="the worker to start")
+        assert processes.command(None, "cleanup_tasks").wait(60) == 0
+        assert pingable(cfg)  # the worker still uses it
+        assert worker.stop() == 0
+    finally:
+        stop_embedded_server(cfg)

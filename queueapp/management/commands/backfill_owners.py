@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from queueapp import embedded
 from queueapp.management.base import load_config, open_store
 
 
@@ -25,3 +26,4 @@ class Command(BaseCommand):
             return await store.backfill_owners()
         finally:
             await store.close()
+            await embedded.let_go(cfg)  # started for this command alone, it stops with it

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from queueapp import retention
+from queueapp import embedded, retention
 from queueapp.config import Config
 from queueapp.management.base import load_config, open_store
 
@@ -35,3 +35,4 @@ class Command(BaseCommand):
             return await retention.apply(store, cfg, dry_run=dry_run)
         finally:
             await store.close()
+            await embedded.let_go(cfg)  # started for this command alone, it stops with it
