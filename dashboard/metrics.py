@@ -104,4 +104,3 @@ async def metrics(request: HttpRequest) -> HttpResponse:
 def _error(request: HttpRequest, error: ProtocolError) -> HttpResponse:
     """``error`` as the machine paths answer errors: a google.rpc.Status with its HTTP status."""
     return HttpResponse(dumps(path_error(request.path, error)), status=wire(error).http, content_type="application/json")
-

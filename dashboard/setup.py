@@ -25,10 +25,13 @@ def ensure_admin_user(stdout: TextIOBase) -> str | None:
     """
     users = cast("type[User]", get_user_model())  # Django's own: the project sets no AUTH_USER_MODEL
     if users.objects.filter(is_superuser=True).exists():
-        if config.get().dashboard_admin_password:  # said, not done: a setting must not change a password someone chose since
+        wanted = config.get().dashboard_admin_password
+        admin = users.objects.filter(username=ADMIN_USERNAME).first()
+        if wanted and admin is not None and not admin.check_password(wanted):
+            # Said, not done: a setting must not overwrite a password someone chose since.
             stdout.write(
-                "A2A_DASHBOARD_ADMIN_PASSWORD is set but a dashboard admin exists already: it is used on the first start only; "
-                f"change a password with `python manage.py changepassword {ADMIN_USERNAME}`\n"
+                "A2A_DASHBOARD_ADMIN_PASSWORD is not the admin's password: it is used on the first start only; "
+                f"change the password with `python manage.py changepassword {ADMIN_USERNAME}`\n"
             )
         return None
     password = config.get().dashboard_admin_password

@@ -108,12 +108,16 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], bool]:
     return lambda value: value >= minimum and (maximum is None or value <= maximum)
 
 
-def _writable_folder(value: str) -> bool:
-    """A folder there and writable, or one that can be made: its nearest existing parent is a writable folder."""
+def _folder_path(value: str) -> bool:
+    """A folder, or a path that can become one: its nearest existing part is a folder.
+
+    Not whether it is writable: a worker on an external Redis never writes there, and may
+    run on a read-only file system.
+    """
     path = Path(value).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
-    return bool(value) and path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+    return bool(value) and path.is_dir()
 
 
 def _positive(value: float) -> bool:
@@ -240,7 +244,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("A2A_QUEUE_CREDENTIALS_PASSWORD", str, "", "a Redis password", map_key=("A2A_QUEUE_CREDENTIALS", "password")),
         Setting("A2A_QUEUE_KEY_PREFIX", str.strip, "a2a", "letters, digits, ':', '_', '-', '{' and '}'", lambda v: bool(re.fullmatch(r"[\w:{}\-.]+", v))),
         Setting("A2A_QUEUE_RECONNECT_BACKOFF_MAX", parse_duration, "10s", "a duration such as 10s", _positive),
-        Setting("A2A_DATA_DIR", str.strip, str(BASE_DIR / "var"), "a folder this process can write, or create in a folder it can write", _writable_folder),
+        Setting("A2A_DATA_DIR", str.strip, str(BASE_DIR / "var"), "a folder path (not a file, nor a path below one)", _folder_path),
         Setting("A2A_SERVER_HOST", str.strip, "127.0.0.1", "a host or address to listen on"),
         Setting("A2A_SERVER_PORT", int, "8080", "a TCP port from 1 to 65535", _int(1, 65535)),
         Setting("A2A_SERVER_MAX_CONNECTIONS", int, "1000", "a whole number of connections from 1 to 100000", _int(1, 100000)),

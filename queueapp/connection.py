@@ -37,22 +37,33 @@ class RedisUnavailable(RuntimeError):
     """Redis could not be reached (or could not be started, for the embedded one)."""
 
 
-# Redis answering but refusing writes for a while: full (maxmemory with noeviction), a
-# replica, a master short of the replicas it needs, or one whose last save failed. redis-py
-# names the first two (OutOfMemoryError, ReadOnlyError); the others come as their code.
-_REFUSED_WRITE_CODES = ("MISCONF ", "NOREPLICAS ")
+# Redis answering but refusing for a while: full (maxmemory with noeviction), a replica, a
+# master short of the replicas it needs or whose last save failed, loading, a Cluster
+# between masters. redis-py names some (the classes below); the others come as their code,
+# at the start of the text, or, from a script on Redis 6, after it as '...: -OOM ...'.
+_REFUSING = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+_REFUSED_CODE = re.compile(r"(?:^|: -)(?:OOM|READONLY|NOREPLICAS|MISCONF|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN) ")
 
 
-def is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException, *, os_errors: bool = False) -> bool:
     """Whether ``exc`` is Redis's way of saying it cannot serve this now (unreachable, or refusing writes).
 
     Such an error is waited out and retried, as an outage is, and answered as
-    STORAGE_UNAVAILABLE: it is no bug of ours, no fault of a task's agent, and no reason for a
-    worker to stop. (A bare OSError or TimeoutError is not counted: an agent raises those too.)
+    STORAGE_UNAVAILABLE: it is no bug of ours and no reason for a worker to stop. A bare
+    OSError (a socket's, a timeout's) counts only with ``os_errors``, where nothing but our
+    own Redis calls can have raised it: an agent raises those too.
     """
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisUnavailable | redis.OutOfMemoryError | redis.ReadOnlyError):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisUnavailable, *_REFUSING)):
         return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_REFUSED_WRITE_CODES)
+    if os_errors and isinstance(exc, OSError):
+        return True
+    return isinstance(exc, redis.ResponseError) and _REFUSED_CODE.search(str(exc)) is not None
 
 
 # ---- clients ---------------------------------------------------------------------------

@@ -174,12 +174,12 @@ async def release(config: Config, supervisor: asyncio.Task[None] | None) -> None
     supervisor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await supervisor
-    await asyncio.to_thread(_stop_if_unused, config)
+    await let_go(config)
 
 
 async def let_go(config: Config) -> None:
-    """At the end of a one-shot command (cleanup_tasks, backfill_owners), which does not watch
-    the embedded Redis: stop it, as :func:`release` does, unless another process uses it."""
+    """Stop the embedded Redis unless another process uses it: :func:`release` once it has
+    stopped watching it, or a one-shot command (cleanup_tasks, backfill_owners), which does not."""
     if config.storage_kind == "embedded":
         await asyncio.to_thread(_stop_if_unused, config)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import redis
+
 from queueapp import model
 from queueapp.config import Config
 from queueapp.states import FINISHED, TaskState
@@ -77,6 +79,12 @@ async def _remove(store: QueueStore, state: TaskState, task_id: str) -> bool:
 
 async def run_if_due(store: QueueStore, config: Config) -> dict[str, int] | None:
     """Apply the policy unless another process did so within the cleanup interval."""
-    if not await store.try_lock("retention", config.task_retention_cleanup_interval):
+    try:
+        due = await store.try_lock("retention", config.task_retention_cleanup_interval)
+    except redis.exceptions.OutOfMemoryError:
+        # A full Redis refuses the lock (a write), not the deletes that would free it: apply
+        # the policy anyway (two workers that both do remove each task once).
+        due = True
+    if not due:
         return None
     return await apply(store, config)

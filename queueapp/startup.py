@@ -39,7 +39,11 @@ def load_config(**overrides: Any) -> config_module.Config:
         if not setting.check(value):
             raise StartError(f"{setting.env}={value!r} (from the command line) is invalid: expected {setting.accepts}")
     if changes:
+        before = cfg
         cfg = cfg.replace(**changes)
+        if before.allowed_hosts == config_module.default_allowed_hosts(before.public_url, before.server_host):
+            # The default names the host served on: follow --host as it follows A2A_SERVER_HOST.
+            cfg = cfg.replace(allowed_hosts=config_module.default_allowed_hosts(cfg.public_url, cfg.server_host))
         config_module.set_current(cfg)
     logging.getLogger("queueapp").setLevel(logging.DEBUG if cfg.debug else logging.INFO)
     return cfg

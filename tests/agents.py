@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import redis
+
 from queueapp.agents.base import Agent, RunContext, TaskUpdater
 from queueapp.services import get_store
 
@@ -23,6 +25,15 @@ class RaisingAgent(Agent):
     async def run(self, context: RunContext, updater: TaskUpdater) -> None:
         await updater.working("about to break")
         raise RuntimeError(f"agent exploded on {context.text!r}")
+
+
+class OwnRedisDownAgent(Agent):
+    """Its own Redis (a cache, say) is down: redis-py's error, not the queue's."""
+
+    name = "own-redis-down"
+
+    async def run(self, context: RunContext, updater: TaskUpdater) -> None:
+        raise redis.ConnectionError("Error 111 connecting to the agent's cache. Connection refused.")
 
 
 class HangingAgent(Agent):

@@ -361,6 +361,17 @@ def test_a_data_dir_that_cannot_be_a_folder_is_refused(tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     for path in (a_file, a_file / "below"):
-        with pytest.raises(ConfigError, match=rf"^A2A_DATA_DIR='{re.escape(str(path))}' is invalid: expected a folder this process can write"):
+        with pytest.raises(ConfigError, match=rf"^A2A_DATA_DIR='{re.escape(str(path))}' is invalid: expected a folder path \(not a file"):
             load({"A2A_DATA_DIR": str(path)})
     assert load({"A2A_DATA_DIR": str(tmp_path / "new" / "deeper")}).data_dir == str(tmp_path / "new" / "deeper")
+
+
+@pytest.mark.parametrize(("env", "allowed"), [({}, ("localhost", "127.0.0.1", "[::1]", "10.1.2.3")), ({"A2A_ALLOWED_HOSTS": "a2a.internal"}, ("a2a.internal",))])
+def test_serve_host_option_is_allowed_as_the_variable_would_be(monkeypatch, env, allowed):
+    # Before, `serve --host 10.1.2.3` left the defaults of the variable's host: every A2A path
+    # answered 400 to clients reaching the server at the address it was told to serve on.
+    monkeypatch.setenv(config_module.ENV_FILE_VARIABLE, os.devnull)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(config_module, "_current", config_module.loaded())
+    assert startup.load_config(server_host="10.1.2.3").allowed_hosts == allowed

@@ -14,7 +14,7 @@ from redis.asyncio.sentinel import MasterNotFoundError
 
 from queueapp import config as config_module
 from queueapp import views
-from queueapp.connection import RedisUnavailable, channel_layers, check_eviction_policy, connect, describe, make_async_client, redis_error_text
+from queueapp.connection import RedisUnavailable, channel_layers, check_eviction_policy, connect, describe, is_outage, make_async_client, redis_error_text
 from queueapp.protocol import errors
 from queueapp.store import QueueStore
 from tests.faults.tools import eventually, submit
@@ -252,3 +252,27 @@ async def test_redis_lost_while_running_then_back(processes, own_redis, make_con
 async def _is_finished(store, task_id: str) -> bool:
     record = await store.get(task_id)
     return record is not None and record.finished
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."), True),
+        (redis.TimeoutError("Timeout reading from socket"), True),
+        (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),  # Redis 7
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
+        (redis.ResponseError("NOREPLICAS Not enough good replicas to write."), True),
+        (redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk."), True),
+        # A script's refused write on Redis 6, as redis-py gets it (seen on the embedded Redis 6.2).
+        (redis.ResponseError("Error running script (call to f_8): @user_script:1: @user_script: 1: -OOM command not allowed when used memory > 'maxmemory'."), True),
+        (redis.ResponseError("Error running script (call to f_1): @user_script:1: user_script:1: =[C]: -1: -READONLY You can't write against a read only replica."), True),
+        (redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+        (redis.ResponseError("ERR the OOM killer took it, says this agent"), False),
+        (ConnectionRefusedError(111, "an agent's own HTTP call"), False),
+        (TimeoutError(), False),  # an agent's time limit
+        (ValueError("a bug"), False),
+    ],
+)
+def test_what_counts_as_redis_being_unavailable(error, outage):
+    assert is_outage(error) is outage
+    assert is_outage(error, os_errors=True) is (outage or isinstance(error, OSError))

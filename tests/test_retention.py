@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis
 
 from queueapp import model, retention
 from queueapp.states import TaskState
@@ -174,3 +175,16 @@ async def test_a_task_retried_after_retention_read_it_is_left_and_the_rest_remov
     assert removed == {"canceled": 2, "failed": 2}
     assert (await store.require(canceled[0])).state is TaskState.SUBMITTED
     assert [await store.get(task_id) for task_id in [*canceled[1:], *failed]] == [None] * 4
+
+
+async def test_a_full_redis_that_refuses_the_lock_still_gets_the_policy_applied(store, config, monkeypatch):
+    # The lock is a write, which a full Redis refuses; the deletes that would free it are not.
+    # Before, the workers' retention stopped at the lock every time, and only cleanup_tasks freed memory.
+    ids = await finished_tasks(store, TaskState.COMPLETED, 3)
+
+    async def full(*args):
+        raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(store, "try_lock", full)
+    assert await retention.run_if_due(store, config.replace(task_retention_max_completed_tasks=1)) == {"completed": 2}
+    assert [await store.get(task_id) is None for task_id in ids] == [True, True, False]

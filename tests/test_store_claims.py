@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-import redis.asyncio as aioredis
-
 from queueapp import model
 from queueapp.events import NotifyListener, follow_task
 from queueapp.states import TaskState
-from queueapp.store import QueueStore
 from queueapp.worker.updater import ClaimUpdater
 from tests.store_support import claim_one, create, notices_heard
 
@@ -199,31 +196,10 @@ async def test_the_working_event_keeps_a_context_id_that_json_must_escape(any_st
     assert events[-1]["statusUpdate"]["status"]["state"] == TaskState.WORKING.v1
 
 
-async def test_a_take_of_several_pops_them_at_once_and_leaves_processing_as_one_at_a_time_would(store):
+async def test_a_take_of_several_moves_the_oldest_first_and_leaves_the_newest_at_the_head_of_processing(store):
     records = [await create(store, f"task {i}") for i in range(4)]
-    await store.redis.config_resetstat()
     ids, left = await store.take(3)
-    assert ids == [r.id for r in records[:3]] and left == 1  # the oldest first
-    # The newest taken at the processing list's head, as three LMOVEs leave it (recovery reads it so).
+    assert ids == [r.id for r in records[:3]] and left == 1
+    # Recovery reads the processing list in this order.
     assert await store.redis.lrange(store.keys.processing, 0, -1) == [r.id for r in reversed(records[:3])]
-    calls = await store.redis.info("commandstats")
-    assert calls["cmdstat_lmpop"]["calls"] == 1 and "cmdstat_lmove" not in calls
     assert [c.record.id for c in await store.lease(ids, "w1", 30)] == ids
-
-
-async def test_a_redis_without_lmpop_takes_them_one_at_a_time_in_the_same_order(store, config):
-    # Redis before 7.0 has no LMPOP; a user the ACL denies it to gets the same error in the script.
-    await store.redis.acl_setuser("no-lmpop", enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-lmpop"])
-    client = aioredis.Redis.from_url(config.queue_url, username="no-lmpop", password="", decode_responses=True)
-    try:
-        older = QueueStore(client, store.keys)
-        records = [await create(store, f"task {i}") for i in range(3)]
-        await store.redis.config_resetstat()
-        ids, left = await older.take(5)
-        assert ids == [r.id for r in records] and left == 0
-        assert await store.redis.lrange(store.keys.processing, 0, -1) == [r.id for r in reversed(records)]
-        calls = await store.redis.info("commandstats")
-        assert calls["cmdstat_lmove"]["calls"] == 4  # three ids, then the empty queue
-    finally:
-        await client.aclose()
-        await store.redis.acl_deluser("no-lmpop")

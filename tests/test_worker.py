@@ -126,6 +126,17 @@ async def test_agent_exception_fails_the_task_and_the_worker_goes_on(store, conf
         assert status_text(record) == record.error
 
 
+async def test_an_agents_own_redis_error_fails_its_task_and_is_not_taken_for_an_outage(store, config):
+    # Only the queue's Redis staying away leaves a task to its lease. Before, an agent's own
+    # redis.ConnectionError did too: the task ran again after each lease and at last failed
+    # with "its worker stopped responding each time", its real error never recorded.
+    [task_id] = await submit(store, 1, "cache")
+    async with running_worker(store, config, "tests.agents.OwnRedisDownAgent"):
+        record = await finished(store, task_id)
+    assert record.state.value == "failed" and record.attempts == 1
+    assert record.error == "ConnectionError: Error 111 connecting to the agent's cache. Connection refused."
+
+
 async def test_time_limit_fails_the_task(store, config):
     [task_id] = await submit(store, 1, "hang")
     async with running_worker(store, config.replace(task_timeout=0.3), "tests.agents.HangingAgent"):
@@ -429,7 +440,7 @@ async def test_an_idle_worker_waits_for_tasks_within_the_socket_timeout(config, 
     client = aioredis.Redis.from_url(config.queue_url, decode_responses=True, socket_timeout=0.5)
     store = QueueStore.from_config(client, config)
     try:
-        async with running_worker(store, config.replace(queue_options_timeout=0.5), agent="echo"):
+        async with running_worker(store, config, agent="echo"):  # the client's timeout counts, not the setting's
             await asyncio.sleep(2.5)
             [task_id] = await submit(store, 1, "hi")
             await eventually(lambda: store.redis.hget(store.keys.deadletter(task_id), "state"), timeout=1.5, message="the task to be done at once")

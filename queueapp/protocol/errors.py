@@ -253,7 +253,7 @@ def from_unexpected(exc: Exception, request: str) -> InternalError:
     """
     from queueapp.connection import redis_error_text  # no password of a client's repr in the answer or the log
 
-    if is_outage(exc) or isinstance(exc, OSError):
+    if is_outage(exc, os_errors=True):
         text = redis_error_text(exc)
         log.warning("Redis unavailable during %s: %s: %s", request, exc.__class__.__name__, text)
         return StorageUnavailableError(f"The task store (Redis) is unavailable ({exc.__class__.__name__}: {text}); retry shortly.")

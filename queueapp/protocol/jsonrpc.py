@@ -119,6 +119,7 @@ async def endpoint(request: HttpRequest) -> HttpResponseBase:
             request_id = _id_of(body)
         return _answer(request_id, version, error=exc)
     except Exception as exc:
+        request_id = _id_of(body) if request_id is None else request_id  # an outage while authenticating, say
         return _answer(request_id, version, error=from_unexpected(exc, f"JSON-RPC request id={request_id}"))
 
 

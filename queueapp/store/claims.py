@@ -36,7 +36,9 @@ class Claims(Reads):
             return []
         # An id taken twice (twice on the queue) is claimed once: its second copy would come back
         # as a resend of the first claim, and the caller would run the task twice. The copy left
-        # in processing goes back to the queue after the grace and is then dropped by the claim.
+        # in processing is dropped by the next recovery while the task holds its lease
+        # (recover.lua), or, once the task has ended, goes back to the queue and is dropped by
+        # the claim that takes it.
         task_ids = list(dict.fromkeys(task_ids))
         k = self.keys
         ms = model.now_ms()

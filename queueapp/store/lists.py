@@ -12,7 +12,8 @@ from queueapp.store.reads import Reads
 from queueapp.store.results import Page
 
 Predicate = Callable[[TaskRecord], bool]
-MAX_BATCH = 1000  # ids read at a time by a filtered page or a count
+MAX_FILTERED_READ = 200  # whole tasks a filtered page reads at a time, at most
+MAX_COUNT_READ = 1000  # task states a count reads at a time
 CURSOR_SCORE = re.compile(r"-?[0-9]+(\.[0-9]{1,3})?")
 
 
@@ -54,7 +55,7 @@ class Lists(Reads):
             max_score, after = _score(rows[-1][1]), rows[-1][0]
             # The predicate dropped rows: read more at a time, so that a filter matching few of
             # many tasks costs a few round trips, not one per page size.
-            batch = min(batch * 4, MAX_BATCH)
+            batch = max(batch, min(batch * 4, MAX_FILTERED_READ))
         next_cursor = ""
         if len(found) > limit:
             _, member, score = found[limit - 1]
@@ -130,9 +131,9 @@ class Lists(Reads):
         """How many of the index's tasks are in ``state``: one field of each task's hashes, not the tasks."""
         k, count = self.keys, 0
         ids = await self.redis.zrange(index, 0, -1)
-        for start in range(0, len(ids), MAX_BATCH):
+        for start in range(0, len(ids), MAX_COUNT_READ):
             pipe = self.redis.pipeline(transaction=False)
-            for task_id in ids[start : start + MAX_BATCH]:
+            for task_id in ids[start : start + MAX_COUNT_READ]:
                 pipe.hget(k.deadletter(task_id), "state")
                 pipe.hget(k.active(task_id), "state")
             states = await pipe.execute()

@@ -67,7 +67,8 @@ class Reads(StoreBase):
         without an owner. One round trip whatever the task holds, so that an owner check made
         with it costs the same for another's task, however large, as for a missing one."""
         k = self.keys
-        for identity in await self.scripts.pipeline.call_many([("HGET", key, "identity") for key in (k.deadletter(task_id), k.active(task_id))]):
+        # The active hash first: a task that finishes between the two reads is still found.
+        for identity in await self.scripts.pipeline.call_many([("HGET", key, "identity") for key in (k.active(task_id), k.deadletter(task_id))]):
             if identity is not None:
                 return str(identity)
         return None

@@ -123,7 +123,7 @@ class Worker:
                 claims = await self._claim(free)
                 backoff = 0.1
             except Exception as exc:
-                if not (is_outage(exc) or isinstance(exc, OSError)):
+                if not is_outage(exc, os_errors=True):
                     raise
                 log.warning("Redis unavailable while claiming, retrying in %.1fs, error=%s", backoff, redis_error_text(exc))
                 await self._sleep(backoff)
@@ -177,10 +177,11 @@ class Worker:
         worker killed at that moment: any worker's reaper returns it to the queue after
         PROCESSING_GRACE_S (with no worker running, the next one to start does).
         """
-        # Within the socket timeout (A2A_QUEUE_OPTIONS_TIMEOUT), which redis-py does not stretch
-        # for a blocking command: a BLMOVE that outlasted it would be cut as an outage, every
-        # time the queue stays empty that long.
-        take = asyncio.ensure_future(self.store.wait_take(min(WAIT_TIMEOUT_S, self.config.queue_options_timeout / 2)))
+        # Within the socket timeout (A2A_QUEUE_OPTIONS_TIMEOUT, or the URL's ?socket_timeout=),
+        # which redis-py does not stretch for a blocking command: a BLMOVE that outlasted it
+        # would be cut as an outage, every time the queue stays empty that long.
+        socket_timeout = self.store.redis.get_connection_kwargs().get("socket_timeout") or WAIT_TIMEOUT_S * 2
+        take = asyncio.ensure_future(self.store.wait_take(min(WAIT_TIMEOUT_S, socket_timeout / 2)))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait((take, stop), return_when=asyncio.FIRST_COMPLETED)
@@ -227,7 +228,7 @@ class Worker:
             return True
         claimed = {task_id: order for order, task_id in enumerate(self.running)}  # oldest claim first
         pending = [r.asyncio_task for r in self.running.values() if r.asyncio_task]
-        await until_done_or(pending, self.hurry, self.config.worker_shutdown_grace)
+        await until_done_or(pending, self.hurry, self.grace_left())  # counted from the stop request
         still = {task for task in pending if not task.done()}
         # Collect them first: a cancelled task leaves self.running as it ends.
         returning = [r for r in self.running.values() if r.asyncio_task in still]
@@ -248,7 +249,7 @@ class Worker:
                     async with asyncio.timeout(self.config.queue_options_timeout):
                         await self._return_to_queue(running)
                 except Exception as exc:
-                    if not (is_outage(exc) or isinstance(exc, OSError)):  # OSError: TimeoutError, the timeout above, too
+                    if not is_outage(exc, os_errors=True):  # OSError: TimeoutError, the timeout above, too
                         raise
                     # The others would each wait out the same timeout: they are not tried.
                     outage = redis_error_text(exc) if str(exc) else f"no answer within {self.config.queue_options_timeout:g}s"

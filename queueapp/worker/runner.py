@@ -10,11 +10,11 @@ from typing import Any
 
 from queueapp import model, tracing
 from queueapp.agents.base import Agent, RunContext
-from queueapp.connection import is_outage, redis_error_text
+from queueapp.connection import redis_error_text
 from queueapp.model import Json
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
-from queueapp.worker.updater import ClaimUpdater, EventHook, InvalidAgentResponse, through_outage
+from queueapp.worker.updater import ClaimUpdater, EventHook, InvalidAgentResponse, OutageTooLong, through_outage
 
 log = logging.getLogger("queueapp.worker")
 
@@ -97,12 +97,12 @@ async def _execute(store: QueueStore, agent: Agent, running: RunningTask, timeou
             raise
     except (Conflict, TaskNotFound):
         log.warning("Task lost to another worker or removed, task_id=%s", task_id)
+    except OutageTooLong as exc:
+        # The queue's Redis stayed away (or full) for longer than the lease: the reaper will
+        # hand the task to a worker that can write it. The agent did nothing wrong: no failure.
+        # (An agent's own Redis errors are not this: they fail its task, as any error does.)
+        log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, redis_error_text(exc))
     except Exception as exc:
-        if is_outage(exc):
-            # Redis stayed away (or full) for longer than the lease: the reaper will hand the
-            # task to a worker that can write it. The agent did nothing wrong: no failure.
-            log.warning("Task abandoned: Redis unavailable for longer than the lease, task_id=%s, error=%s", task_id, redis_error_text(exc))
-            return
         reason = _failure_reason(exc, timeout)
         log.warning("Task failed, task_id=%s, reason=%s", task_id, reason, exc_info=log.isEnabledFor(logging.DEBUG))
         await _safely(updater.fail(reason), task_id, updater)

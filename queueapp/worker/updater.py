@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from queueapp import model, tracing
-from queueapp.connection import is_outage, redis_error_text
+from queueapp.connection import RedisUnavailable, is_outage, redis_error_text
 from queueapp.model import Json, TaskRecord
 from queueapp.states import TaskState
 from queueapp.store import Claim, Conflict, QueueStore, TaskNotFound
@@ -35,9 +35,17 @@ def validate_parts(parts: Any) -> list[Json]:
     return parts
 
 
+class OutageTooLong(RedisUnavailable):
+    """Redis stayed unavailable (or refused writes) for longer than a worker waits for it.
+
+    Raised only by :func:`through_outage`, so that a task's runner tells an outage of the
+    queue's own Redis (the task is left to its lease) from an error of the agent's (the task fails).
+    """
+
+
 async def through_outage(call: Callable[[int], Awaitable[T]], patience: float, what: str) -> T:
     """Call ``call(attempt_number)``, retrying while Redis is unreachable or refuses writes
-    (``is_outage``: full, say), for up to ``patience`` s.
+    (``is_outage``: full, say), for up to ``patience`` s, then raise :class:`OutageTooLong`.
 
     Without it a task whose work is done would wait out its lease and run again.
     """
@@ -48,8 +56,10 @@ async def through_outage(call: Callable[[int], Awaitable[T]], patience: float, w
         try:
             return await call(number)
         except Exception as exc:
-            if not is_outage(exc) or loop.time() + delay > deadline:
+            if not is_outage(exc):
                 raise
+            if loop.time() + delay > deadline:
+                raise OutageTooLong(f"Redis unavailable for longer than {patience:g}s while {what}: {redis_error_text(exc)}") from exc
             log.warning("Redis unavailable while %s, retrying in %.1fs, error=%s", what, delay, redis_error_text(exc))
             await asyncio.sleep(delay)
             delay, number = min(delay * 2, 2.0), number + 1

@@ -51,3 +51,9 @@ def test_the_setting_given_after_the_first_start_is_said_to_change_nothing(set_c
     assert ensure_admin_user(out) is None
     assert "used on the first start only" in out.getvalue() and "changepassword admin" in out.getvalue()
     assert "a-new-password-2" not in out.getvalue() and authenticate(username="admin", password="a-new-password-2") is None
+    # Left in .env from the first start, the setting is the admin's password: nothing to say.
+    admin = get_user_model().objects.get(username="admin")
+    admin.set_password("a-new-password-2")
+    admin.save()
+    quiet = io.StringIO()
+    assert ensure_admin_user(quiet) is None and quiet.getvalue() == ""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -19,6 +20,7 @@ from queueapp import embedded, services
 from queueapp.agents import AgentLoadError, load_agent
 from queueapp.agents.base import Agent
 from queueapp.config import Config
+from queueapp.connection import is_outage, redis_error_text
 from queueapp.datadir import setup_lock
 from queueapp.listeners import Listeners, PortUnavailable, bind_all
 from queueapp.management.base import STORAGE_NAMES, load_config, open_store, tracing_on
@@ -31,7 +33,8 @@ from queueapp.worker.hooks import close_hooks, default_hooks
 log = logging.getLogger("queueapp.serve")
 
 CLOSE_S = 1.0  # how long the ended streams and waits get to finish their responses before the HTTP server stops
-WORKER_RESTART_S = 1.0  # the pause before an embedded worker that a bug ended is replaced
+WORKER_RESTART_S = 1.0  # the first pause before an embedded worker that an error ended is replaced
+WORKER_RESTART_MAX_S = 30.0  # the pauses double up to this while the replacements keep failing
 POLL_S = 0.1  # how often a stopping serve looks whether its open requests have ended
 
 
@@ -51,6 +54,7 @@ class Command(BaseCommand):
     def handle(self, *args: str, **options: Any) -> None:
         lean_log_records()  # three log lines per task here: enqueued, dequeued, completed
         cfg = load_config(server_port=options["port"], server_host=options["host"], embedded_workers=options["workers"], server_asgi=options["server"], grpc_port=options["grpc_port"])
+        settings.ALLOWED_HOSTS = list(cfg.allowed_hosts)  # Django's were read before --host was
         if cfg.storage_kind == "memory" and cfg.embedded_workers == 0:
             raise CommandError("A2A_QUEUE_PROVIDER=memory needs A2A_EMBEDDED_WORKERS of 1 or more: no other process can reach its queue")
         try:
@@ -112,16 +116,25 @@ class Command(BaseCommand):
         has only this: without it the server would go on taking tasks that nothing runs.
         The shutdown stops whichever worker is in ``workers[index]`` then.
         """
+        delay = WORKER_RESTART_S
         while True:
             worker = workers[index]
+            started = asyncio.get_running_loop().time()
             try:
                 await worker.run()
                 return
-            except Exception:
+            except Exception as exc:
                 if worker.stopping.is_set():
-                    raise
-                log.exception("Embedded worker ended by an unexpected error, worker_id=%s; another starts in %gs", worker.id, WORKER_RESTART_S)
-            await asyncio.sleep(WORKER_RESTART_S)
+                    log.exception("Embedded worker ended by an error while stopping, worker_id=%s", worker.id)
+                    return
+                if asyncio.get_running_loop().time() - started > WORKER_RESTART_MAX_S:
+                    delay = WORKER_RESTART_S  # it had been running: start again from the shortest pause
+                if is_outage(exc, os_errors=True):  # at its start (its first heartbeat): no bug, no traceback
+                    log.warning("Embedded worker could not start: Redis unavailable, worker_id=%s; another starts in %gs, error=%s", worker.id, delay, redis_error_text(exc))
+                else:
+                    log.exception("Embedded worker ended by an unexpected error, worker_id=%s; another starts in %gs", worker.id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WORKER_RESTART_MAX_S)
             if worker.stopping.is_set():  # a stop came while it waited
                 return
             workers[index] = Worker(self.shared.store, agent, self.shared.config, hooks=default_hooks(self.shared))

@@ -71,8 +71,10 @@ local function item_error(err)
   -- script's first write, so nothing of the call was written.
   local text = type(err) == 'table' and err.err or tostring(err)
   for _, code in ipairs({'READONLY', 'NOREPLICAS', 'OOM', 'MISCONF', 'MASTERDOWN', 'LOADING'}) do
-    -- At the start of the text, or after the script's name that Redis 6 puts in front.
-    if string.sub(text, 1, #code + 1) == code .. ' ' or string.find(text, ': ' .. code .. ' ', 1, true) then
+    -- At the start of the text, or after the script's name that Redis 6 puts in front (and
+    -- there with its '-': 'user_script:1: -OOM command not allowed...').
+    if string.sub(text, 1, #code + 1) == code .. ' ' or string.find(text, ': ' .. code .. ' ', 1, true)
+        or string.find(text, ': -' .. code .. ' ', 1, true) then
       error(redis.error_reply(text))
     end
   end
