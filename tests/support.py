@@ -126,10 +126,20 @@ class ManagedProcess:
         return self.wait(timeout)
 
 
+PORT_RETRIES = 3
+
+
+class PortTaken(RuntimeError):
+    """serve could not bind a port that free_port() had found free a moment before."""
+
+
 class ServeProcess(ManagedProcess):
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None, extra_args: list[str] | None = None):
         self.port = port or free_port()
-        super().__init__(["serve", "--port", str(self.port), *(extra_args or [])], env, log_path)
+        self.ports_chosen_here = port is None  # the gRPC port too: every test environment gets a free one (base_env)
+        self._output_from = 0  # where this start's output begins in the log
+        self.extra_args = extra_args or []
+        super().__init__(["serve", "--port", str(self.port), *self.extra_args], env, log_path)
 
     @property
     def url(self) -> str:
@@ -142,13 +152,31 @@ class ServeProcess(ManagedProcess):
     def start(self, wait: bool = True) -> ServeProcess:
         super().start()
         if wait:
+            for _ in range(PORT_RETRIES):
+                try:
+                    self.wait_healthy()
+                    return self
+                except PortTaken:
+                    self._on_new_ports()
             self.wait_healthy()
         return self
+
+    def _on_new_ports(self) -> None:
+        """Start again on new ports: another process took one of the free ports between
+        free_port() and serve binding it (an outgoing connection's ephemeral port, say)."""
+        self.wait(5)
+        self._output_from = len(self.output)
+        self.port = free_port()
+        self.env["A2A_GRPC_PORT"] = str(free_port())
+        self.args = ["serve", "--port", str(self.port), *self.extra_args]
+        super().start()
 
     def wait_healthy(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process and self.process.poll() is not None:
+                if self.ports_chosen_here and "address already in use" in self.output[self._output_from :]:
+                    raise PortTaken(self.output[-3000:])
                 raise RuntimeError(f"serve exited with {self.process.returncode}:\n{self.output[-3000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
